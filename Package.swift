@@ -1,0 +1,32 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layers follow shared/DESIGN.md: a lower target never imports a higher one.
+// Targets for the later layers (QuillCore, QuillModels, ...) arrive with their issues.
+let package = Package(
+    name: "Quill",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "quill", targets: ["quill"]),
+        .library(name: "QuillTokenizers", targets: ["QuillTokenizers"]),
+        .library(name: "QuillFormats", targets: ["QuillFormats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "QuillTokenizers"),
+        .target(name: "QuillFormats", dependencies: ["QuillTokenizers"]),
+        .executableTarget(
+            name: "quill",
+            dependencies: [
+                "QuillTokenizers", "QuillFormats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "QuillTokenizersTests", dependencies: ["QuillTokenizers", "QuillFormats"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

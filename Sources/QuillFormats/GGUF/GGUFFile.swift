@@ -1,0 +1,220 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A GGUF v2/v3 file: metadata parsed, tensor data memory-mapped (never copied).
+///
+/// ```swift
+/// let file = try GGUFFile(path: "SmolLM2-135M-Instruct.Q4_1.gguf")
+/// print(file.metadata["general.architecture"]?.string ?? "?", file.tensors.count)
+/// let tokenizer = try Tokenizer(gguf: file)
+/// ```
+public final class GGUFFile: @unchecked Sendable {
+    // @unchecked: the mapping is read-only and never remapped after init.
+    public struct TensorInfo: Sendable, Equatable {
+        public let name: String
+        /// ggml order: dimensions[0] is the contiguous one.
+        public let dimensions: [Int]
+        public let type: GGMLType
+        /// Offset from the start of the tensor data section.
+        public let offset: Int
+        public var elementCount: Int { dimensions.reduce(1, *) }
+        public var byteCount: Int {
+            let (e, b) = type.blockLayout
+            return elementCount / e * b
+        }
+    }
+
+    public let path: String
+    public let version: UInt32
+    public let metadata: [String: GGUFValue]
+    /// Keys in file order (a writer keeps it).
+    public let metadataKeys: [String]
+    public let tensors: [TensorInfo]
+    public let alignment: Int
+    public let dataOffset: Int
+    private let base: UnsafeRawPointer
+    private let length: Int
+
+    public convenience init(path: String) throws(GGUFError) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+        let size = Int(st.st_size)
+        guard size > 0 else { throw .truncated(path: path, offset: 0, reading: "the header") }
+        guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
+            throw .unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        do { try self.init(mapping: UnsafeRawPointer(map), length: size, path: path) }
+        catch { munmap(map, size); throw error }
+    }
+
+    private init(mapping: UnsafeRawPointer, length: Int, path: String) throws(GGUFError) {
+        self.base = mapping
+        self.length = length
+        self.path = path
+        var r = GGUFReader(base: mapping, length: length, path: path)
+        let magic = try r.bytes(4, "the magic number")
+        guard magic == Array("GGUF".utf8) else {
+            throw .notGGUF(path: path, magic: String(decoding: magic.map { (32...126).contains($0) ? $0 : 0x3F }, as: UTF8.self))
+        }
+        version = try r.u32("the version")
+        guard version == 2 || version == 3 else { throw .unsupportedVersion(path: path, version: version) }
+        let tensorCount = try r.count("the tensor count")
+        let kvCount = try r.count("the metadata count")
+        var metadata: [String: GGUFValue] = [:]
+        var keys: [String] = []
+        for i in 0..<kvCount {
+            let key = try r.string("metadata key \(i)")
+            let typeCode = try r.u32("the type of \(key)")
+            guard let type = GGUFValueType(rawValue: typeCode) else {
+                throw .malformed(path: path, offset: r.at - 4, problem: "metadata \(key) has unknown value type \(typeCode)")
+            }
+            metadata[key] = try r.value(type, key)
+            keys.append(key)
+        }
+        self.metadata = metadata
+        self.metadataKeys = keys
+        var tensors: [TensorInfo] = []
+        tensors.reserveCapacity(tensorCount)
+        for i in 0..<tensorCount {
+            let name = try r.string("the name of tensor \(i)")
+            let nDims = Int(try r.u32("the rank of \(name)"))
+            guard nDims <= 8 else { throw .malformed(path: path, offset: r.at - 4, problem: "tensor \(name) has rank \(nDims)") }
+            var dims: [Int] = []
+            for _ in 0..<nDims { dims.append(try r.count("the shape of \(name)")) }
+            let typeCode = try r.u32("the type of \(name)")
+            guard let type = GGMLType(rawValue: typeCode) else {
+                throw .malformed(path: path, offset: r.at - 4, problem: "tensor \(name) has unknown ggml type \(typeCode)")
+            }
+            let offset = try r.count("the offset of \(name)")
+            if dims.first.map({ $0 % type.blockLayout.elements != 0 }) ?? false {
+                throw .malformed(path: path, offset: r.at, problem: "tensor \(name): row of \(dims[0]) is not a whole number of \(type) blocks")
+            }
+            tensors.append(TensorInfo(name: name, dimensions: dims, type: type, offset: offset))
+        }
+        self.tensors = tensors
+        alignment = metadata["general.alignment"]?.int ?? 32
+        guard alignment > 0 && alignment & (alignment - 1) == 0 else {
+            throw .malformed(path: path, offset: 0, problem: "general.alignment \(alignment) is not a power of two")
+        }
+        dataOffset = (r.at + alignment - 1) / alignment * alignment
+        for t in tensors where dataOffset + t.offset + t.byteCount > length {
+            throw .truncated(path: path, offset: length,
+                             reading: "tensor \(t.name) (needs bytes up to \(dataOffset + t.offset + t.byteCount))")
+        }
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+
+    /// The raw bytes of a tensor, inside the mapping.
+    public func data(of tensor: TensorInfo) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + dataOffset + tensor.offset, count: tensor.byteCount)
+    }
+
+    public func tensor(named name: String) -> TensorInfo? { tensors.first { $0.name == name } }
+
+    // Typed metadata access that says what is missing or wrong.
+    public func string(_ key: String) throws(GGUFError) -> String {
+        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+        guard let s = v.string else { throw .wrongType(path: path, key: key, expected: "string", found: v.typeName) }
+        return s
+    }
+
+    public func strings(_ key: String) throws(GGUFError) -> [String] {
+        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+        guard case .array(.string, let a) = v else { throw .wrongType(path: path, key: key, expected: "array of string", found: v.typeName) }
+        return a.map { $0.string ?? "" }
+    }
+
+    public func ints(_ key: String) throws(GGUFError) -> [Int] {
+        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+        guard let a = v.array else { throw .wrongType(path: path, key: key, expected: "array of integers", found: v.typeName) }
+        return a.map { $0.int ?? 0 }
+    }
+
+    public func floats(_ key: String) throws(GGUFError) -> [Float] {
+        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+        guard let a = v.array else { throw .wrongType(path: path, key: key, expected: "array of floats", found: v.typeName) }
+        return a.map { Float($0.double ?? 0) }
+    }
+}
+
+/// Bounds-checked little-endian reads over the mapping.
+struct GGUFReader {
+    let base: UnsafeRawPointer
+    let length: Int
+    let path: String
+    var at = 0
+
+    mutating func need(_ n: Int, _ what: String) throws(GGUFError) {
+        guard n >= 0, at + n <= length else { throw .truncated(path: path, offset: length, reading: what) }
+    }
+
+    mutating func bytes(_ n: Int, _ what: String) throws(GGUFError) -> [UInt8] {
+        try need(n, what)
+        defer { at += n }
+        return Array(UnsafeRawBufferPointer(start: base + at, count: n))
+    }
+
+    mutating func scalar<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws(GGUFError) -> T {
+        try need(MemoryLayout<T>.size, what)
+        defer { at += MemoryLayout<T>.size }
+        return T(littleEndian: base.loadUnaligned(fromByteOffset: at, as: T.self))
+    }
+
+    mutating func u32(_ what: String) throws(GGUFError) -> UInt32 { try scalar(UInt32.self, what) }
+
+    /// A u64 count or size, refused when it cannot fit in the file.
+    mutating func count(_ what: String) throws(GGUFError) -> Int {
+        let v = try scalar(UInt64.self, what)
+        guard v <= UInt64(Int.max / 2) else {
+            throw .malformed(path: path, offset: at - 8, problem: "\(what) is \(v), impossibly large")
+        }
+        return Int(v)
+    }
+
+    mutating func string(_ what: String) throws(GGUFError) -> String {
+        let n = try count("the length of \(what)")
+        try need(n, what)
+        defer { at += n }
+        return String(decoding: UnsafeRawBufferPointer(start: base + at, count: n), as: UTF8.self)
+    }
+
+    mutating func value(_ type: GGUFValueType, _ key: String) throws(GGUFError) -> GGUFValue {
+        switch type {
+        case .uint8: return .uint8(try scalar(UInt8.self, key))
+        case .int8: return .int8(try scalar(Int8.self, key))
+        case .uint16: return .uint16(try scalar(UInt16.self, key))
+        case .int16: return .int16(try scalar(Int16.self, key))
+        case .uint32: return .uint32(try scalar(UInt32.self, key))
+        case .int32: return .int32(try scalar(Int32.self, key))
+        case .uint64: return .uint64(try scalar(UInt64.self, key))
+        case .int64: return .int64(try scalar(Int64.self, key))
+        case .float32: return .float32(Float(bitPattern: try scalar(UInt32.self, key)))
+        case .float64: return .float64(Double(bitPattern: try scalar(UInt64.self, key)))
+        case .bool:
+            let b = try scalar(UInt8.self, key)
+            guard b <= 1 else { throw .malformed(path: path, offset: at - 1, problem: "\(key): bool byte \(b)") }
+            return .bool(b == 1)
+        case .string: return .string(try string(key))
+        case .array:
+            let code = try u32("the element type of \(key)")
+            guard let elementType = GGUFValueType(rawValue: code), elementType != .array || true else {
+                throw .malformed(path: path, offset: at - 4, problem: "\(key): unknown array element type \(code)")
+            }
+            let n = try count("the length of \(key)")
+            // every element takes at least one byte: a count beyond the file is corruption
+            guard n <= length - at else { throw .truncated(path: path, offset: length, reading: "the \(n) elements of \(key)") }
+            var items: [GGUFValue] = []
+            items.reserveCapacity(n)
+            for _ in 0..<n { items.append(try value(elementType, key)) }
+            return .array(elementType, items)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import QuillTokenizers
+
+extension Tokenizer {
+    /// The tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.*`): byte-level BPE
+    /// (`gpt2`), SentencePiece BPE (`llama`) or WordPiece (`bert`), with the pre-tokenizer named
+    /// by `tokenizer.ggml.pre`.
+    public init(gguf file: GGUFFile) throws {
+        let kind = try file.string("tokenizer.ggml.model")
+        let tokens = try file.strings("tokenizer.ggml.tokens")
+        let types = file.metadata["tokenizer.ggml.token_type"] != nil
+            ? try file.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
+        func id(_ key: String) -> Int? { file.metadata["tokenizer.ggml.\(key)"]?.int }
+        func flag(_ key: String) -> Bool? { file.metadata["tokenizer.ggml.\(key)"]?.bool }
+        let source = file.path.asPath.lastComponent
+        switch kind {
+        case "gpt2":
+            let pre = file.metadata["tokenizer.ggml.pre"]?.string ?? "default"
+            guard let preTokenizer = try PreTokenizerPresets.byteLevel(pre) else {
+                throw TokenizerError.unknownComponent(source: source, at: "tokenizer.ggml.pre", found: pre,
+                                                      supported: PreTokenizerPresets.supported)
+            }
+            let merges = try file.strings("tokenizer.ggml.merges").map { m -> (String, String) in
+                let parts = m.split(separator: " ", maxSplits: 1)
+                return parts.count == 2 ? (String(parts[0]), String(parts[1])) : (m, "")
+            }
+            var vocab: [String: Int32] = [:]
+            for (i, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = Int32(i) }
+            let model = try BPEModel(vocab: vocab, merges: merges,
+                                     ignoreMerges: PreTokenizerPresets.ignoreMergesNames.contains(pre), source: source)
+            let added = tokens.enumerated().compactMap { i, t -> AddedToken? in
+                types[i] == 3 || types[i] == 4 ? AddedToken(content: t, id: Int32(i), special: types[i] == 3) : nil
+            }
+            let bos = id("bos_token_id")
+            let addBos = flag("add_bos_token") ?? false
+            var post: PostProcessor = .byteLevel(trimOffsets: false)
+            if addBos, let bos, bos < tokens.count {
+                post = .template(single: [.special(tokens[bos], typeId: 0), .sequence(second: false, typeId: 0)],
+                                 pair: [.special(tokens[bos], typeId: 0), .sequence(second: false, typeId: 0),
+                                        .special(tokens[bos], typeId: 1), .sequence(second: true, typeId: 1)],
+                                 specialTokens: [tokens[bos]: [Int32(bos)]])
+            }
+            let normalizer: Normalizer? = PreTokenizerPresets.qwen2Names.contains(pre) ? .nfc : nil
+            self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: .bpe(model), postProcessor: post,
+                      decoder: .byteLevel, addedTokens: added)
+            bosTokenId = bos.map(Int32.init)
+        case "llama":
+            let scores = file.metadata["tokenizer.ggml.scores"] != nil
+                ? try file.floats("tokenizer.ggml.scores") : tokens.indices.map { -Float($0) }
+            try self.init(scoredPieces: tokens.indices.map { (tokens[$0], scores[$0], types[$0]) },
+                          unkId: id("unknown_token_id") ?? 0, bosId: id("bos_token_id") ?? 1,
+                          eosId: id("eos_token_id") ?? 2, padId: id("padding_token_id") ?? -1,
+                          addSpacePrefix: flag("add_space_prefix") ?? true, addBos: flag("add_bos_token") ?? true,
+                          addEos: flag("add_eos_token") ?? false, byteFallback: true, source: source)
+        case "bert":
+            // llama.cpp stores word-initial pieces with "▁" and continuations bare; undo that.
+            var vocab: [String: Int32] = [:]
+            for (i, t) in tokens.enumerated() {
+                let hf = t.hasPrefix("▁") ? String(t.dropFirst()) : (t.hasPrefix("[") && t.hasSuffix("]")) ? t : "##" + t
+                if vocab[hf] == nil { vocab[hf] = Int32(i) }
+            }
+            try self.init(bertVocabulary: vocab, lowercase: true, source: source)
+        default:
+            throw TokenizerError.unknownComponent(source: source, at: "tokenizer.ggml.model", found: kind,
+                                                  supported: ["gpt2", "llama", "bert"])
+        }
+        if let e = id("eos_token_id") { eosTokenId = Int32(e) }
+        if let p = id("padding_token_id") { padTokenId = Int32(p) }
+        chatTemplate = file.metadata["tokenizer.chat_template"]?.string
+    }
+
+    /// Loads a GGUF file's tokenizer from a path.
+    public init(ggufPath path: String) throws {
+        try self.init(gguf: try GGUFFile(path: path))
+    }
+}
+
+private struct NSStringPath {
+    let path: String
+    var lastComponent: String { path.split(separator: "/").last.map(String.init) ?? path }
+}
+extension String { fileprivate var asPath: NSStringPath { NSStringPath(path: self) } }
