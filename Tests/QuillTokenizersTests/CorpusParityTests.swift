@@ -62,3 +62,53 @@ import QuillFormats
         Self.check("bert-base-chinese", tokenizer, lossless: false)
     }
 }
+
+/// A vocabulary trained by Quill, written as tokenizer.json: HF loads it and encodes identically,
+/// and HF's own BpeTrainer gives the same merges (checked by Fixtures/generate.py).
+@Suite struct TrainedVocabularyTests {
+    @Test func hfEncodesOurTrainedFileIdentically() throws {
+        let tokenizer = try Tokenizer(contentsOf: Fixtures.url("trained.tokenizer.json"))
+        CorpusParityTests.check("trained", tokenizer, lossless: true)
+    }
+
+    @Test func retrainingReproducesTheCommittedVocabulary() throws {
+        var trainer = BPETrainer(vocabularySize: 2000)
+        trainer.specialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        let trained = try trainer.train(Fixtures.corpus)
+        let committed = try Tokenizer(contentsOf: Fixtures.url("trained.tokenizer.json"))
+        guard case .bpe(let a) = trained.model, case .bpe(let b) = committed.model else {
+            Issue.record("expected BPE models"); return
+        }
+        #expect(a.vocab == b.vocab)
+        #expect(a.mergeList.map { [$0.0, $0.1] } == b.mergeList.map { [$0.0, $0.1] })
+        print("trainer: \(a.mergeList.count) merges, identical to the committed file (and to HF's BpeTrainer)")
+    }
+
+    @Test func trainerRefusesATooSmallVocabulary() {
+        #expect(throws: TokenizerError.self) { try BPETrainer(vocabularySize: 100).train(["abc"]) }
+    }
+}
+
+/// cl100k_base from its `.tiktoken` rank file against tiktoken itself.
+@Suite struct TiktokenTests {
+    @Test func cl100kMatchesTiktoken() throws {
+        let tokenizer = try Tokenizer(tiktoken: URL(fileURLWithPath: try Assets.path("tokenizers/cl100k_base.tiktoken")))
+        compareIds("cl100k", tokenizer, Fixtures.corpus, Fixtures.ids("cl100k"), oracle: "tiktoken")
+    }
+}
+
+/// Saving to tokenizer.json and loading it back keeps every id: the JSON reader and writer
+/// over real, large vocabularies.
+@Suite struct TokenizerJSONRoundTripTests {
+    @Test(arguments: ["smollm2", "qwen2", "mistral"])
+    func roundTrip(_ name: String) throws {
+        let original: Tokenizer
+        switch name {
+        case "smollm2": original = try Tokenizer(ggufPath: try Assets.path("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        case "qwen2": original = try Tokenizer(ggufPath: try Assets.path("vocab-tests/ggml-vocab-qwen2.gguf"))
+        default: original = try Tokenizer(sentencePieceModel: URL(fileURLWithPath: try Assets.path("tokenizers/mistral/tokenizer.model.v1")))
+        }
+        let reloaded = try Tokenizer(tokenizerJSON: try original.tokenizerJSON(), source: "\(name) tokenizer.json")
+        compareIds("\(name) via tokenizer.json", reloaded, Fixtures.corpus, Fixtures.ids(name))
+    }
+}

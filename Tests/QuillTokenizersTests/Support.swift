@@ -50,14 +50,15 @@ enum Assets {
 
 /// Compares encodings line by line and reports the first differences readably.
 func compareIds(_ name: String, _ tokenizer: Tokenizer, _ inputs: [String], _ expected: [[Int32]],
-                addSpecialTokens: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) {
+                addSpecialTokens: Bool = true, oracle: String = "HF tokenizers",
+                sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(inputs.count == expected.count, "\(name): \(inputs.count) inputs, \(expected.count) expected lines",
             sourceLocation: sourceLocation)
     let got = tokenizer.encodeBatch(inputs, addSpecialTokens: addSpecialTokens)
     var mismatches: [Int] = []
     for i in 0..<min(inputs.count, expected.count) where got[i] != expected[i] { mismatches.append(i) }
     let tokens = got.reduce(0) { $0 + $1.count }
-    print("\(name): \(inputs.count - mismatches.count)/\(inputs.count) lines identical to HF tokenizers (\(tokens) ids)")
+    print("\(name): \(inputs.count - mismatches.count)/\(inputs.count) lines identical to \(oracle) (\(tokens) ids)")
     for i in mismatches.prefix(5) {
         Issue.record("""
             \(name) line \(i + 1): \(inputs[i].debugDescription)

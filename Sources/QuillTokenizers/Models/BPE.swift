@@ -5,6 +5,8 @@ public struct BPEModel: Sendable {
     package let vocab: [String: Int32]
     package let tokens: [String]
     package let merges: PairTable
+    /// The merges in rank order, as token strings (what `tokenizer.json` stores).
+    package let mergeList: [(String, String)]
     package let unkId: Int32?
     package let fuseUnk: Bool
     package let byteFallback: Bool
@@ -43,6 +45,7 @@ public struct BPEModel: Sendable {
             table.insert(ia, ib, rank: Int32(rank), merged: merged)
         }
         self.merges = table
+        self.mergeList = merges
         self.unkId = unkToken.flatMap { vocab[$0] }
         self.fuseUnk = fuseUnk
         self.byteFallback = byteFallback

@@ -14,11 +14,14 @@ public final class PatternMatcher: Sendable {
         case never
     }
     package let kind: Kind
+    /// The pattern as written, for saving the tokenizer back to `tokenizer.json`.
+    public let pattern: Pattern
 
-    static let never = PatternMatcher(kind: .never)
-    private init(kind: Kind) { self.kind = kind }
+    static let never = PatternMatcher(kind: .never, pattern: .string(""))
+    private init(kind: Kind, pattern: Pattern) { self.kind = kind; self.pattern = pattern }
 
-    package init(_ pattern: Pattern) throws(TokenizerError) {
+    public init(_ pattern: Pattern) throws(TokenizerError) {
+        self.pattern = pattern
         switch pattern {
         case .string(let s): kind = s.isEmpty ? .never : .literal(Array(s.utf8))
         case .regex(let source):

@@ -3,13 +3,18 @@
 
     pip install tokenizers==0.23.3 transformers sentencepiece protobuf gguf
     scripts/setup                                   # fetches the source files into ~/.cache/quill
+    swift build -c release && .build/release/quill tokenize train \
+        Tests/QuillTokenizersTests/Fixtures/corpus.jsonl --vocab-size 2000 --special "<|endoftext|>" \
+        --special "<|im_start|>" --special "<|im_end|>" -o Tests/QuillTokenizersTests/Fixtures/trained.tokenizer.json
     python3 Tests/QuillTokenizersTests/Fixtures/generate.py
 
 Writes, next to this script:
   corpus.jsonl            3,000+ test strings from real texts (one JSON string per line)
   <name>.ids              for each tokenizer: the ids HF gives each string (add_special_tokens=True)
   <name>.decoded.jsonl    HF's decode of those ids (skip_special_tokens=False)
-  bert-base-chinese.tokenizer.json, trained.tokenizer.json   HF-saved files for the JSON loader
+  bert-base-chinese.tokenizer.json   an HF-saved file for the JSON loader
+  trained.tokenizer.json             written by `quill tokenize train` (see above); HF's own
+                                     BpeTrainer is run on the same text and must agree with it
 
 The reference pipelines mirror the models' published tokenizer.json files; the source files are
 read from the same cached assets the Swift tests load (GGUF, vocab.json+merges.txt, SentencePiece
@@ -228,6 +233,20 @@ def write_expected(name, tk, corpus):
         for e in encs: f.write(json.dumps(tk.decode(e.ids, skip_special_tokens=False), ensure_ascii=False) + "\n")
     print(f"{name}: {sum(len(e.ids) for e in encs)} ids")
 
+def cl100k_ids(corpus):
+    """cl100k_base from its rank file, encoded by tiktoken itself (the original implementation)."""
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+    ranks = load_tiktoken_bpe(f"{CACHE}/tokenizers/cl100k_base.tiktoken")
+    special = {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+               "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
+    enc = tiktoken.Encoding("cl100k_base", pat_str=r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+                            mergeable_ranks=ranks, special_tokens=special)
+    with open(f"{HERE}/cl100k.ids", "w") as f:
+        for line in corpus:
+            f.write(" ".join(map(str, enc.encode(line, allowed_special="all"))) + "\n")
+    print("cl100k: written with tiktoken")
+
 def main():
     corpus = build_corpus()
     with open(f"{HERE}/corpus.jsonl", "w") as f:
@@ -245,9 +264,21 @@ def main():
     bert = bert_chinese()
     bert.save(f"{HERE}/bert-base-chinese.tokenizer.json")
     write_expected("bert-base-chinese", bert, corpus)
+    cl100k_ids(corpus)
     trained = f"{HERE}/trained.tokenizer.json"
-    if os.path.exists(trained):   # made by `quill tokenize train`, see TrainerTests
-        write_expected("trained", Tokenizer.from_file(trained), corpus)
+    if os.path.exists(trained):   # made by `quill tokenize train`, see the docstring
+        ours = Tokenizer.from_file(trained)
+        write_expected("trained", ours, corpus)
+        from tokenizers import trainers
+        hf = Tokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
+            vocab_size=2000, min_frequency=2, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+        a, b = json.loads(hf.to_str())["model"], json.loads(ours.to_str())["model"]
+        same = a["vocab"] == b["vocab"] and [list(m) for m in a["merges"]] == [list(m) for m in b["merges"]]
+        print(f"trained: HF BpeTrainer on the same corpus gives {'the same' if same else 'a DIFFERENT'} vocabulary and merges")
+        if not same: sys.exit(1)
 
 if __name__ == "__main__":
     main()
