@@ -5,7 +5,7 @@ import PackageDescription
 // Targets for the later layers (QuillCore, QuillModels, ...) arrive with their issues.
 let package = Package(
     name: "Quill",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "quill", targets: ["quill"]),
         .library(name: "QuillTokenizers", targets: ["QuillTokenizers"]),

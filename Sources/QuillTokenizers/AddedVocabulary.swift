@@ -44,8 +44,8 @@ package struct AddedTokenMatcher: Sendable {
 
     package var isEmpty: Bool { nodes.count == 1 }
 
-    /// Splits `bytes[range]` into text runs and matched tokens. A match is the token index and the
-    /// byte range it consumes, including whitespace taken by `lstrip`/`rstrip`.
+    /// Splits `bytes[range]` into text runs and matched tokens (the token index). A match's range
+    /// is the token's own text; whitespace that `lstrip`/`rstrip` swallow belongs to no segment.
     package func split(_ bytes: [UInt8], _ range: Range<Int>) -> [(range: Range<Int>, token: Int?)] {
         if isEmpty { return [(range, nil)] }
         var out: [(range: Range<Int>, token: Int?)] = []
@@ -64,7 +64,7 @@ package struct AddedTokenMatcher: Sendable {
                 while stop < range.upperBound, let l = spaceLength(bytes, at: stop) { stop += l }
             }
             if start > cursor { out.append((cursor..<start, nil)) }
-            out.append((start..<stop, tokenIndex))
+            out.append((i..<end, tokenIndex))
             cursor = stop
             i = stop
         }

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// A text tokenizer that gives the same ids as Hugging Face `tokenizers` for the same files.
 ///
@@ -66,14 +67,14 @@ public struct Tokenizer: Sendable {
     /// Token ids of `text`; `addSpecialTokens` applies the post-processor (BOS, CLS/SEP, ...).
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int32] {
         var cache = WordCache()
-        return encode(text, addSpecialTokens: addSpecialTokens, cache: &cache).ids
+        return encode(text, addSpecialTokens: addSpecialTokens, idsOnly: true, cache: &cache).ids
     }
 
     /// Ids with offsets (byte ranges of `text`), type ids and the special-token mask.
     public func encodeWithOffsets(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) -> Encoding {
         var cache = WordCache()
-        let a = encodeSequence(Array(text.utf8), cache: &cache)
-        let b = pair.map { encodeSequence(Array($0.utf8), cache: &cache) }
+        let a = encodeSequence(Array(text.utf8), idsOnly: false, cache: &cache)
+        let b = pair.map { encodeSequence(Array($0.utf8), idsOnly: false, cache: &cache) }
         return postProcess(a, b, addSpecialTokens: addSpecialTokens)
     }
 
@@ -83,27 +84,32 @@ public struct Tokenizer: Sendable {
         return encode(text, addSpecialTokens: addSpecialTokens)
     }
 
-    /// Encodes many texts across all cores; each worker keeps its own word cache.
+    /// Encodes many texts across all cores; each worker keeps its own word cache and claims
+    /// blocks of consecutive texts, so workers never write next to each other's results.
     public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true, threads: Int? = nil) -> [[Int32]] {
         var results = [[Int32]](repeating: [], count: texts.count)
         let workers = max(1, min(threads ?? ProcessInfoCores.count, texts.count))
+        let block = 256
+        let next = Atomic<Int>(0)
         results.withUnsafeMutableBufferPointer { out in
             nonisolated(unsafe) let out = out
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 var cache = WordCache()
-                var i = worker
-                while i < texts.count {
-                    out[i] = encode(texts[i], addSpecialTokens: addSpecialTokens, cache: &cache).ids
-                    i += workers
+                while true {
+                    let start = next.add(block, ordering: .relaxed).oldValue
+                    if start >= texts.count { break }
+                    for i in start..<min(start + block, texts.count) {
+                        out[i] = encode(texts[i], addSpecialTokens: addSpecialTokens, idsOnly: true, cache: &cache).ids
+                    }
                 }
             }
         }
         return results
     }
 
-    package func encode(_ text: String, addSpecialTokens: Bool, cache: inout WordCache) -> Encoding {
+    package func encode(_ text: String, addSpecialTokens: Bool, idsOnly: Bool, cache: inout WordCache) -> Encoding {
         var text = text
-        let encoding = text.withUTF8 { encodeSequence(Array($0), cache: &cache) }
+        let encoding = text.withUTF8 { encodeSequence(Array($0), idsOnly: idsOnly, cache: &cache) }
         return postProcess(encoding, nil, addSpecialTokens: addSpecialTokens)
     }
 
@@ -117,8 +123,8 @@ public struct Tokenizer: Sendable {
     }
 
     /// Added tokens, normalization, pre-tokenization and the model, without post-processing.
-    package func encodeSequence(_ bytes: [UInt8], cache: inout WordCache) -> Encoding {
-        var out = Encoding()
+    package func encodeSequence(_ bytes: [UInt8], idsOnly: Bool, cache: inout WordCache) -> Encoding {
+        var out = Encoding(idsOnly: idsOnly)
         out.ids.reserveCapacity(bytes.count / 3)
         for segment in rawMatcher.split(bytes, 0..<bytes.count) {
             if let t = segment.token {

@@ -19,9 +19,12 @@ package struct ScalarClass: OptionSet, Sendable {
     package static let upper = ScalarClass(rawValue: 1 << 9)         // Lu, Lt
     package static let lower = ScalarClass(rawValue: 1 << 10)        // Ll
     package static let nonspacingMark = ScalarClass(rawValue: 1 << 11) // Mn
+    package static let joinControl = ScalarClass(rawValue: 1 << 12)   // U+200C, U+200D
+    package static let alphabetic = ScalarClass(rawValue: 1 << 13)    // Alphabetic property
 
-    /// \w as Oniguruma defines it for Unicode: letters, marks, numbers, connector punctuation.
-    package static let word: ScalarClass = [.letter, .mark, .number, .connector]
+    /// \w as Oniguruma defines it for Unicode (UTS #18): alphabetic, marks, decimal digits,
+    /// connector punctuation and the join controls. "①" is not a word character; "Ⅻ" and a ZWJ are.
+    package static let word: ScalarClass = [.alphabetic, .mark, .decimalDigit, .connector, .joinControl]
 }
 
 package enum UnicodeClasses {
@@ -60,6 +63,8 @@ package enum UnicodeClasses {
         default: break
         }
         if p.isWhitespace { c.insert(.whitespace) }
+        if scalar.value == 0x200C || scalar.value == 0x200D { c.insert(.joinControl) }
+        if p.isAlphabetic { c.insert(.alphabetic) }
         return c
     }
 }

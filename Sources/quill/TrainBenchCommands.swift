@@ -82,17 +82,25 @@ extension TokenizeCommand {
     }
 }
 
-/// Reads training or benchmark text: JSONL (the "text" of each line) or plain lines.
+/// Reads training or benchmark text: JSONL (the "text" of each line) or plain text cut after
+/// each "\n" (kept, so "\r\n" endings reach the tokenizer as written).
 enum TrainingText {
     static func read(_ path: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError.unreadable(path: path, reason: "cannot read file")
         }
-        let text = try validateUTF8(data, source: path)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
-        guard path.hasSuffix(".jsonl") else { return lines.map { String($0) + "\n" } }
-        return try lines.enumerated().map { n, line in
-            let value = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])
+        _ = try validateUTF8(data, source: path)
+        let bytes = [UInt8](data)
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        for (i, b) in bytes.enumerated() where b == 0x0A {
+            lines.append(bytes[start...i]); start = i + 1
+        }
+        if start < bytes.count { lines.append(bytes[start...]) }
+        guard path.hasSuffix(".jsonl") else { return lines.map { String(decoding: $0, as: UTF8.self) } }
+        return try lines.enumerated().compactMap { n, line in
+            if line.allSatisfy({ $0 == 0x0A || $0 == 0x0D || $0 == 0x20 }) { return nil }
+            let value = try? JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed])
             if let s = value as? String { return s }
             if let o = value as? [String: Any], let s = o["text"] as? String { return s }
             throw TokenizerError.malformed(source: path, at: "line \(n + 1)", problem: "expected a JSON string or an object with \"text\"")

@@ -224,7 +224,8 @@ enum TokenizerJSONReader {
             return .roberta(sep: try tokenPair(n["sep"]), cls: try tokenPair(n["cls"]),
                             trimOffsets: try n["trim_offsets"].bool(default: true))
         case "ByteLevel":
-            return .byteLevel(trimOffsets: try n["trim_offsets"].bool(default: true))
+            return .byteLevel(trimOffsets: try n["trim_offsets"].bool(default: true),
+                              addPrefixSpace: try n["add_prefix_space"].bool(default: true))
         default:
             var steps: [PostProcessor] = []
             for s in try n["processors"].array() { steps.append(try postProcessor(s, vocab: vocab)) }

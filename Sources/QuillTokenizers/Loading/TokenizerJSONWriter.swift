@@ -108,8 +108,8 @@ enum TokenizerJSONWriter {
         case let .roberta(sep, cls, trim):
             return ["type": "RobertaProcessing", "sep": [name(sep), Int(sep)], "cls": [name(cls), Int(cls)],
                     "trim_offsets": trim, "add_prefix_space": true]
-        case .byteLevel(let trim):
-            return ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": trim, "use_regex": true]
+        case let .byteLevel(trim, prefixSpace):
+            return ["type": "ByteLevel", "add_prefix_space": prefixSpace, "trim_offsets": trim, "use_regex": true]
         case .sequence(let steps):
             return ["type": "Sequence", "processors": steps.map { postProcessor($0, tokens: tokens) }]
         }

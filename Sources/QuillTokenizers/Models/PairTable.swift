@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Open-addressing hash map from a pair of token ids to (merge rank, merged id).
 /// BPE asks it once per adjacent pair per merge step, so it is the hottest lookup in encoding.
 package struct PairTable: Sendable {
@@ -88,8 +94,9 @@ package struct WordCache {
             let entry = Int(e)
             if hashes[entry] == hash {
                 let k = keyRanges[entry]
-                if k.count == range.count, keyArena[Int(k.lowerBound)..<Int(k.upperBound)].elementsEqual(
-                        UnsafeBufferPointer(start: p + range.lowerBound, count: range.count)) {
+                if k.count == range.count, keyArena.withUnsafeBufferPointer({
+                    memcmp($0.baseAddress! + Int(k.lowerBound), p + range.lowerBound, range.count) == 0
+                }) {
                     let v = valueRanges[entry]
                     return Int(v.lowerBound)..<Int(v.upperBound)
                 }

@@ -64,8 +64,10 @@ package struct NormalizedText: Sendable {
         }
     }
 
-    /// Replaces runs of scalars found by `segments` (ranges of byte offsets) with new scalars;
-    /// all output of one segment maps to that segment's whole origin.
+    /// Normalizes segment by segment (a starter and the combining scalars after it); `body`
+    /// returns the new scalars of a segment, or nil to keep it. Alignment follows HF: output
+    /// scalar k takes the origin of input scalar k, and extra output scalars (an expansion like
+    /// "ﬁ" → "fi") take the origin of the last input scalar.
     package mutating func transformSegments(_ body: (ArraySlice<UInt8>) -> [UInt32]?) {
         var newBytes: [UInt8] = []
         var newStart: [Int32] = []
@@ -73,23 +75,29 @@ package struct NormalizedText: Sendable {
         var changed = false
         var i = 0
         let count = bytes.count
+        var inputs: [(start: Int32, end: Int32)] = []
         while i < count {
-            // A segment: one starter and the combining scalars after it. ASCII never combines
-            // with what precedes it, but may be the base of marks that follow ("e\u{301}").
+            // ASCII never combines with what precedes it, but may be the base of marks that follow.
             var j = i + utf8Length(leadByte: bytes[i])
             while j < count, bytes[j] >= 0x80 {
                 let (next, length) = bytes.withUnsafeBufferPointer { decodeScalar($0.baseAddress!, j) }
                 if !Self.continuesSegment(next) { break }
                 j += length
             }
-            let start = originStart.map { $0[i] } ?? Int32(i)
-            let end = originEnd.map { $0[j - 1] } ?? Int32(j)
             if j - i > 1, let replaced = body(bytes[i..<j]) {
                 changed = true
-                for r in replaced {
+                inputs.removeAll(keepingCapacity: true)
+                var k = i
+                while k < j {
+                    let l = utf8Length(leadByte: bytes[k])
+                    inputs.append((originStart?[k] ?? Int32(k), originEnd?[k + l - 1] ?? Int32(k + l)))
+                    k += l
+                }
+                for (n, r) in replaced.enumerated() {
+                    let origin = inputs[min(n, inputs.count - 1)]
                     let before = newBytes.count
                     appendUTF8(r, to: &newBytes)
-                    for _ in before..<newBytes.count { newStart.append(start); newEnd.append(end) }
+                    for _ in before..<newBytes.count { newStart.append(origin.start); newEnd.append(origin.end) }
                 }
             } else {
                 for k in i..<j {
@@ -114,13 +122,14 @@ package struct NormalizedText: Sendable {
         return (0x1160...0x11FF).contains(value)   // Hangul medial vowels and final consonants
     }
 
-    /// Prepends `prefix`; its bytes map to the empty range at the start.
+    /// Prepends `prefix`; its bytes map to the first scalar's origin, as HF aligns them.
     package mutating func prepend(_ prefix: [UInt8]) {
-        let firstStart = originStart?.first ?? 0
         var starts = originStart ?? (0..<bytes.count).map { Int32($0) }
         var ends = originEnd ?? (0..<bytes.count).map { Int32($0 + 1) }
+        let firstStart = starts.first ?? 0
+        let firstEnd = bytes.isEmpty ? firstStart : ends[utf8Length(leadByte: bytes[0]) - 1]
         starts.insert(contentsOf: repeatElement(firstStart, count: prefix.count), at: 0)
-        ends.insert(contentsOf: repeatElement(firstStart, count: prefix.count), at: 0)
+        ends.insert(contentsOf: repeatElement(firstEnd, count: prefix.count), at: 0)
         bytes.insert(contentsOf: prefix, at: 0)
         originStart = starts
         originEnd = ends

@@ -53,8 +53,11 @@ public indirect enum Normalizer: Sendable {
                 }
             }
             if stripAccents ?? lowercase {
+                // unlike StripAccents, BERT drops only nonspacing marks (a keycap or Mc vowel sign stays)
                 Normalizer.nfd.apply(&text)
-                Normalizer.stripAccents.apply(&text)
+                text.transformScalars { scalar, out in
+                    if !UnicodeClasses.of(scalar).contains(.nonspacingMark) { out.append(scalar) }
+                }
             }
             if lowercase { Normalizer.lowercase.apply(&text) }
         case let .sequence(steps):
@@ -121,11 +124,13 @@ public indirect enum Normalizer: Sendable {
                 newEnd.append(text.originEnd?[k] ?? Int32(k + 1))
             }
         }
-        for m in matches {
+        for m in matches where !m.isEmpty {
             copy(cursor..<m.lowerBound)
-            let start = m.isEmpty ? (text.originStart?[m.lowerBound] ?? Int32(m.lowerBound))
-                : (text.originStart?[m.lowerBound] ?? Int32(m.lowerBound))
-            let end = m.isEmpty ? start : (text.originEnd?[m.upperBound - 1] ?? Int32(m.upperBound))
+            // HF aligns the replacement with the last scalar the match removed
+            var last = m.upperBound - 1
+            while last > m.lowerBound && text.bytes[last] & 0xC0 == 0x80 { last -= 1 }
+            let start = text.originStart?[last] ?? Int32(last)
+            let end = text.originEnd?[m.upperBound - 1] ?? Int32(m.upperBound)
             for b in contentBytes { newBytes.append(b); newStart.append(start); newEnd.append(end) }
             cursor = m.upperBound
         }

@@ -7,14 +7,22 @@ public struct Encoding: Sendable, Equatable {
     /// 1 for tokens the post-processor inserted (BOS, CLS, SEP...), else 0.
     public var specialTokensMask: [UInt8] = []
 
-    public init() {}
+    /// Plain id encoding skips the offsets, type ids and mask (the batch and count paths).
+    package var idsOnly = false
 
-    mutating func append(_ id: Int32, offset: Range<Int>, typeId: Int32 = 0, special: Bool = false) {
-        ids.append(id); offsets.append(offset); typeIds.append(typeId); specialTokensMask.append(special ? 1 : 0)
+    public init() {}
+    package init(idsOnly: Bool) { self.idsOnly = idsOnly }
+
+    mutating func append(_ id: Int32, offset: @autoclosure () -> Range<Int>, typeId: Int32 = 0, special: Bool = false) {
+        ids.append(id)
+        if idsOnly { return }
+        offsets.append(offset()); typeIds.append(typeId); specialTokensMask.append(special ? 1 : 0)
     }
 
     mutating func append(contentsOf other: Encoding, typeId: Int32) {
-        ids += other.ids; offsets += other.offsets
+        ids += other.ids
+        if idsOnly || other.idsOnly { return }
+        offsets += other.offsets
         typeIds += repeatElement(typeId, count: other.ids.count)
         specialTokensMask += other.specialTokensMask
     }
@@ -29,7 +37,7 @@ public indirect enum PostProcessor: Sendable {
     case template(single: [TemplatePiece], pair: [TemplatePiece], specialTokens: [String: [Int32]])
     case bert(sep: Int32, cls: Int32)
     case roberta(sep: Int32, cls: Int32, trimOffsets: Bool)
-    case byteLevel(trimOffsets: Bool)
+    case byteLevel(trimOffsets: Bool, addPrefixSpace: Bool = true)
     case sequence([PostProcessor])
 
     /// Number of tokens added to a single sequence (or a pair).
@@ -51,7 +59,7 @@ public indirect enum PostProcessor: Sendable {
         switch self {
         case let .template(single, pair, specials):
             guard addSpecialTokens else { return Self.concat(a, b) }
-            var out = Encoding()
+            var out = Encoding(idsOnly: a.idsOnly)
             for piece in (b == nil ? single : pair) {
                 switch piece {
                 case let .sequence(second, typeId):
@@ -63,7 +71,7 @@ public indirect enum PostProcessor: Sendable {
             return out
         case let .bert(sep, cls):
             guard addSpecialTokens else { return Self.concat(a, b) }
-            var out = Encoding()
+            var out = Encoding(idsOnly: a.idsOnly)
             out.append(cls, offset: 0..<0, special: true)
             out.append(contentsOf: a, typeId: 0)
             out.append(sep, offset: 0..<0, special: true)
@@ -73,10 +81,11 @@ public indirect enum PostProcessor: Sendable {
             }
             return out
         case let .roberta(sep, cls, trim):
+            let trim = trim && !a.idsOnly
             let a = trim ? Self.trimmed(a, tokens) : a
             let b = trim ? b.map { Self.trimmed($0, tokens) } : b
             guard addSpecialTokens else { return Self.concat(a, b) }
-            var out = Encoding()
+            var out = Encoding(idsOnly: a.idsOnly)
             out.append(cls, offset: 0..<0, special: true)
             out.append(contentsOf: a, typeId: 0)
             out.append(sep, offset: 0..<0, special: true)
@@ -86,9 +95,10 @@ public indirect enum PostProcessor: Sendable {
                 out.append(sep, offset: 0..<0, special: true)
             }
             return out
-        case let .byteLevel(trim):
-            let a = trim ? Self.trimmed(a, tokens) : a
-            return Self.concat(a, trim ? b.map { Self.trimmed($0, tokens) } : b)
+        case let .byteLevel(trim, prefixSpace):
+            let trim = trim && !a.idsOnly
+            let a = trim ? Self.trimmed(a, tokens, keepAddedPrefixSpace: prefixSpace) : a
+            return Self.concat(a, trim ? b.map { Self.trimmed($0, tokens, keepAddedPrefixSpace: prefixSpace) } : b)
         case let .sequence(steps):
             // Each step sees the previous result as one sequence; HF keeps pairs apart, which
             // only matters for type ids of the second sequence.
@@ -110,15 +120,18 @@ public indirect enum PostProcessor: Sendable {
     }
 
     /// Removes leading and trailing spaces (byte-level `Ġ`) from offsets, as HF's trim_offsets.
-    private static func trimmed(_ e: Encoding, _ tokens: [String]) -> Encoding {
+    /// With `keepAddedPrefixSpace`, a first token's single leading space (the one ByteLevel's
+    /// add_prefix_space put there) is left alone.
+    private static func trimmed(_ e: Encoding, _ tokens: [String], keepAddedPrefixSpace: Bool = false) -> Encoding {
         var out = e
         let space = ByteLevelAlphabet.byteToScalar[0x20]
         for (k, id) in e.ids.enumerated() where Int(id) < tokens.count && !e.offsets[k].isEmpty {
             let scalars = Array(tokens[Int(id)].unicodeScalars)
             let isSpace = { (s: Unicode.Scalar) in s == space || s.properties.isWhitespace }
-            let lead = scalars.prefix(while: isSpace).count
+            var lead = scalars.prefix(while: isSpace).count
             let trail = lead == scalars.count ? 0 : scalars.reversed().prefix(while: isSpace).count
             let r = e.offsets[k]
+            if keepAddedPrefixSpace && lead == 1 && (k == 0 || r.lowerBound == 0) { lead = 0 }
             let lo = min(r.lowerBound + lead, r.upperBound)
             out.offsets[k] = lo..<max(lo, r.upperBound - trail)
         }

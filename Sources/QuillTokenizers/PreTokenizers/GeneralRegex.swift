@@ -28,7 +28,14 @@ package final class GeneralRegex: Sendable {
         while i < scalars.count {
             let c = scalars[i]
             if c == "\\" && i + 1 < scalars.count {
-                out.unicodeScalars.append(c); out.unicodeScalars.append(scalars[i + 1]); i += 2; continue
+                // Oniguruma's \d is Nd only; the standard library's also takes ① and other digits.
+                switch scalars[i + 1] {
+                case "d": out += #"\p{Nd}"#
+                case "D": out += #"\P{Nd}"#
+                default: out.unicodeScalars.append(c); out.unicodeScalars.append(scalars[i + 1])
+                }
+                i += 2
+                continue
             }
             if c == "[" { inClass = true } else if c == "]" { inClass = false }
             if inClass, i + 2 < scalars.count, scalars[i + 1] == "-", scalars[i + 2] != "]",

@@ -103,9 +103,12 @@ package struct PreTokenized: Sendable {
         bytes.reserveCapacity(text.bytes.count + pieces.count)
         for (index, piece) in pieces.enumerated() {
             let begin = bytes.count
-            let pieceOrigin = text.originStart?[piece.lowerBound] ?? Int32(piece.lowerBound)
-            if let extra = prefix(index, piece) {
-                for b in extra { bytes.append(b); starts.append(pieceOrigin); ends.append(pieceOrigin) }
+            if let extra = prefix(index, piece), !piece.isEmpty {
+                // inserted bytes align with the piece's first scalar, as HF's prepend does
+                let firstEnd = piece.lowerBound + utf8Length(leadByte: text.bytes[piece.lowerBound]) - 1
+                let s = text.originStart?[piece.lowerBound] ?? Int32(piece.lowerBound)
+                let e = text.originEnd?[firstEnd] ?? Int32(firstEnd + 1)
+                for b in extra { bytes.append(b); starts.append(s); ends.append(e) }
             }
             for k in piece {
                 let s = text.originStart?[k] ?? Int32(k), e = text.originEnd?[k] ?? Int32(k + 1)

@@ -46,7 +46,8 @@ public indirect enum PreTokenizer: Sendable {
             let marker = Array(replacement.utf8)
             let text = t.text
             t.rewrite(prefix: { _, piece in
-                let startsWithMarker = text.bytes[piece].starts(with: marker)
+                // spaces become the marker below, so a leading space counts as one
+                let startsWithMarker = text.bytes[piece].starts(with: marker) || text.bytes[piece.lowerBound] == 0x20
                 switch scheme {
                 case .never: return nil
                 case .always: return startsWithMarker ? nil : marker
