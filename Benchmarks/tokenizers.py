@@ -11,7 +11,7 @@ one document per line. Both tokenizers are SmolLM2's (the GGUF's vocabulary, HF'
 the model's tokenizer.json has it). Each side: best of 3, one thread (TOKENIZERS_PARALLELISM=false
 for HF), then batch mode on all cores.
 """
-import argparse, gzip, json, os, re, subprocess, sys, tempfile, time
+import argparse, json, os, re, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -33,14 +33,8 @@ def chinese(limit=2_000_000):
     for name in ("tang300", "song100", "chinese"):
         lines += [ANSI.sub("", l) for l in open(f"{CACHE}/texts/fortunes-zh/{name}", encoding="utf-8", errors="replace")
                   if l.strip() and l.strip() != "%"]
-    ref = "/usr/share/debian-reference/debian-reference.zh-cn.txt.gz"
-    if not os.path.exists(ref):
-        tmp = tempfile.mkdtemp()
-        subprocess.run(["apt-get", "download", "debian-reference-zh-cn"], cwd=tmp, check=True, capture_output=True)
-        deb = [f for f in os.listdir(tmp) if f.endswith(".deb")][0]
-        subprocess.run(["dpkg", "-x", deb, "x"], cwd=tmp, check=True)
-        ref = f"{tmp}/x{ref}"
-    lines += [l for l in gzip.open(ref, "rt", encoding="utf-8") if re.search(r"[\u4e00-\u9fff]", l)]
+    import generate
+    lines += generate.debian_reference_zh()
     out, size = [], 0
     while size < limit:                      # repeat if the sources fall short
         for l in lines:

@@ -1,4 +1,9 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import QuillFormats
 import QuillTokenizers
@@ -107,7 +112,9 @@ struct TokenizeCommand: AsyncParsableCommand {
             if let bad = values.first(where: { $0 < 0 || Int($0) >= size }) {
                 throw TokenizerError.unknownTokenId(Int(bad), vocabularySize: size)
             }
-            print(tok.decode(values, skipSpecialTokens: skipSpecialTokens))
+            // exactly the text when piped (so decode inverts encode byte for byte); a newline on a terminal
+            let text = tok.decode(values, skipSpecialTokens: skipSpecialTokens)
+            FileHandle.standardOutput.write(Data((isatty(1) != 0 ? text + "\n" : text).utf8))
         }
     }
 

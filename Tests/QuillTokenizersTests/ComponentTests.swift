@@ -26,3 +26,30 @@ import Testing
         _ = try GeneralRegex("[\u{1F5D}\u{1F5F}-\u{1F7D}\u{1F80}]+")
     }
 }
+
+/// The hand-written scanners against their reference twin: the general regex engine running the
+/// same pattern, on every line of the golden corpus.
+@Suite struct ScannerTwinTests {
+    @Test(arguments: [WordScanner.gpt2Pattern, WordScanner.cl100kPattern, WordScanner.qwen2Pattern])
+    func scannerMatchesTheRegexEngine(_ pattern: String) throws {
+        let scanner = try #require(WordScanner(pattern: pattern))
+        let regex = try GeneralRegex(pattern)
+        var differing = 0
+        for line in Fixtures.corpus {
+            let bytes = Array(line.utf8)
+            var fast: [Range<Int>] = [], reference: [Range<Int>] = []
+            bytes.withUnsafeBufferPointer { buf in
+                guard let p = buf.baseAddress else { return }
+                var i = 0
+                while i < buf.count { let j = scanner.match(p, i, buf.count); fast.append(i..<j); i = j }
+                regex.matches(p, 0, buf.count, into: &reference)
+            }
+            if fast != reference {
+                differing += 1
+                if differing <= 3 { Issue.record("\(line.debugDescription): scanner \(fast), regex \(reference)") }
+            }
+        }
+        print("scanner vs regex engine: \(Fixtures.corpus.count - differing)/\(Fixtures.corpus.count) lines split identically")
+        #expect(differing == 0)
+    }
+}

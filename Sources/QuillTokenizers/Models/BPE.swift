@@ -167,36 +167,14 @@ public struct BPEModel: Sendable {
     }
 }
 
-/// A binary min-heap of (rank, position): lowest rank first, leftmost on ties.
+/// (rank, position) packed so that integer order is lowest rank first, leftmost on ties.
 struct MergeHeap {
-    private var items: [UInt64] = []
-
+    private var heap = BinaryHeap<UInt64>()
     mutating func push(rank: Int32, position: Int) {
-        items.append(UInt64(UInt32(rank)) << 32 | UInt64(UInt32(position)))
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if items[parent] <= items[i] { break }
-            items.swapAt(parent, i); i = parent
-        }
+        heap.push(UInt64(UInt32(rank)) << 32 | UInt64(UInt32(position)))
     }
-
     mutating func pop() -> (Int32, Int)? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count && items[l] < items[m] { m = l }
-                if r < items.count && items[r] < items[m] { m = r }
-                if m == i { break }
-                items.swapAt(i, m); i = m
-            }
-        }
-        return (Int32(top >> 32), Int(top & 0xFFFF_FFFF))
+        heap.pop().map { (Int32($0 >> 32), Int($0 & 0xFFFF_FFFF)) }
     }
 }
 

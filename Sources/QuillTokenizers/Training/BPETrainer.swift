@@ -55,7 +55,7 @@ public struct BPETrainer: Sendable {
                 wordsWithPair[key, default: []].insert(Int32(w))
             }
         }
-        var heap = CandidateHeap()
+        var heap = BinaryHeap<Candidate>()
         for (key, count) in pairCounts { heap.push(Candidate(count: count, key: key)) }
 
         var merges: [(String, String)] = []
@@ -146,39 +146,10 @@ public struct BPETrainer: Sendable {
     }
 }
 
-/// A merge candidate: higher count first, then the pair with smaller ids (HF's order).
-struct Candidate {
+/// A merge candidate. `<` means "merges first": higher count, then the pair of smaller ids
+/// (HF's order), so a min-heap pops the best candidate.
+struct Candidate: Comparable {
     var count: Int
     var key: UInt64
-    func outranks(_ other: Candidate) -> Bool { count != other.count ? count > other.count : key < other.key }
-}
-
-struct CandidateHeap {
-    private var items: [Candidate] = []
-    mutating func push(_ c: Candidate) {
-        items.append(c)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if !items[i].outranks(items[parent]) { break }
-            items.swapAt(i, parent); i = parent
-        }
-    }
-    mutating func pop() -> Candidate? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var best = i
-                if l < items.count && items[l].outranks(items[best]) { best = l }
-                if r < items.count && items[r].outranks(items[best]) { best = r }
-                if best == i { break }
-                items.swapAt(i, best); i = best
-            }
-        }
-        return top
-    }
+    static func < (a: Candidate, b: Candidate) -> Bool { a.count != b.count ? a.count > b.count : a.key < b.key }
 }

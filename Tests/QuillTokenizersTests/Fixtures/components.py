@@ -6,6 +6,8 @@
 For each pipeline below, HF trains a small vocabulary on the golden corpus, saves the
 tokenizer.json (components/NAME.tokenizer.json), and records for 250 corpus lines the ids, the
 offsets (as Unicode scalar offsets) and the decoded text (components/NAME.expected.jsonl).
+HF's WordPiece trainer and its BPE trainer with affixes break count ties in hash order, so a rerun
+may pick a slightly different vocabulary; each saved tokenizer.json and its expectations still agree.
 """
 import json, os
 from tokenizers import Tokenizer, AddedToken, Regex, models, normalizers, pre_tokenizers, processors, decoders, trainers

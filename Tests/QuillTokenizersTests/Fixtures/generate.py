@@ -45,8 +45,8 @@ def fortunes_lines(n):
             lines += [ANSI.sub("", l).rstrip("\n") for l in f if l.strip() and l.strip() != "%"]
     return rng.sample(lines, n)
 
-def modern_chinese_lines(n):
-    deb = [f for f in os.listdir(tempfile.gettempdir()) if f.startswith("debian-reference-zh-cn")]
+def debian_reference_zh():
+    """Every line with Chinese in the Debian Reference (zh-cn), fetched with apt-get if needed."""
     path = "/usr/share/debian-reference/debian-reference.zh-cn.txt.gz"
     if not os.path.exists(path):
         tmp = tempfile.mkdtemp()
@@ -55,8 +55,10 @@ def modern_chinese_lines(n):
         subprocess.run(["dpkg", "-x", debf, "x"], cwd=tmp, check=True)
         path = f"{tmp}/x{path}"
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        lines = [l.rstrip("\n") for l in f if re.search(r"[\u4e00-\u9fff]", l)]
-    return rng.sample(lines, n)
+        return [l for l in f if re.search(r"[\u4e00-\u9fff]", l)]
+
+def modern_chinese_lines(n):
+    return rng.sample([l.rstrip("\n") for l in debian_reference_zh()], n)
 
 def code_lines(n):
     import sysconfig
