@@ -43,7 +43,7 @@ extension TokenizeCommand {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure encoding throughput on a file, one thread and all cores.",
-            discussion: "Benchmarks/tokenizers.py runs this beside Hugging Face tokenizers and prints the ratios.")
+            discussion: "Benchmarks/tokenize_vs_hf.py runs this beside Hugging Face tokenizers and prints the ratios.")
         @OptionGroup var tokenizer: TokenizerOption
         @Argument(help: "Text file; each line is one document.") var file: String
         @Option(name: .customLong("repeat"), help: "Timed repetitions (the best is reported).") var repetitions: Int = 3

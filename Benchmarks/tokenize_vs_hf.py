@@ -3,7 +3,7 @@
 
     pip install tokenizers gguf            # the peer; Quill itself needs neither
     swift build -c release
-    python3 Benchmarks/tokenizers.py [--quill .build/release/quill] [--model GGUF]
+    python3 Benchmarks/tokenize_vs_hf.py [--quill .build/release/quill] [--model GGUF]
 
 Text: 5 MB of English (Shakespeare, from the cache scripts/setup fills) and 2 MB of Chinese
 (唐诗三百首, 宋词一百首, 论语 ... from Debian's fortunes-zh, and the Debian Reference in Chinese),
