@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "quill", targets: ["quill"]),
+        .library(name: "QuillCore", targets: ["QuillCore"]),
         .library(name: "QuillTokenizers", targets: ["QuillTokenizers"]),
         .library(name: "QuillFormats", targets: ["QuillFormats"]),
     ],
@@ -15,8 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
+        .target(name: "QuillCore"),
         .target(name: "QuillTokenizers"),
-        .target(name: "QuillFormats", dependencies: ["QuillTokenizers"]),
+        .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
         .executableTarget(
             name: "quill",
             dependencies: [
@@ -27,6 +29,8 @@ let package = Package(
         .testTarget(name: "QuillTokenizersTests", dependencies: ["QuillTokenizers", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats"]),
+        .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )
