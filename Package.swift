@@ -11,24 +11,29 @@ let package = Package(
         .library(name: "QuillCore", targets: ["QuillCore"]),
         .library(name: "QuillTokenizers", targets: ["QuillTokenizers"]),
         .library(name: "QuillFormats", targets: ["QuillFormats"]),
+        .library(name: "QuillModels", targets: ["QuillModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        .target(name: "QuillCore"),
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "QuillCore", dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
         .target(name: "QuillTokenizers"),
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
+        .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillTokenizers", "QuillFormats",
+                "QuillTokenizers", "QuillFormats", "QuillModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "QuillTokenizersTests", dependencies: ["QuillTokenizers", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats"]),
+        .testTarget(name: "QuillModelsTests", dependencies: ["QuillModels", "QuillCore", "QuillFormats", "QuillTokenizers"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
     ],

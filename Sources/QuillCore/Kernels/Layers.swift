@@ -1,0 +1,122 @@
+// Forward passes of the layers Llama-family and GPT-2 models share, over contiguous Float
+// buffers (backward passes join them with training). Legend: N = tokens (B*T), C = channels,
+// NH = query heads, NKV = key/value heads, HS = head size, V = vocabulary.
+
+import Foundation
+
+public enum Layers {
+    /// RMSNorm: out[N, C] = x / sqrt(mean(x²) + eps) · weight
+    public static func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                               _ weight: UnsafePointer<Float>, n: Int, c: Int, eps: Float) {
+        for i in 0..<n {
+            let row = x + i * c, o = out + i * c
+            var sum: Float = 0
+            for k in 0..<c { sum += row[k] * row[k] }
+            let scale = 1 / (sum / Float(c) + eps).squareRoot()
+            for k in 0..<c { o[k] = row[k] * scale * weight[k] }
+        }
+    }
+
+    /// LayerNorm: out[N, C] = (x - mean) / sqrt(var + eps) · weight + bias
+    public static func layernorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                 _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
+                                 n: Int, c: Int, eps: Float) {
+        for i in 0..<n {
+            let row = x + i * c, o = out + i * c
+            var mean: Float = 0
+            for k in 0..<c { mean += row[k] }
+            mean /= Float(c)
+            var variance: Float = 0
+            for k in 0..<c { let d = row[k] - mean; variance += d * d }
+            let scale = 1 / (variance / Float(c) + eps).squareRoot()
+            for k in 0..<c { o[k] = (row[k] - mean) * scale * weight[k] + bias[k] }
+        }
+    }
+
+    /// How a head's channels pair up for rotation.
+    public enum RopePairing: Sendable {
+        /// (x[2i], x[2i+1]): GGUF `llama` files, whose q/k rows were permuted for it.
+        case adjacent
+        /// (x[i], x[i + HS/2]): Hugging Face's rotate_half, GPT-NeoX, Qwen2 GGUF.
+        case halves
+    }
+
+    /// Rotary position embedding in place on x[N, heads, HS]; `inverseFrequencies` has HS/2
+    /// entries (scaling already applied), `positions` one per row.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
+                            headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float = 1) {
+        let half = headSize / 2
+        for i in 0..<n {
+            let pos = Float(positions[i])
+            for h in 0..<heads {
+                let v = x + (i * heads + h) * headSize
+                for j in 0..<half {
+                    let angle = pos * inverseFrequencies[j]
+                    let cosine = Float(cos(Double(angle))) * attentionFactor
+                    let sine = Float(sin(Double(angle))) * attentionFactor
+                    let (a, b) = pairing == .adjacent ? (2 * j, 2 * j + 1) : (j, j + half)
+                    let x0 = v[a], x1 = v[b]
+                    v[a] = x0 * cosine - x1 * sine
+                    v[b] = x0 * sine + x1 * cosine
+                }
+            }
+        }
+    }
+
+    /// SiLU-gated MLP activation: out = silu(gate) · up, over count elements.
+    public static func swiglu(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
+                              _ up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            out[i] = g / (1 + exp(-g)) * up[i]
+        }
+    }
+
+    /// GELU, tanh approximation (GPT-2), in place.
+    public static func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let s = Float((2 / Double.pi).squareRoot())
+        for i in 0..<count {
+            let v = x[i]
+            x[i] = 0.5 * v * (1 + tanh(s * (v + 0.044715 * v * v * v)))
+        }
+    }
+
+    /// Causal attention for one sequence over its KV cache.
+    /// q[N, NH, HS] for positions start..<start+N; keys/values[ctx, NKV, HS] hold positions
+    /// 0..<start+N; out[N, NH, HS]. Query head h reads key/value head h / (NH / NKV).
+    /// `window` limits each query to the last `window` positions (Mistral's sliding window).
+    public static func attention(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                                 keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                 start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int,
+                                 window: Int? = nil, scratch: UnsafeMutablePointer<Float>) {
+        // attention is the only layer that mixes information across time
+        let group = heads / kvHeads
+        let scale = 1 / Float(headSize).squareRoot()
+        let kvStride = kvHeads * headSize
+        for i in 0..<n {
+            let last = start + i
+            let first = window.map { max(0, last - $0 + 1) } ?? 0
+            for h in 0..<heads {
+                let qh = q + (i * heads + h) * headSize
+                let kvh = h / group
+                var maxScore = -Float.infinity
+                for t in first...last {
+                    let k = keys + t * kvStride + kvh * headSize
+                    var dot: Float = 0
+                    for d in 0..<headSize { dot += qh[d] * k[d] }
+                    scratch[t] = dot * scale
+                    maxScore = max(maxScore, scratch[t])
+                }
+                var sum: Float = 0
+                for t in first...last { scratch[t] = exp(scratch[t] - maxScore); sum += scratch[t] }
+                let o = out + (i * heads + h) * headSize
+                for d in 0..<headSize { o[d] = 0 }
+                for t in first...last {
+                    let p = scratch[t] / sum
+                    let v = values + t * kvStride + kvh * headSize
+                    for d in 0..<headSize { o[d] += p * v[d] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/// Keys and values of one sequence for every layer: [layers][capacity, NKV·HS].
+public struct KVCache: Sendable {
+    public let capacity: Int
+    public let width: Int
+    /// Positions filled so far.
+    public internal(set) var count = 0
+    private var keys: [[Float]]
+    private var values: [[Float]]
+
+    init(layers: Int, capacity: Int, width: Int) {
+        self.capacity = capacity
+        self.width = width
+        keys = Array(repeating: [Float](repeating: 0, count: capacity * width), count: layers)
+        values = keys
+    }
+
+    mutating func store(layer: Int, at position: Int, keys k: [Float], values v: [Float], count n: Int) {
+        let offset = position * width
+        keys[layer].withUnsafeMutableBufferPointer { dst in
+            k.withUnsafeBufferPointer { (dst.baseAddress! + offset).update(from: $0.baseAddress!, count: n * width) }
+        }
+        values[layer].withUnsafeMutableBufferPointer { dst in
+            v.withUnsafeBufferPointer { (dst.baseAddress! + offset).update(from: $0.baseAddress!, count: n * width) }
+        }
+    }
+
+    func withLayer<R>(_ layer: Int, _ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> R) -> R {
+        keys[layer].withUnsafeBufferPointer { k in values[layer].withUnsafeBufferPointer { v in body(k.baseAddress!, v.baseAddress!) } }
+    }
+
+    /// Forgets positions from `position` on (to re-run from a shared prefix).
+    public mutating func truncate(to position: Int) { count = min(count, max(0, position)) }
+}

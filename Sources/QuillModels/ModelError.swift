@@ -1,0 +1,23 @@
+/// What can go wrong loading or running a model; each case names the file and the tensor or key.
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    case unsupportedArchitecture(path: String, found: String, supported: [String])
+    case missingTensor(path: String, name: String)
+    case shapeMismatch(path: String, name: String, expected: [Int], found: [Int])
+    case missingKey(path: String, key: String)
+    case contextOverflow(tokens: Int, context: Int)
+    case unsupportedTensorType(path: String, name: String, type: String)
+
+    public var description: String {
+        switch self {
+        case let .unsupportedArchitecture(path, found, supported):
+            return "\(path): architecture \"\(found)\" is not supported; supported: \(supported.joined(separator: ", "))"
+        case let .missingTensor(path, name): return "\(path): tensor \(name) is missing"
+        case let .shapeMismatch(path, name, expected, found):
+            return "\(path): tensor \(name) has shape \(found), expected \(expected)"
+        case let .missingKey(path, key): return "\(path): metadata key \(key) is missing"
+        case let .contextOverflow(tokens, context):
+            return "\(tokens) tokens do not fit the model's context of \(context); shorten the prompt or ask for truncation"
+        case let .unsupportedTensorType(path, name, type): return "\(path): tensor \(name) has unsupported type \(type)"
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+
+/// How the next token is chosen. Temperature 0 is greedy. Filters apply in llama.cpp's order:
+/// logit bias, penalties, then top-k, top-p and min-p on the temperature-scaled distribution.
+public struct SamplingParameters: Sendable, Equatable, Codable {
+    public var temperature: Float = 0.8
+    /// Keep the k most likely tokens (0: off).
+    public var topK = 40
+    /// Keep the smallest set whose probability reaches p (1: off).
+    public var topP: Float = 0.95
+    /// Drop tokens less likely than min-p times the most likely one (0: off).
+    public var minP: Float = 0.05
+    /// Divide positive logits (multiply negative ones) of tokens already seen (1: off).
+    public var repetitionPenalty: Float = 1
+    /// OpenAI-style: subtract presence + frequency·count for tokens already seen.
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
+    /// How many recent tokens the penalties look at (prompt included).
+    public var penaltyWindow = 64
+    public var logitBias: [Int32: Float] = [:]
+    /// Fixed seed for reproducible sampling; nil draws one.
+    public var seed: UInt64?
+
+    public init() {}
+
+    public static var greedy: SamplingParameters { var p = SamplingParameters(); p.temperature = 0; return p }
+}
+
+/// A small, fast, seedable generator (xoshiro256**), so a seed gives the same text everywhere.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var x = seed
+        func splitmix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (splitmix(), splitmix(), splitmix(), splitmix())
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3; s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+}
+
+public struct Sampler: Sendable {
+    public let parameters: SamplingParameters
+    private var rng: SeededGenerator
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        rng = SeededGenerator(seed: parameters.seed ?? UInt64.random(in: .min ... .max))
+    }
+
+    /// Picks the next token from `logits` [V]; `history` holds the tokens so far.
+    public mutating func sample(_ logits: [Float], history: [Int32]) -> Int32 {
+        var logits = logits
+        let p = parameters
+        for (id, bias) in p.logitBias where id >= 0 && Int(id) < logits.count { logits[Int(id)] += bias }
+        if p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 {
+            var counts: [Int32: Int] = [:]
+            for t in history.suffix(p.penaltyWindow) { counts[t, default: 0] += 1 }
+            for (t, n) in counts where Int(t) < logits.count {
+                let i = Int(t)
+                if p.repetitionPenalty != 1 {
+                    logits[i] = logits[i] > 0 ? logits[i] / p.repetitionPenalty : logits[i] * p.repetitionPenalty
+                }
+                logits[i] -= p.presencePenalty + p.frequencyPenalty * Float(n)
+            }
+        }
+        if p.temperature <= 0 { return Int32(Self.argmax(logits)) }
+
+        // candidates sorted by logit, cut by top-k before the softmax
+        var candidates = Array(logits.indices)
+        let k = p.topK > 0 ? min(p.topK, logits.count) : logits.count
+        if k < logits.count {
+            candidates = Array(candidates.sorted { logits[$0] > logits[$1] }.prefix(k))
+        } else {
+            candidates.sort { logits[$0] > logits[$1] }
+        }
+        let maxLogit = logits[candidates[0]]
+        var probs = candidates.map { exp((logits[$0] - maxLogit) / p.temperature) }
+        let total = probs.reduce(0, +)
+        for i in probs.indices { probs[i] /= total }
+        var keep = probs.count
+        if p.topP < 1 {
+            var cumulative: Float = 0
+            for (i, q) in probs.enumerated() { cumulative += q; if cumulative >= p.topP { keep = i + 1; break } }
+        }
+        if p.minP > 0 {
+            let floor = probs[0] * p.minP
+            keep = min(keep, max(1, probs.prefix(keep).firstIndex { $0 < floor } ?? keep))
+        }
+        let kept = probs.prefix(keep)
+        var r = Float(Double(rng.next() >> 11) * 0x1.0p-53) * kept.reduce(0, +)
+        for (i, q) in kept.enumerated() {
+            r -= q
+            if r <= 0 { return Int32(candidates[i]) }
+        }
+        return Int32(candidates[keep - 1])
+    }
+
+    public static func argmax(_ x: [Float]) -> Int {
+        var best = 0
+        for i in 1..<x.count where x[i] > x[best] { best = i }
+        return best
+    }
+
+    /// log-softmax of one logit.
+    public static func logProbability(_ logits: [Float], of id: Int) -> Float {
+        let m = logits.max() ?? 0
+        let sum = logits.reduce(Float(0)) { $0 + exp($1 - m) }
+        return logits[id] - m - log(sum)
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import QuillFormats
+import QuillModels
+import QuillTokenizers
+
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt, streaming it to the terminal.")
+
+    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file (default: SmolLM2 from the cache).")
+    var model: String?
+    @Option(name: [.customShort("p"), .customLong("prompt")], help: "The prompt.") var prompt: String
+    @Flag(help: "Wrap the prompt as a user turn in the chat format (ChatML).") var chat = false
+    @Option(name: .customLong("max-tokens"), help: "New tokens at most.") var maxTokens = 128
+    @Option(help: "0 for greedy.") var temperature: Float = 0.8
+    @Option(name: .customLong("top-k")) var topK = 40
+    @Option(name: .customLong("top-p")) var topP: Float = 0.95
+    @Option(name: .customLong("min-p")) var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty")) var repeatPenalty: Float = 1
+    @Option(help: "Seed for reproducible sampling.") var seed: UInt64?
+    @Option(name: .customLong("stop"), help: "Stop at this text (repeatable).") var stops: [String] = []
+
+    func run() async throws {
+        let path = model ?? QuillCache.defaultModel.path
+        let file = try GGUFFile(path: path)
+        let tokenizer = try Tokenizer(gguf: file)
+        let llama = try LlamaModel(gguf: file)
+        var options = GenerationOptions()
+        options.maxNewTokens = maxTokens
+        options.sampling.temperature = temperature
+        options.sampling.topK = topK
+        options.sampling.topP = topP
+        options.sampling.minP = minP
+        options.sampling.repetitionPenalty = repeatPenalty
+        options.sampling.seed = seed
+        options.stopStrings = stops
+        let text = chat ? "<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n" : prompt
+        if !chat { FileHandle.standardOutput.write(Data(prompt.utf8)) }
+        let result = try Generator(model: llama, tokenizer: tokenizer).generate(prompt: text, options: options) { piece in
+            FileHandle.standardOutput.write(Data(piece.utf8))
+        }
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        let summary = String(format: "%d prompt tokens in %.2f s (%.1f tok/s), %d generated in %.2f s (%.1f tok/s), finish: %@\n",
+                             result.promptTokens, result.promptSeconds, Double(result.promptTokens) / max(result.promptSeconds, 1e-9),
+                             result.tokens.count, result.generationSeconds, result.tokensPerSecond, result.finishReason.rawValue)
+        FileHandle.standardError.write(Data(summary.utf8))
+    }
+}
