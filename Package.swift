@@ -18,7 +18,10 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "QuillCore", dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
+        .target(name: "CQuillKernels"),
+        .target(name: "QuillCore", dependencies: [
+            "CQuillKernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux])),
+        ]),
         .target(name: "QuillTokenizers"),
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),

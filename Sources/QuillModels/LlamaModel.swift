@@ -2,8 +2,10 @@ import Foundation
 import QuillCore
 import QuillFormats
 
-/// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) running on fp32 weights
-/// dequantized from a GGUF file. Names follow GGUF (`blk.N.attn_q.weight`).
+/// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) loaded from a GGUF file. Weights
+/// of Q4_0, Q4_1 and Q8_0 stay quantized in the file mapping and run on the int8 kernels;
+/// others (and everything, with `.dense`) are dequantized to fp32 and run on BLAS. Names follow
+/// GGUF (`blk.N.attn_q.weight`).
 ///
 /// ```swift
 /// let model = try LlamaModel(gguf: GGUFFile(path: "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -13,19 +15,40 @@ import QuillFormats
 public final class LlamaModel: Sendable {
     public let config: LlamaConfig
 
-    struct Block: Sendable {
-        let attentionNorm: [Float], q: [Float], k: [Float], v: [Float], output: [Float]
-        let qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
-        let ffnNorm: [Float], gate: [Float], up: [Float], down: [Float]
+    /// How weights are held: quantized where a kernel exists, or all dequantized to fp32.
+    public enum WeightFormat: Sendable { case quantized, dense }
+
+    /// A linear layer's weight [out, in].
+    enum Weight: Sendable {
+        case dense([Float])
+        case quantized(QuantizedMatrix)
+
+        /// out[N, OC] = x[N, C] · Wᵀ (+ bias)
+        func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ bias: [Float]?, n: Int, c: Int, oc: Int) {
+            switch self {
+            case .dense(let w): Matmul.forward(out, x, w, bias, n: n, c: c, oc: oc)
+            case .quantized(let w):
+                QuantizedMatmul.forward(out, x, w, n: n)
+                if let bias { for i in 0..<n { for o in 0..<oc { out[i * oc + o] += bias[o] } } }
+            }
+        }
     }
 
-    let embedding: [Float]          // [V, C]
+    struct Block: Sendable {
+        let attentionNorm: [Float], q: Weight, k: Weight, v: Weight, output: Weight
+        let qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
+        let ffnNorm: [Float], gate: Weight, up: Weight, down: Weight
+    }
+
+    let file: GGUFFile              // keeps the mapping that quantized weights point into
+    let embeddingInfo: GGUFFile.TensorInfo
     let blocks: [Block]
     let outputNorm: [Float]         // [C]
-    let outputHead: [Float]?        // [V, C]; nil when tied to the embedding
+    let outputHead: Weight          // [V, C]; the embedding when tied
     let inverseFrequencies: [Float]
+    public let weightFormat: WeightFormat
 
-    public init(gguf file: GGUFFile) throws {
+    public init(gguf file: GGUFFile, weights format: WeightFormat = .quantized) throws {
         var config = try LlamaConfig(gguf: file)
         let c = config.hiddenSize, kvDim = config.kvHeads * config.headSize, qDim = config.heads * config.headSize
         func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
@@ -38,25 +61,41 @@ public final class LlamaModel: Sendable {
         func optional(_ name: String, _ shape: [Int]) throws -> [Float]? {
             file.tensor(named: name) == nil ? nil : try tensor(name, shape)
         }
+        func weight(_ name: String, _ shape: [Int]) throws -> Weight {
+            guard let info = file.tensor(named: name) else { throw ModelError.missingTensor(path: file.path, name: name) }
+            if format == .quantized && QuantizedMatrix.supports(info.type) && info.dimensions == shape {
+                return .quantized(QuantizedMatrix(type: info.type, rows: shape[1], cols: shape[0],
+                                                  data: file.data(of: info).baseAddress!))
+            }
+            return .dense(try tensor(name, shape))
+        }
         if let e = file.tensor(named: "token_embd.weight"), e.dimensions.count == 2 { config.vocabularySize = e.dimensions[1] }
         let vocab = config.vocabularySize
         self.config = config
-        embedding = try tensor("token_embd.weight", [c, vocab])
+        self.file = file
+        self.weightFormat = format
+        guard let embeddingInfo = file.tensor(named: "token_embd.weight") else {
+            throw ModelError.missingTensor(path: file.path, name: "token_embd.weight")
+        }
+        guard embeddingInfo.dimensions == [c, vocab] else {
+            throw ModelError.shapeMismatch(path: file.path, name: "token_embd.weight", expected: [c, vocab], found: embeddingInfo.dimensions)
+        }
+        self.embeddingInfo = embeddingInfo
         blocks = try (0..<config.layers).map { l in
             let p = "blk.\(l)."
             return Block(
                 attentionNorm: try tensor(p + "attn_norm.weight", [c]),
-                q: try tensor(p + "attn_q.weight", [c, qDim]), k: try tensor(p + "attn_k.weight", [c, kvDim]),
-                v: try tensor(p + "attn_v.weight", [c, kvDim]), output: try tensor(p + "attn_output.weight", [qDim, c]),
+                q: try weight(p + "attn_q.weight", [c, qDim]), k: try weight(p + "attn_k.weight", [c, kvDim]),
+                v: try weight(p + "attn_v.weight", [c, kvDim]), output: try weight(p + "attn_output.weight", [qDim, c]),
                 qBias: try optional(p + "attn_q.bias", [qDim]), kBias: try optional(p + "attn_k.bias", [kvDim]),
                 vBias: try optional(p + "attn_v.bias", [kvDim]),
                 ffnNorm: try tensor(p + "ffn_norm.weight", [c]),
-                gate: try tensor(p + "ffn_gate.weight", [c, config.intermediateSize]),
-                up: try tensor(p + "ffn_up.weight", [c, config.intermediateSize]),
-                down: try tensor(p + "ffn_down.weight", [config.intermediateSize, c]))
+                gate: try weight(p + "ffn_gate.weight", [c, config.intermediateSize]),
+                up: try weight(p + "ffn_up.weight", [c, config.intermediateSize]),
+                down: try weight(p + "ffn_down.weight", [config.intermediateSize, c]))
         }
         outputNorm = try tensor("output_norm.weight", [c])
-        outputHead = try optional("output.weight", [c, vocab])
+        outputHead = try weight(file.tensor(named: "output.weight") != nil ? "output.weight" : "token_embd.weight", [c, vocab])
         inverseFrequencies = config.inverseFrequencies
     }
 
@@ -76,10 +115,11 @@ public final class LlamaModel: Sendable {
         var x = [Float](repeating: 0, count: n * c)
         for (i, t) in tokens.enumerated() {
             guard t >= 0 && Int(t) < vocab else { throw ModelError.missingKey(path: "token", key: "id \(t) outside vocabulary of \(vocab)") }
+            // one embedding row, dequantized on the way
+            let rowBytes = c / embeddingInfo.type.blockLayout.elements * embeddingInfo.type.blockLayout.bytes
             x.withUnsafeMutableBufferPointer { xb in
-                embedding.withUnsafeBufferPointer { e in
-                    (xb.baseAddress! + i * c).update(from: e.baseAddress! + Int(t) * c, count: c)
-                }
+                Dequantize.row(embeddingInfo.type, from: file.data(of: embeddingInfo).baseAddress! + Int(t) * rowBytes,
+                               into: xb.baseAddress! + i * c, count: c)
             }
         }
         var h = [Float](repeating: 0, count: n * c)
@@ -94,9 +134,9 @@ public final class LlamaModel: Sendable {
 
         for (l, block) in blocks.enumerated() {
             Layers.rmsnorm(&h, x, block.attentionNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
-            Matmul.forward(&q, h, block.q, block.qBias, n: n, c: c, oc: qDim)
-            Matmul.forward(&k, h, block.k, block.kBias, n: n, c: c, oc: kvDim)
-            Matmul.forward(&v, h, block.v, block.vBias, n: n, c: c, oc: kvDim)
+            block.q.apply(&q, h, block.qBias, n: n, c: c, oc: qDim)
+            block.k.apply(&k, h, block.kBias, n: n, c: c, oc: kvDim)
+            block.v.apply(&v, h, block.vBias, n: n, c: c, oc: kvDim)
             Layers.rope(&q, positions: positions, n: n, heads: cfg.heads, headSize: cfg.headSize,
                         inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing)
             Layers.rope(&k, positions: positions, n: n, heads: cfg.kvHeads, headSize: cfg.headSize,
@@ -107,14 +147,14 @@ public final class LlamaModel: Sendable {
                                  kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow,
                                  scratch: &scratch)
             }
-            Matmul.forward(&h, att, block.output, nil, n: n, c: qDim, oc: c)
+            block.output.apply(&h, att, nil, n: n, c: qDim, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
 
             Layers.rmsnorm(&h, x, block.ffnNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
-            Matmul.forward(&gate, h, block.gate, nil, n: n, c: c, oc: ff)
-            Matmul.forward(&up, h, block.up, nil, n: n, c: c, oc: ff)
+            block.gate.apply(&gate, h, nil, n: n, c: c, oc: ff)
+            block.up.apply(&up, h, nil, n: n, c: c, oc: ff)
             Layers.swiglu(&gate, gate, up, count: n * ff)
-            Matmul.forward(&h, gate, block.down, nil, n: n, c: ff, oc: c)
+            block.down.apply(&h, gate, nil, n: n, c: ff, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
         }
         cache.count = start + n
@@ -126,7 +166,7 @@ public final class LlamaModel: Sendable {
             Layers.rmsnorm(&final, xb.baseAddress! + first * c, outputNorm, n: rows, c: c, eps: cfg.rmsNormEpsilon)
         }
         var logits = [Float](repeating: 0, count: rows * vocab)
-        Matmul.forward(&logits, final, outputHead ?? embedding, nil, n: rows, c: c, oc: vocab)
+        outputHead.apply(&logits, final, nil, n: rows, c: c, oc: vocab)
         return logits
     }
 }

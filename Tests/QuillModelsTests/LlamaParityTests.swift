@@ -5,11 +5,10 @@ import QuillFormats
 import QuillModels
 import QuillTokenizers
 
-/// SmolLM2 (GGUF Q4_1) against llama.cpp. Quill runs fp32 math on the dequantized weights, so its
-/// exact peer is llama.cpp on an F32 copy of the same file (made by llama.cpp's own quantize
-/// tool): logits within 5e-2 and the same top-1. Against llama.cpp on the Q4_1 file itself, which
-/// also rounds activations to Q8_1, the difference is that rounding; it is bounded by how far
-/// llama.cpp's own F32 and Q4_1 runs are apart (about 91-93% top-1, logits within 2).
+/// SmolLM2 (GGUF Q4_1) against llama.cpp, two ways. Quill's fp32 path (weights dequantized) has
+/// as exact peer llama.cpp on an F32 copy of the same file (made by llama.cpp's own quantize
+/// tool): logits within 5e-2, the same top-1 everywhere. Quill's int8 kernels (Q4_1 weights times
+/// Q8_1 activations, as llama.cpp does it) are held to llama.cpp on the Q4_1 file itself.
 @Suite(.serialized) struct LlamaParityTests {
     struct Reference: Decodable {
         struct Passage: Decodable { let tokens: [Int32]; let top_ids: [[Int]]; let top_logits: [[Float]] }
@@ -25,7 +24,8 @@ import QuillTokenizers
     }()
 
     static let file = try! GGUFFile(path: QuillCache.defaultModel.path)
-    static let model = try! LlamaModel(gguf: file)
+    static let model = try! LlamaModel(gguf: file, weights: .dense)
+    static let quantizedModel = try! LlamaModel(gguf: file, weights: .quantized)
     static let tokenizer = try! Tokenizer(gguf: file)
 
     static func compare(_ passage: Reference.Passage, _ logits: [Float], vocab: Int) -> (top1: Int, maxDiff: Float) {
@@ -47,13 +47,19 @@ import QuillTokenizers
         var cache = Self.model.makeCache(capacity: exact.tokens.count)
         let logits = try Self.model.forward(exact.tokens, cache: &cache, allLogits: true)
         let vocab = Self.model.config.vocabularySize, n = exact.tokens.count
+        var qcache = Self.quantizedModel.makeCache(capacity: exact.tokens.count)
+        let qlogits = try Self.quantizedModel.forward(exact.tokens, cache: &qcache, allLogits: true)
         let f32 = Self.compare(exact, logits, vocab: vocab)
-        let q = Self.compare(quantized, logits, vocab: vocab)
-        print("\(name), \(n) positions: vs llama.cpp F32 top-1 \(f32.top1)/\(n), max |Δlogit| \(f32.maxDiff); "
-              + "vs llama.cpp Q4_1 top-1 \(q.top1)/\(n), max |Δlogit| \(q.maxDiff)")
+        let q = Self.compare(quantized, qlogits, vocab: vocab)
+        let cross = Self.compare(quantized, logits, vocab: vocab)
+        print("\(name), \(n) positions: fp32 path vs llama.cpp F32: top-1 \(f32.top1)/\(n), max |Δlogit| \(f32.maxDiff); "
+              + "int8 kernels vs llama.cpp Q4_1: top-1 \(q.top1)/\(n), max |Δlogit| \(q.maxDiff) "
+              + "(fp32 path vs llama.cpp Q4_1: top-1 \(cross.top1)/\(n), max |Δlogit| \(cross.maxDiff))")
         #expect(Double(f32.top1) >= 0.99 * Double(n))
         #expect(f32.maxDiff < 5e-2)
-        #expect(Double(q.top1) >= 0.88 * Double(n))
+        // Not yet the 99%: llama.cpp also keeps its KV cache in f16 and rounds activations
+        // its own way; today the int8 path is as close to llama.cpp Q4_1 as llama.cpp's F32 run is.
+        #expect(Double(q.top1) >= 0.90 * Double(n))
         #expect(q.maxDiff < 2.5)
     }
 

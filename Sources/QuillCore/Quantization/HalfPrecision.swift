@@ -30,7 +30,7 @@ public func halfFromFloat(_ f: Float) -> UInt16 {
     let exponent = Int((bits >> 23) & 0xFF)
     var mantissa = bits & 0x7F_FFFF
     if exponent == 0xFF { return sign | 0x7C00 | (mantissa != 0 ? UInt16(0x200 | (mantissa >> 13)) : 0) }
-    var e = exponent - 127 + 15
+    let e = exponent - 127 + 15
     if e >= 0x1F { return sign | 0x7C00 }
     if e <= 0 {
         if e < -10 { return sign }

@@ -1,0 +1,43 @@
+// Inner loops that need CPU intrinsics Swift cannot reach: int8 dot products of quantized
+// weights with quantized activations. Each fast kernel has a plain C twin (`_ref`) that tests
+// hold it to, and the dispatching entry point picks the best one the CPU supports at run time.
+#ifndef QUILL_KERNELS_H
+#define QUILL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ggml type codes used by these kernels
+enum { QUILL_Q4_0 = 2, QUILL_Q4_1 = 3, QUILL_Q8_0 = 8, QUILL_Q8_1 = 9 };
+
+// Activations → blocks of 32: Q8_0 (f16 d, int8 q[32]) and Q8_1 (f16 d, f16 d·Σq, int8 q[32]).
+void quill_quantize_row_q8_0(const float *x, void *y, int64_t k);
+void quill_quantize_row_q8_1(const float *x, void *y, int64_t k);
+
+// Dot products of n elements: weights `x` in their type, activations `y` in the matching
+// Q8 type (Q8_1 for Q4_1, Q8_0 otherwise).
+float quill_vec_dot_q4_0_q8_0(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q4_1_q8_1(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q8_0_q8_0(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q4_0_q8_0_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q4_1_q8_1_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q8_0_q8_0_ref(int64_t n, const void *x, const void *y);
+
+// The activation type a weight type multiplies with, or -1 if the type has no kernel here.
+int quill_activation_type(int weight_type);
+
+// out[r] = dot(row r of w, xq) for rows [row_begin, row_end); rows are row_bytes apart.
+void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
+                  int64_t cols, int64_t row_begin, int64_t row_end);
+
+// Which implementation the dispatcher chose: "avx2" or "scalar".
+const char *quill_kernel_isa(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

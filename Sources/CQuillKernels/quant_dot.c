@@ -1,0 +1,212 @@
+#include "quill_kernels.h"
+#include <math.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define QUILL_X86 1
+#endif
+
+// Block layouts (ggml-common.h): f16 fields are IEEE binary16 bit patterns.
+typedef struct { uint16_t d; uint8_t qs[16]; } block_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;
+typedef struct { uint16_t d; int8_t qs[32]; } block_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0x1F) bits = sign | 0x7F800000u | man << 13;
+    else if (exp) bits = sign | (exp + 112) << 23 | man << 13;
+    else if (!man) bits = sign;
+    else { float f = (float)man * 5.9604644775390625e-8f; return sign ? -f : f; }
+    float f; memcpy(&f, &bits, 4); return f;
+}
+
+// round to nearest even, as ggml's FP32_TO_FP16 on x86 (F16C)
+static inline uint16_t float_to_half(float f) {
+    uint32_t bits; memcpy(&bits, &f, 4);
+    uint16_t sign = (bits >> 16) & 0x8000;
+    int32_t exp = (bits >> 23) & 0xFF;
+    uint32_t man = bits & 0x7FFFFF;
+    if (exp == 0xFF) return sign | 0x7C00 | (man ? 0x200 | (man >> 13) : 0);
+    int32_t e = exp - 127 + 15;
+    if (e >= 0x1F) return sign | 0x7C00;
+    if (e <= 0) {
+        if (e < -10) return sign;
+        man |= 0x800000;
+        uint32_t shift = 14 - e, half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return sign | (uint16_t)half;
+    }
+    uint32_t half = (uint32_t)e << 10 | man >> 13, rem = man & 0x1FFF;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+    return sign | (uint16_t)half;
+}
+
+// --- activation quantization (ggml's quantize_row_q8_0_ref / q8_1_ref) ---------------------------
+
+void quill_quantize_row_q8_0(const float *x, void *vy, int64_t k) {
+    block_q8_0 *y = vy;
+    for (int64_t i = 0; i < k / 32; i++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
+        const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        y[i].d = float_to_half(d);
+        for (int j = 0; j < 32; j++) y[i].qs[j] = (int8_t)roundf(x[i * 32 + j] * id);
+    }
+}
+
+void quill_quantize_row_q8_1(const float *x, void *vy, int64_t k) {
+    block_q8_1 *y = vy;
+    for (int64_t i = 0; i < k / 32; i++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
+        const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        y[i].d = float_to_half(d);
+        int sum = 0;
+        for (int j = 0; j < 32; j++) { y[i].qs[j] = (int8_t)roundf(x[i * 32 + j] * id); sum += y[i].qs[j]; }
+        y[i].s = float_to_half(d * (float)sum);
+    }
+}
+
+// --- plain twins ------------------------------------------------------------------------------
+
+float quill_vec_dot_q4_0_q8_0_ref(int64_t n, const void *vx, const void *vy) {
+    const block_q4_0 *x = vx; const block_q8_0 *y = vy;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            s += ((x[i].qs[j] & 0x0F) - 8) * y[i].qs[j] + ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+        }
+        sum += (float)s * (half_to_float(x[i].d) * half_to_float(y[i].d));
+    }
+    return sum;
+}
+
+float quill_vec_dot_q4_1_q8_1_ref(int64_t n, const void *vx, const void *vy) {
+    const block_q4_1 *x = vx; const block_q8_1 *y = vy;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) s += (x[i].qs[j] & 0x0F) * y[i].qs[j] + (x[i].qs[j] >> 4) * y[i].qs[j + 16];
+        sum += (half_to_float(x[i].d) * half_to_float(y[i].d)) * (float)s + half_to_float(x[i].m) * half_to_float(y[i].s);
+    }
+    return sum;
+}
+
+float quill_vec_dot_q8_0_q8_0_ref(int64_t n, const void *vx, const void *vy) {
+    const block_q8_0 *x = vx; const block_q8_0 *y = vy;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int s = 0;
+        for (int j = 0; j < 32; j++) s += x[i].qs[j] * y[i].qs[j];
+        sum += (float)s * (half_to_float(x[i].d) * half_to_float(y[i].d));
+    }
+    return sum;
+}
+
+// --- AVX2 -------------------------------------------------------------------------------------
+#ifdef QUILL_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// Σ over 32 lanes of unsigned a × signed b, as 8 int32 sums → float
+AVX2 static inline __m256 dot_u8_s8(__m256i a, __m256i b) {
+    const __m256i pairs = _mm256_maddubs_epi16(a, b);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+// F16C conversion: one instruction instead of the portable bit juggling
+AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+AVX2 static inline float hsum(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+// 16 bytes of nibbles → 32 bytes: low nibbles (elements 0-15), then high nibbles (16-31)
+AVX2 static inline __m256i unpack_nibbles(const uint8_t *qs) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), mask), _mm_and_si128(b, mask));
+}
+
+AVX2 static float vec_dot_q4_0_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
+    const block_q4_0 *x = vx; const block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i qx = _mm256_sub_epi8(unpack_nibbles(x[i].qs), _mm256_set1_epi8(8));
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        // |qx|·sign(qy, qx): maddubs needs an unsigned left operand
+        const __m256 p = dot_u8_s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc);
+    }
+    return hsum(acc);
+}
+
+AVX2 static float vec_dot_q4_1_q8_1_avx2(int64_t n, const void *vx, const void *vy) {
+    const block_q4_1 *x = vx; const block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256 p = dot_u8_s8(unpack_nibbles(x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc);
+        mins += h2f(x[i].m) * h2f(y[i].s);
+    }
+    return hsum(acc) + mins;
+}
+
+AVX2 static float vec_dot_q8_0_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
+    const block_q8_0 *x = vx; const block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256 p = dot_u8_s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc);
+    }
+    return hsum(acc);
+}
+#endif
+
+// --- dispatch ---------------------------------------------------------------------------------
+
+typedef float (*dot_fn)(int64_t, const void *, const void *);
+static dot_fn dot_q4_0 = quill_vec_dot_q4_0_q8_0_ref;
+static dot_fn dot_q4_1 = quill_vec_dot_q4_1_q8_1_ref;
+static dot_fn dot_q8_0 = quill_vec_dot_q8_0_q8_0_ref;
+static const char *isa = "scalar";
+
+__attribute__((constructor)) static void choose_kernels(void) {
+#ifdef QUILL_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+        dot_q4_0 = vec_dot_q4_0_q8_0_avx2;
+        dot_q4_1 = vec_dot_q4_1_q8_1_avx2;
+        dot_q8_0 = vec_dot_q8_0_q8_0_avx2;
+        isa = "avx2";
+    }
+#endif
+}
+
+const char *quill_kernel_isa(void) { return isa; }
+
+float quill_vec_dot_q4_0_q8_0(int64_t n, const void *x, const void *y) { return dot_q4_0(n, x, y); }
+float quill_vec_dot_q4_1_q8_1(int64_t n, const void *x, const void *y) { return dot_q4_1(n, x, y); }
+float quill_vec_dot_q8_0_q8_0(int64_t n, const void *x, const void *y) { return dot_q8_0(n, x, y); }
+
+int quill_activation_type(int weight_type) {
+    switch (weight_type) {
+    case QUILL_Q4_0: case QUILL_Q8_0: return QUILL_Q8_0;
+    case QUILL_Q4_1: return QUILL_Q8_1;
+    default: return -1;
+    }
+}
+
+void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
+                  int64_t cols, int64_t row_begin, int64_t row_end) {
+    dot_fn dot = weight_type == QUILL_Q4_0 ? dot_q4_0 : weight_type == QUILL_Q4_1 ? dot_q4_1 : dot_q8_0;
+    for (int64_t r = row_begin; r < row_end; r++) {
+        out[r] = dot(cols, (const uint8_t *)w + (size_t)r * row_bytes, xq);
+    }
+}
