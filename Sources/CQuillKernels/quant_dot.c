@@ -146,26 +146,45 @@ AVX2 static float vec_dot_q4_0_q8_0_avx2(int64_t n, const void *vx, const void *
 
 AVX2 static float vec_dot_q4_1_q8_1_avx2(int64_t n, const void *vx, const void *vy) {
     const block_q4_1 *x = vx; const block_q8_1 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
+    // two blocks per step into two accumulators: the fmadd chain, not the loads, limits one
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float mins = 0;
-    for (int64_t i = 0; i < n / 32; i++) {
+    const int64_t nb = n / 32;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const __m256 p0 = dot_u8_s8(unpack_nibbles(x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        const __m256 p1 = dot_u8_s8(unpack_nibbles(x[i + 1].qs), _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), p1, acc1);
+        mins += h2f(x[i].m) * h2f(y[i].s) + h2f(x[i + 1].m) * h2f(y[i + 1].s);
+    }
+    for (; i < nb; i++) {
         const __m256 p = dot_u8_s8(unpack_nibbles(x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc0);
         mins += h2f(x[i].m) * h2f(y[i].s);
     }
-    return hsum(acc) + mins;
+    return hsum(_mm256_add_ps(acc0, acc1)) + mins;
 }
 
 AVX2 static float vec_dot_q8_0_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
     const block_q8_0 *x = vx; const block_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256 p = dot_u8_s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int64_t nb = n / 32;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const __m256i qx0 = _mm256_loadu_si256((const __m256i *)x[i].qs), qy0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i qx1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs), qy1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
+        const __m256 p0 = dot_u8_s8(_mm256_sign_epi8(qx0, qx0), _mm256_sign_epi8(qy0, qx0));
+        const __m256 p1 = dot_u8_s8(_mm256_sign_epi8(qx1, qx1), _mm256_sign_epi8(qy1, qx1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), p1, acc1);
     }
-    return hsum(acc);
+    for (; i < nb; i++) {
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs), qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256 p = dot_u8_s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc0);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
 }
 #endif
 

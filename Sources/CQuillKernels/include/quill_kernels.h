@@ -34,6 +34,15 @@ int quill_activation_type(int weight_type);
 void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
                   int64_t cols, int64_t row_begin, int64_t row_end);
 
+// A spin-wait hint (x86 PAUSE), for the thread pool's short waits.
+static inline void quill_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 // Which implementation the dispatcher chose: "avx2" or "scalar".
 const char *quill_kernel_isa(void);
 

@@ -3,7 +3,6 @@
 // rows split across cores. Decoding is memory-bound, and Q4_1 weights are 6.4x smaller than fp32.
 
 import CQuillKernels
-import Dispatch
 
 /// A weight matrix [rows, cols] left in its quantized GGUF layout (read-only, usually mapped).
 public struct QuantizedMatrix: @unchecked Sendable {
@@ -30,9 +29,9 @@ public enum QuantizedMatmul {
     /// The instruction set the kernels run on ("avx2" or "scalar").
     public static var isa: String { String(cString: quill_kernel_isa()) }
 
-    /// out[N, rows] = x[N, cols] · Wᵀ, rows split over `threads`.
+    /// out[N, rows] = x[N, cols] · Wᵀ, rows split over the pool.
     public static func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: QuantizedMatrix,
-                               n: Int, threads: Int = ProcessorCount.active) {
+                               n: Int, pool: ThreadPool = .shared) {
         let act = w.activationType
         let actBytes = w.cols / 32 * act.blockLayout.bytes
         let quantized = UnsafeMutableRawPointer.allocate(byteCount: max(1, n * actBytes), alignment: 64)
@@ -41,15 +40,13 @@ public enum QuantizedMatmul {
             if act == .q8_1 { quill_quantize_row_q8_1(x + i * w.cols, quantized + i * actBytes, Int64(w.cols)) }
             else { quill_quantize_row_q8_0(x + i * w.cols, quantized + i * actBytes, Int64(w.cols)) }
         }
-        let workers = max(1, min(threads, w.rows / 16))
-        nonisolated(unsafe) let out = out
-        nonisolated(unsafe) let activations = UnsafeRawPointer(quantized)
+        // a few chunks per thread evens out a core that is busy elsewhere
+        let chunks = max(1, min(pool.threads * 4, w.rows / 16))
         let type = Int32(w.type.rawValue), rowBytes = w.rowBytes, rows = w.rows, cols = Int64(w.cols)
-        let weights = w
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let begin = rows * worker / workers, end = rows * (worker + 1) / workers
+        pool.parallelFor(chunks) { chunk in
+            let begin = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
             for i in 0..<n {
-                quill_matvec(type, weights.data, rowBytes, activations + i * actBytes, out + i * rows,
+                quill_matvec(type, w.data, rowBytes, quantized + i * actBytes, out + i * rows,
                              cols, Int64(begin), Int64(end))
             }
         }
