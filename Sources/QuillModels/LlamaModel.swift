@@ -23,10 +23,23 @@ public final class LlamaModel: Sendable {
         case dense([Float])
         case quantized(QuantizedMatrix)
 
-        /// out[N, OC] = x[N, C] · Wᵀ (+ bias)
-        func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ bias: [Float]?, n: Int, c: Int, oc: Int) {
+        /// out[N, OC] = x[N, C] · Wᵀ (+ bias). A quantized weight meets a batch of at least
+        /// `denseFrom` rows (a prompt) as dequantized fp32 on BLAS: prefill is compute-bound and
+        /// sgemm beats int8 dot products there; decoding (N = 1) is memory-bound and stays int8.
+        func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ bias: [Float]?,
+                   n: Int, c: Int, oc: Int, denseFrom: Int) {
             switch self {
             case .dense(let w): Matmul.forward(out, x, w, bias, n: n, c: c, oc: oc)
+            case .quantized(let w) where n >= denseFrom:
+                let dense = UnsafeMutablePointer<Float>.allocate(capacity: w.rows * w.cols)
+                defer { dense.deallocate() }
+                let chunks = ThreadPool.shared.threads * 4
+                ThreadPool.shared.parallelFor(chunks) { chunk in
+                    let begin = w.rows * chunk / chunks, end = w.rows * (chunk + 1) / chunks
+                    Dequantize.row(w.type, from: w.data + begin * w.rowBytes, into: dense + begin * w.cols,
+                                   count: (end - begin) * w.cols)
+                }
+                Matmul.forward(out, x, dense, bias, n: n, c: c, oc: oc)
             case .quantized(let w):
                 QuantizedMatmul.forward(out, x, w, n: n)
                 if let bias { for i in 0..<n { for o in 0..<oc { out[i * oc + o] += bias[o] } } }
@@ -47,8 +60,10 @@ public final class LlamaModel: Sendable {
     let outputHead: Weight          // [V, C]; the embedding when tied
     let inverseFrequencies: [Float]
     public let weightFormat: WeightFormat
+    /// Batches of at least this many tokens multiply quantized weights as fp32 on BLAS.
+    public let denseBatchThreshold: Int
 
-    public init(gguf file: GGUFFile, weights format: WeightFormat = .quantized) throws {
+    public init(gguf file: GGUFFile, weights format: WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws {
         var config = try LlamaConfig(gguf: file)
         let c = config.hiddenSize, kvDim = config.kvHeads * config.headSize, qDim = config.heads * config.headSize
         func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
@@ -74,6 +89,7 @@ public final class LlamaModel: Sendable {
         self.config = config
         self.file = file
         self.weightFormat = format
+        self.denseBatchThreshold = denseBatchThreshold
         guard let embeddingInfo = file.tensor(named: "token_embd.weight") else {
             throw ModelError.missingTensor(path: file.path, name: "token_embd.weight")
         }
@@ -129,14 +145,13 @@ public final class LlamaModel: Sendable {
         var att = [Float](repeating: 0, count: n * qDim)
         var gate = [Float](repeating: 0, count: n * ff)
         var up = [Float](repeating: 0, count: n * ff)
-        var scratch = [Float](repeating: 0, count: cache.capacity)
         let positions = (0..<n).map { Int32(start + $0) }
 
         for (l, block) in blocks.enumerated() {
             Layers.rmsnorm(&h, x, block.attentionNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
-            block.q.apply(&q, h, block.qBias, n: n, c: c, oc: qDim)
-            block.k.apply(&k, h, block.kBias, n: n, c: c, oc: kvDim)
-            block.v.apply(&v, h, block.vBias, n: n, c: c, oc: kvDim)
+            block.q.apply(&q, h, block.qBias, n: n, c: c, oc: qDim, denseFrom: denseBatchThreshold)
+            block.k.apply(&k, h, block.kBias, n: n, c: c, oc: kvDim, denseFrom: denseBatchThreshold)
+            block.v.apply(&v, h, block.vBias, n: n, c: c, oc: kvDim, denseFrom: denseBatchThreshold)
             Layers.rope(&q, positions: positions, n: n, heads: cfg.heads, headSize: cfg.headSize,
                         inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing)
             Layers.rope(&k, positions: positions, n: n, heads: cfg.kvHeads, headSize: cfg.headSize,
@@ -144,17 +159,16 @@ public final class LlamaModel: Sendable {
             cache.store(layer: l, at: start, keys: k, values: v, count: n)
             cache.withLayer(l) { keys, values in
                 Layers.attention(&att, q: q, keys: keys, values: values, start: start, n: n, heads: cfg.heads,
-                                 kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow,
-                                 scratch: &scratch)
+                                 kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
             }
-            block.output.apply(&h, att, nil, n: n, c: qDim, oc: c)
+            block.output.apply(&h, att, nil, n: n, c: qDim, oc: c, denseFrom: denseBatchThreshold)
             for i in 0..<(n * c) { x[i] += h[i] }
 
             Layers.rmsnorm(&h, x, block.ffnNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
-            block.gate.apply(&gate, h, nil, n: n, c: c, oc: ff)
-            block.up.apply(&up, h, nil, n: n, c: c, oc: ff)
+            block.gate.apply(&gate, h, nil, n: n, c: c, oc: ff, denseFrom: denseBatchThreshold)
+            block.up.apply(&up, h, nil, n: n, c: c, oc: ff, denseFrom: denseBatchThreshold)
             Layers.swiglu(&gate, gate, up, count: n * ff)
-            block.down.apply(&h, gate, nil, n: n, c: ff, oc: c)
+            block.down.apply(&h, gate, nil, n: n, c: ff, oc: c, denseFrom: denseBatchThreshold)
             for i in 0..<(n * c) { x[i] += h[i] }
         }
         cache.count = start + n
@@ -166,7 +180,7 @@ public final class LlamaModel: Sendable {
             Layers.rmsnorm(&final, xb.baseAddress! + first * c, outputNorm, n: rows, c: c, eps: cfg.rmsNormEpsilon)
         }
         var logits = [Float](repeating: 0, count: rows * vocab)
-        outputHead.apply(&logits, final, nil, n: rows, c: c, oc: vocab)
+        outputHead.apply(&logits, final, nil, n: rows, c: c, oc: vocab, denseFrom: denseBatchThreshold)
         return logits
     }
 }

@@ -25,7 +25,7 @@ import QuillTokenizers
 
     static let file = try! GGUFFile(path: QuillCache.defaultModel.path)
     static let model = try! LlamaModel(gguf: file, weights: .dense)
-    static let quantizedModel = try! LlamaModel(gguf: file, weights: .quantized)
+    static let quantizedModel = try! LlamaModel(gguf: file, weights: .quantized, denseBatchThreshold: .max)
     static let tokenizer = try! Tokenizer(gguf: file)
 
     static func compare(_ passage: Reference.Passage, _ logits: [Float], vocab: Int) -> (top1: Int, maxDiff: Float) {
@@ -124,5 +124,21 @@ import QuillTokenizers
         Layers.rope(&b, positions: [5], n: 1, heads: 1, headSize: hs, inverseFrequencies: inv, pairing: .adjacent)
         let back: [Float] = (0..<hs).map { i in b[(i % (hs / 2)) * 2 + i / (hs / 2)] }
         #expect(zip(a, back).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+}
+
+@Suite struct AttentionKernelTests {
+    /// The parallel SIMD attention against its scalar twin, with GQA and a sliding window.
+    @Test(arguments: [nil, 5] as [Int?])
+    func matchesReference(_ window: Int?) {
+        var rng = SeededGenerator(seed: 3)
+        let heads = 6, kvHeads = 2, hs = 16, start = 9, n = 4, ctx = start + n
+        let q = (0..<(n * heads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let k = (0..<(ctx * kvHeads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let v = (0..<(ctx * kvHeads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }
+        var fast = [Float](repeating: 0, count: n * heads * hs), slow = fast
+        Layers.attention(&fast, q: q, keys: k, values: v, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: hs, window: window)
+        Layers.attentionReference(&slow, q: q, keys: k, values: v, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: hs, window: window)
+        #expect(zip(fast, slow).allSatisfy { abs($0 - $1) < 1e-5 })
     }
 }

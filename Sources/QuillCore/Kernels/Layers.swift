@@ -85,14 +85,66 @@ public enum Layers {
     /// q[N, NH, HS] for positions start..<start+N; keys/values[ctx, NKV, HS] hold positions
     /// 0..<start+N; out[N, NH, HS]. Query head h reads key/value head h / (NH / NKV).
     /// `window` limits each query to the last `window` positions (Mistral's sliding window).
+    /// Heads run in parallel on the pool; the scalar twin is `attentionReference`.
     public static func attention(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
                                  keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                                  start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int,
-                                 window: Int? = nil, scratch: UnsafeMutablePointer<Float>) {
+                                 window: Int? = nil, pool: ThreadPool = .shared) {
         // attention is the only layer that mixes information across time
+        guard headSize % 8 == 0 else {
+            return attentionReference(out, q: q, keys: keys, values: values, start: start, n: n, heads: heads,
+                                      kvHeads: kvHeads, headSize: headSize, window: window)
+        }
+        let group = heads / kvHeads
+        let scale = 1 / Float(headSize).squareRoot()
+        let kvStride = kvHeads * headSize, lanes = headSize / 8
+        pool.parallelFor(heads) { h in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: start + n) { scores in
+                let kvh = h / group
+                for i in 0..<n {
+                    let last = start + i
+                    let first = window.map { max(0, last - $0 + 1) } ?? 0
+                    let qh = UnsafeRawPointer(q + (i * heads + h) * headSize)
+                    var maxScore = -Float.infinity
+                    for t in first...last {
+                        let k = UnsafeRawPointer(keys + t * kvStride + kvh * headSize)
+                        var acc = SIMD8<Float>()
+                        for l in 0..<lanes {
+                            acc += qh.loadUnaligned(fromByteOffset: l * 32, as: SIMD8<Float>.self)
+                                * k.loadUnaligned(fromByteOffset: l * 32, as: SIMD8<Float>.self)
+                        }
+                        let score = acc.sum() * scale
+                        scores[t] = score
+                        maxScore = max(maxScore, score)
+                    }
+                    var sum: Float = 0
+                    for t in first...last { scores[t] = exp(scores[t] - maxScore); sum += scores[t] }
+                    let o = UnsafeMutableRawPointer(out + (i * heads + h) * headSize)
+                    for l in 0..<lanes { o.storeBytes(of: SIMD8<Float>(), toByteOffset: l * 32, as: SIMD8<Float>.self) }
+                    let inverse = 1 / sum
+                    for t in first...last {
+                        let p = SIMD8<Float>(repeating: scores[t] * inverse)
+                        let v = UnsafeRawPointer(values + t * kvStride + kvh * headSize)
+                        for l in 0..<lanes {
+                            let current = o.load(fromByteOffset: l * 32, as: SIMD8<Float>.self)
+                            o.storeBytes(of: current + p * v.loadUnaligned(fromByteOffset: l * 32, as: SIMD8<Float>.self),
+                                         toByteOffset: l * 32, as: SIMD8<Float>.self)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plain loop: an algorithmic reference for `attention`, and the fallback for odd head sizes.
+    public static func attentionReference(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                                          keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                          start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int,
+                                          window: Int? = nil) {
         let group = heads / kvHeads
         let scale = 1 / Float(headSize).squareRoot()
         let kvStride = kvHeads * headSize
+        var scores = [Float](repeating: 0, count: start + n)
         for i in 0..<n {
             let last = start + i
             let first = window.map { max(0, last - $0 + 1) } ?? 0
@@ -104,15 +156,15 @@ public enum Layers {
                     let k = keys + t * kvStride + kvh * headSize
                     var dot: Float = 0
                     for d in 0..<headSize { dot += qh[d] * k[d] }
-                    scratch[t] = dot * scale
-                    maxScore = max(maxScore, scratch[t])
+                    scores[t] = dot * scale
+                    maxScore = max(maxScore, scores[t])
                 }
                 var sum: Float = 0
-                for t in first...last { scratch[t] = exp(scratch[t] - maxScore); sum += scratch[t] }
+                for t in first...last { scores[t] = exp(scores[t] - maxScore); sum += scores[t] }
                 let o = out + (i * heads + h) * headSize
                 for d in 0..<headSize { o[d] = 0 }
                 for t in first...last {
-                    let p = scratch[t] / sum
+                    let p = scores[t] / sum
                     let v = values + t * kvStride + kvh * headSize
                     for d in 0..<headSize { o[d] += p * v[d] }
                 }

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import QuillFormats
+import QuillModels
+
+/// llama-bench style: prompt processing (pp) and token generation (tg) throughput, with
+/// repetitions, mean ± standard deviation.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prompt processing and generation speed (tokens/s, llama-bench style).")
+
+    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file (default: SmolLM2 from the cache).")
+    var model: String?
+    @Option(name: [.customShort("p"), .customLong("n-prompt")], help: "Prompt tokens for pp.") var promptTokens = 512
+    @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Generated tokens for tg.") var generatedTokens = 128
+    @Option(name: [.customShort("r"), .customLong("repetitions")]) var repetitions = 3
+    @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
+
+    func run() async throws {
+        let path = model ?? QuillCache.defaultModel.path
+        let file = try GGUFFile(path: path)
+        let llama = try LlamaModel(gguf: file, weights: dense ? .dense : .quantized)
+        let vocab = Int32(llama.config.vocabularySize)
+        // deterministic pseudo-random tokens, as llama-bench uses random ones
+        var state: UInt64 = 42
+        func token() -> Int32 { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int32((state >> 33) % UInt64(vocab)) }
+        func stats(_ rates: [Double]) -> String {
+            let mean = rates.reduce(0, +) / Double(rates.count)
+            let sd = (rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, rates.count - 1))).squareRoot()
+            return String(format: "%8.2f ± %.2f", mean, sd)
+        }
+        print("model: \((path as NSString).lastPathComponent), weights: \(dense ? "fp32" : "quantized"), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+        var pp: [Double] = [], tg: [Double] = []
+        for _ in 0..<(repetitions + 1) {   // the first run warms caches and is not counted
+            var cache = llama.makeCache(capacity: promptTokens + generatedTokens)
+            let prompt = (0..<promptTokens).map { _ in token() }
+            let t0 = Date()
+            _ = try llama.forward(prompt, cache: &cache)
+            let t1 = Date()
+            var cache2 = llama.makeCache(capacity: generatedTokens + 1)
+            var next = token()
+            let t2 = Date()
+            for _ in 0..<generatedTokens {
+                let logits = try llama.forward([next], cache: &cache2)
+                next = Int32(Sampler.argmax(logits))
+            }
+            let t3 = Date()
+            pp.append(Double(promptTokens) / t1.timeIntervalSince(t0))
+            tg.append(Double(generatedTokens) / t3.timeIntervalSince(t2))
+        }
+        print("pp\(promptTokens): \(stats(Array(pp.dropFirst()))) tokens/s")
+        print("tg\(generatedTokens): \(stats(Array(tg.dropFirst()))) tokens/s")
+    }
+}
