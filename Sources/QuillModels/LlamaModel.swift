@@ -130,7 +130,7 @@ public final class LlamaModel: Sendable {
         let ff = cfg.intermediateSize, vocab = cfg.vocabularySize
         var x = [Float](repeating: 0, count: n * c)
         for (i, t) in tokens.enumerated() {
-            guard t >= 0 && Int(t) < vocab else { throw ModelError.missingKey(path: "token", key: "id \(t) outside vocabulary of \(vocab)") }
+            guard t >= 0 && Int(t) < vocab else { throw ModelError.tokenOutOfRange(id: t, vocabularySize: vocab) }
             // one embedding row, dequantized on the way
             let rowBytes = c / embeddingInfo.type.blockLayout.elements * embeddingInfo.type.blockLayout.bytes
             x.withUnsafeMutableBufferPointer { xb in

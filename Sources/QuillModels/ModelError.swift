@@ -6,6 +6,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case missingKey(path: String, key: String)
     case contextOverflow(tokens: Int, context: Int)
     case unsupportedTensorType(path: String, name: String, type: String)
+    case tokenOutOfRange(id: Int32, vocabularySize: Int)
 
     public var description: String {
         switch self {
@@ -18,6 +19,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case let .contextOverflow(tokens, context):
             return "\(tokens) tokens do not fit the model's context of \(context); shorten the prompt or ask for truncation"
         case let .unsupportedTensorType(path, name, type): return "\(path): tensor \(name) has unsupported type \(type)"
+        case let .tokenOutOfRange(id, size): return "token id \(id) is outside the vocabulary (size \(size))"
         }
     }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+import QuillFormats
+import QuillModels
+
+/// Broken model files give errors that name the file and the tensor or key; never a crash.
+@Suite struct ModelLoadingErrorTests {
+    static func path(_ name: String) -> String {
+        Bundle.module.url(forResource: "Fixtures/bad-models/\(name)", withExtension: nil)!.path
+    }
+
+    @Test func tinyModelLoadsAndRuns() throws {
+        let model = try LlamaModel(gguf: GGUFFile(path: Self.path("tiny-llama.gguf")))
+        var cache = model.makeCache()
+        let logits = try model.forward([1, 2, 3], cache: &cache)
+        #expect(logits.count == 48 && logits.allSatisfy(\.isFinite))
+    }
+
+    @Test func missingTensorIsNamed() throws {
+        let path = Self.path("missing-tensor.gguf")
+        #expect(throws: ModelError.missingTensor(path: path, name: "blk.0.ffn_up.weight")) {
+            try LlamaModel(gguf: GGUFFile(path: path))
+        }
+    }
+
+    @Test func wrongShapeSaysExpectedAndFound() throws {
+        let path = Self.path("wrong-shape.gguf")
+        #expect(throws: ModelError.shapeMismatch(path: path, name: "blk.0.attn_q.weight", expected: [32, 32], found: [32, 16])) {
+            try LlamaModel(gguf: GGUFFile(path: path))
+        }
+    }
+
+    @Test func unknownArchitectureListsTheSupportedOnes() throws {
+        let path = Self.path("unknown-arch.gguf")
+        do {
+            _ = try LlamaModel(gguf: GGUFFile(path: path))
+            Issue.record("loaded an rwkv6 file")
+        } catch let error as ModelError {
+            #expect(error == .unsupportedArchitecture(path: path, found: "rwkv6", supported: LlamaConfig.supportedArchitectures))
+            print("unknown architecture: \(error)")
+        }
+    }
+
+    @Test func promptLongerThanTheContextIsAnError() throws {
+        let model = try LlamaModel(gguf: GGUFFile(path: Self.path("tiny-llama.gguf")))
+        var cache = model.makeCache()
+        #expect(throws: ModelError.contextOverflow(tokens: 17, context: 16)) {
+            try model.forward(Array(repeating: 1, count: 17), cache: &cache)
+        }
+    }
+
+    @Test func tokenOutsideTheVocabularyIsAnError() throws {
+        let model = try LlamaModel(gguf: GGUFFile(path: Self.path("tiny-llama.gguf")))
+        var cache = model.makeCache()
+        #expect(throws: ModelError.self) { try model.forward([48], cache: &cache) }
+    }
+
+    @Test func truncatedModelFileIsAClearError() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.path("tiny-llama.gguf")))
+        let cut = FileManager.default.temporaryDirectory.appendingPathComponent("quill-cut-\(getpid()).gguf")
+        defer { try? FileManager.default.removeItem(at: cut) }
+        try data.prefix(data.count - 100).write(to: cut)
+        #expect(throws: GGUFError.self) { try LlamaModel(gguf: GGUFFile(path: cut.path)) }
+    }
+}
