@@ -44,26 +44,28 @@ static inline uint16_t float_to_half(float f) {
 
 // --- activation quantization (ggml's quantize_row_q8_0_ref / q8_1_ref) ---------------------------
 
+// one block of 32: int8 values, their scale d, and the sum of the int8 values
+static inline float quantize_block(const float *x, int8_t *qs, int *sum) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+    *sum = 0;
+    for (int j = 0; j < 32; j++) { qs[j] = (int8_t)roundf(x[j] * id); *sum += qs[j]; }
+    return d;
+}
+
 void quill_quantize_row_q8_0(const float *x, void *vy, int64_t k) {
     block_q8_0 *y = vy;
-    for (int64_t i = 0; i < k / 32; i++) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
-        const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
-        y[i].d = float_to_half(d);
-        for (int j = 0; j < 32; j++) y[i].qs[j] = (int8_t)roundf(x[i * 32 + j] * id);
-    }
+    int sum;
+    for (int64_t i = 0; i < k / 32; i++) y[i].d = float_to_half(quantize_block(x + i * 32, y[i].qs, &sum));
 }
 
 void quill_quantize_row_q8_1(const float *x, void *vy, int64_t k) {
     block_q8_1 *y = vy;
+    int sum;
     for (int64_t i = 0; i < k / 32; i++) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
-        const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        const float d = quantize_block(x + i * 32, y[i].qs, &sum);
         y[i].d = float_to_half(d);
-        int sum = 0;
-        for (int j = 0; j < 32; j++) { y[i].qs[j] = (int8_t)roundf(x[i * 32 + j] * id); sum += y[i].qs[j]; }
         y[i].s = float_to_half(d * (float)sum);
     }
 }

@@ -3,6 +3,7 @@
 // threads for each (GCD's concurrentPerform) cost more than the loops themselves.
 
 import CQuillKernels
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +15,7 @@ public final class ThreadPool: @unchecked Sendable {
     // @unchecked: `body` and `count` are written only by the caller between jobs, while every
     // worker is parked or spinning on `generation`; workers read them only after seeing a new
     // generation (acquire), and the caller waits for all of them before the next write.
-    public static let shared = ThreadPool(threads: ProcessorCount.active)
+    public static let shared = ThreadPool(threads: ProcessInfo.processInfo.activeProcessorCount)
 
     public let threads: Int
     private let generation = Atomic<Int>(0)

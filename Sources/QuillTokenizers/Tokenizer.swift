@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 
 /// A text tokenizer that gives the same ids as Hugging Face `tokenizers` for the same files.
@@ -88,7 +89,7 @@ public struct Tokenizer: Sendable {
     /// blocks of consecutive texts, so workers never write next to each other's results.
     public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true, threads: Int? = nil) -> [[Int32]] {
         var results = [[Int32]](repeating: [], count: texts.count)
-        let workers = max(1, min(threads ?? ProcessInfoCores.count, texts.count))
+        let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, texts.count))
         let block = 256
         let next = Atomic<Int>(0)
         results.withUnsafeMutableBufferPointer { out in
@@ -252,19 +253,3 @@ public struct StreamingDecoder: Sendable {
         return String(decoding: after[before.count...], as: UTF8.self)
     }
 }
-
-enum ProcessInfoCores {
-    static var count: Int {
-        #if canImport(Glibc)
-        return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        #else
-        return 4
-        #endif
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -59,19 +59,3 @@ public enum QuantizedMatmul {
         Matmul.reference(out, x, dense, nil, n: n, c: w.cols, oc: w.rows)
     }
 }
-
-public enum ProcessorCount {
-    public static var active: Int {
-        #if canImport(Glibc)
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return 4
-        #endif
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

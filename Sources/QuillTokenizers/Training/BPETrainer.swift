@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// Trains a byte-level BPE vocabulary from text, the way Hugging Face's `BpeTrainer` does:
 /// count pre-tokenized words, start from the 256 byte symbols, then repeatedly merge the most
@@ -116,7 +117,7 @@ public struct BPETrainer: Sendable {
 
     /// Word (pre-token bytes) → occurrences, counted across cores.
     private func countWords(_ texts: [String]) -> [[UInt8]: Int] {
-        let workers = max(1, min(ProcessInfoCores.count, texts.count / 64 + 1))
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, texts.count / 64 + 1))
         var partial = [[[UInt8]: Int]](repeating: [:], count: workers)
         partial.withUnsafeMutableBufferPointer { out in
             nonisolated(unsafe) let out = out
