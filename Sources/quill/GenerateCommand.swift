@@ -12,7 +12,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file (default: SmolLM2 from the cache).")
     var model: String?
     @Option(name: [.customShort("p"), .customLong("prompt")], help: "The prompt.") var prompt: String
-    @Flag(help: "Wrap the prompt as a user turn in the chat format (ChatML).") var chat = false
+    @Flag(help: "Send the prompt as a user turn through the model's chat template.") var chat = false
     @Option(name: .customLong("max-tokens"), help: "New tokens at most.") var maxTokens = 128
     @Option(help: "0 for greedy.") var temperature: Float = 0.8
     @Option(name: .customLong("top-k")) var topK = 40
@@ -36,7 +36,7 @@ struct GenerateCommand: AsyncParsableCommand {
         options.sampling.repetitionPenalty = repeatPenalty
         options.sampling.seed = seed
         options.stopStrings = stops
-        let text = chat ? "<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n" : prompt
+        let text = chat ? try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: prompt)]) : prompt
         if !chat { FileHandle.standardOutput.write(Data(prompt.utf8)) }
         let result = try Generator(model: llama, tokenizer: tokenizer).generate(prompt: text, options: options) { piece in
             FileHandle.standardOutput.write(Data(piece.utf8))

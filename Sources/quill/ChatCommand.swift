@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import QuillFormats
+import QuillModels
+import QuillTokenizers
+
+/// An interactive conversation through the model's own chat template.
+struct ChatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat",
+        abstract: "Talk with a model in the terminal (its chat template; /reset clears, /exit or Ctrl-D ends).")
+
+    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file (default: SmolLM2 from the cache).")
+    var model: String?
+    @Option(name: .customLong("system"), help: "A system message.") var system: String?
+    @Option(name: .customLong("max-tokens")) var maxTokens = 256
+    @Option(help: "0 for greedy.") var temperature: Float = 0.7
+    @Option(help: "Seed for reproducible sampling.") var seed: UInt64?
+
+    func run() async throws {
+        let path = model ?? QuillCache.defaultModel.path
+        let file = try GGUFFile(path: path)
+        let tokenizer = try Tokenizer(gguf: file)
+        let generator = Generator(model: try LlamaModel(gguf: file), tokenizer: tokenizer)
+        var options = GenerationOptions()
+        options.maxNewTokens = maxTokens
+        options.sampling.temperature = temperature
+        options.sampling.seed = seed
+        // a turn ends at the template's end-of-turn marker as well as at EOS
+        for marker in ["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"] {
+            if let id = tokenizer.id(for: marker) { options.stopTokenIds.insert(id) }
+        }
+        var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+        FileHandle.standardOutput.write(Data("quill chat with \((path as NSString).lastPathComponent): /reset clears, /exit ends\n".utf8))
+        while true {
+            FileHandle.standardOutput.write(Data("> ".utf8))
+            guard let line = readLine() else { break }
+            let input = line.trimmingCharacters(in: .whitespaces)
+            if input.isEmpty { continue }
+            if input == "/exit" { break }
+            if input == "/reset" { messages.removeAll { $0.role != "system" }; continue }
+            messages.append(ChatMessage(role: "user", content: input))
+            let prompt = try tokenizer.applyChatTemplate(messages)
+            let result = try generator.generate(prompt: prompt, options: options) { piece in
+                FileHandle.standardOutput.write(Data(piece.utf8))
+            }
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            FileHandle.standardError.write(Data(String(format: "[%d tokens, %.1f tok/s]\n", result.tokens.count, result.tokensPerSecond).utf8))
+            messages.append(ChatMessage(role: "assistant", content: result.text))
+        }
+    }
+}
