@@ -17,6 +17,16 @@ public struct LlamaConfig: Sendable, Equatable {
     public var contextLength: Int
     public var ropePairing: Layers.RopePairing
     public var slidingWindow: Int?
+    public var tiedEmbeddings = true
+    public var ropeScaling: RopeScaling = .none
+
+    /// How positions are stretched beyond the trained context (`rope_scaling` in config.json).
+    public enum RopeScaling: Sendable, Equatable {
+        case none
+        case linear(factor: Float)
+        /// Llama 3.1's frequency-dependent scaling.
+        case llama3(factor: Float, lowFrequencyFactor: Float, highFrequencyFactor: Float, originalContext: Int)
+    }
 
     public static let supportedArchitectures = ["llama", "mistral", "qwen2"]
 
@@ -47,9 +57,68 @@ public struct LlamaConfig: Sendable, Equatable {
         slidingWindow = file.metadata["\(arch).attention.sliding_window"]?.int
     }
 
-    /// θ_i = base^(-2i/HS), i < HS/2.
+    /// θ_i = base^(-2i/HS), i < HS/2, then the scaling.
     public var inverseFrequencies: [Float] {
-        (0..<(headSize / 2)).map { Float(1 / pow(Double(ropeTheta), Double(2 * $0) / Double(headSize))) }
+        let base = (0..<(headSize / 2)).map { 1 / pow(Double(ropeTheta), Double(2 * $0) / Double(headSize)) }
+        switch ropeScaling {
+        case .none: return base.map { Float($0) }
+        case .linear(let factor): return base.map { Float($0 / Double(factor)) }
+        case let .llama3(factor, low, high, original):
+            let lowWavelength = Double(original) / Double(low), highWavelength = Double(original) / Double(high)
+            return base.map { f in
+                let wavelength = 2 * Double.pi / f
+                if wavelength < highWavelength { return Float(f) }
+                if wavelength > lowWavelength { return Float(f / Double(factor)) }
+                let smooth = (Double(original) / wavelength - Double(low)) / Double(high - low)
+                return Float((1 - smooth) * f / Double(factor) + smooth * f)
+            }
+        }
+    }
+
+    /// From a Hugging Face `config.json` (model_type llama, mistral or qwen2).
+    public init(huggingFace json: [String: Any], path: String) throws {
+        let type = json["model_type"] as? String ?? "?"
+        guard Self.supportedArchitectures.contains(type) else {
+            throw ModelError.unsupportedArchitecture(path: path, found: type, supported: Self.supportedArchitectures)
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = json[key] as? Int else { throw ModelError.missingKey(path: path, key: key) }
+            return v
+        }
+        func number(_ key: String, _ fallback: Double) -> Double { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) ?? fallback }
+        architecture = type
+        hiddenSize = try int("hidden_size")
+        layers = try int("num_hidden_layers")
+        heads = try int("num_attention_heads")
+        kvHeads = (json["num_key_value_heads"] as? Int) ?? heads
+        headSize = (json["head_dim"] as? Int) ?? hiddenSize / heads
+        intermediateSize = try int("intermediate_size")
+        rmsNormEpsilon = Float(number("rms_norm_eps", 1e-6))
+        // transformers 5 writes `rope_parameters` (rope_theta inside); earlier versions
+        // `rope_theta` and `rope_scaling` at the top level
+        let ropeParameters = json["rope_parameters"] as? [String: Any]
+        ropeTheta = Float((ropeParameters?["rope_theta"] as? Double) ?? number("rope_theta", 10_000))
+        contextLength = (json["max_position_embeddings"] as? Int) ?? 2048
+        vocabularySize = try int("vocab_size")
+        ropePairing = .halves   // Hugging Face checkpoints rotate halves
+        let usesWindow = (json["use_sliding_window"] as? Bool) ?? (type == "mistral")
+        slidingWindow = usesWindow ? json["sliding_window"] as? Int : nil
+        tiedEmbeddings = (json["tie_word_embeddings"] as? Bool) ?? false
+        if let scaling = (json["rope_scaling"] as? [String: Any]) ?? ropeParameters {
+            let kind = (scaling["rope_type"] as? String) ?? (scaling["type"] as? String) ?? "default"
+            let factor = Float((scaling["factor"] as? Double) ?? (scaling["factor"] as? Int).map(Double.init) ?? 1)
+            switch kind {
+            case "default": ropeScaling = .none
+            case "linear": ropeScaling = .linear(factor: factor)
+            case "llama3":
+                ropeScaling = .llama3(factor: factor,
+                                      lowFrequencyFactor: Float((scaling["low_freq_factor"] as? Double) ?? 1),
+                                      highFrequencyFactor: Float((scaling["high_freq_factor"] as? Double) ?? 4),
+                                      originalContext: (scaling["original_max_position_embeddings"] as? Int) ?? 8192)
+            default:
+                throw ModelError.missingKey(path: path, key: "rope_scaling type \"\(kind)\" (supported: default, linear, llama3)")
+            }
+        }
     }
 }
 

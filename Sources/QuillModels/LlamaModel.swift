@@ -53,8 +53,14 @@ public final class LlamaModel: Sendable {
         let ffnNorm: [Float], gate: Weight, up: Weight, down: Weight
     }
 
-    let file: GGUFFile              // keeps the mapping that quantized weights point into
-    let embeddingInfo: GGUFFile.TensorInfo
+    /// Token embeddings [V, C]: rows looked up one at a time.
+    enum Embedding: Sendable {
+        case gguf(GGUFFile.TensorInfo)
+        case dense([Float])
+    }
+
+    let file: GGUFFile?             // keeps the mapping that quantized weights point into
+    let embedding: Embedding
     let blocks: [Block]
     let outputNorm: [Float]         // [C]
     let outputHead: Weight          // [V, C]; the embedding when tied
@@ -63,7 +69,20 @@ public final class LlamaModel: Sendable {
     /// Batches of at least this many tokens multiply quantized weights as fp32 on BLAS.
     public let denseBatchThreshold: Int
 
-    public init(gguf file: GGUFFile, weights format: WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws {
+    init(config: LlamaConfig, embedding: Embedding, blocks: [Block], outputNorm: [Float], outputHead: Weight,
+         file: GGUFFile?, weightFormat: WeightFormat, denseBatchThreshold: Int) {
+        self.config = config
+        self.embedding = embedding
+        self.blocks = blocks
+        self.outputNorm = outputNorm
+        self.outputHead = outputHead
+        self.file = file
+        self.weightFormat = weightFormat
+        self.denseBatchThreshold = denseBatchThreshold
+        self.inverseFrequencies = config.inverseFrequencies
+    }
+
+    public convenience init(gguf file: GGUFFile, weights format: WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws {
         var config = try LlamaConfig(gguf: file)
         let c = config.hiddenSize, kvDim = config.kvHeads * config.headSize, qDim = config.heads * config.headSize
         func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
@@ -86,18 +105,13 @@ public final class LlamaModel: Sendable {
         }
         if let e = file.tensor(named: "token_embd.weight"), e.dimensions.count == 2 { config.vocabularySize = e.dimensions[1] }
         let vocab = config.vocabularySize
-        self.config = config
-        self.file = file
-        self.weightFormat = format
-        self.denseBatchThreshold = denseBatchThreshold
         guard let embeddingInfo = file.tensor(named: "token_embd.weight") else {
             throw ModelError.missingTensor(path: file.path, name: "token_embd.weight")
         }
         guard embeddingInfo.dimensions == [c, vocab] else {
             throw ModelError.shapeMismatch(path: file.path, name: "token_embd.weight", expected: [c, vocab], found: embeddingInfo.dimensions)
         }
-        self.embeddingInfo = embeddingInfo
-        blocks = try (0..<config.layers).map { l in
+        let blocks = try (0..<config.layers).map { l in
             let p = "blk.\(l)."
             return Block(
                 attentionNorm: try tensor(p + "attn_norm.weight", [c]),
@@ -110,9 +124,53 @@ public final class LlamaModel: Sendable {
                 up: try weight(p + "ffn_up.weight", [c, config.intermediateSize]),
                 down: try weight(p + "ffn_down.weight", [config.intermediateSize, c]))
         }
-        outputNorm = try tensor("output_norm.weight", [c])
-        outputHead = try weight(file.tensor(named: "output.weight") != nil ? "output.weight" : "token_embd.weight", [c, vocab])
-        inverseFrequencies = config.inverseFrequencies
+        self.init(config: config, embedding: .gguf(embeddingInfo), blocks: blocks,
+                  outputNorm: try tensor("output_norm.weight", [c]),
+                  outputHead: try weight(file.tensor(named: "output.weight") != nil ? "output.weight" : "token_embd.weight", [c, vocab]),
+                  file: file, weightFormat: format, denseBatchThreshold: denseBatchThreshold)
+    }
+
+    /// A Hugging Face directory: `config.json` and `*.safetensors` (single or sharded; F32,
+    /// F16 or BF16, converted to fp32).
+    public convenience init(huggingFace directory: URL) throws {
+        let configURL = directory.appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: configURL),
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ModelError.missingKey(path: configURL.path, key: "config.json (missing or not a JSON object)")
+        }
+        let config = try LlamaConfig(huggingFace: json, path: configURL.path)
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        let c = config.hiddenSize, kvDim = config.kvHeads * config.headSize, qDim = config.heads * config.headSize
+        let ff = config.intermediateSize, vocab = config.vocabularySize
+        func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
+            guard let info = checkpoint.info(name) else { throw ModelError.missingTensor(path: directory.path, name: name) }
+            guard info.shape == shape else {
+                throw ModelError.shapeMismatch(path: directory.path, name: name, expected: shape, found: info.shape)
+            }
+            return try checkpoint.floats(name)
+        }
+        func optional(_ name: String, _ shape: [Int]) throws -> [Float]? {
+            checkpoint.info(name) == nil ? nil : try tensor(name, shape)
+        }
+        let blocks = try (0..<config.layers).map { l in
+            let p = "model.layers.\(l)."
+            return Block(
+                attentionNorm: try tensor(p + "input_layernorm.weight", [c]),
+                q: .dense(try tensor(p + "self_attn.q_proj.weight", [qDim, c])),
+                k: .dense(try tensor(p + "self_attn.k_proj.weight", [kvDim, c])),
+                v: .dense(try tensor(p + "self_attn.v_proj.weight", [kvDim, c])),
+                output: .dense(try tensor(p + "self_attn.o_proj.weight", [c, qDim])),
+                qBias: try optional(p + "self_attn.q_proj.bias", [qDim]), kBias: try optional(p + "self_attn.k_proj.bias", [kvDim]),
+                vBias: try optional(p + "self_attn.v_proj.bias", [kvDim]),
+                ffnNorm: try tensor(p + "post_attention_layernorm.weight", [c]),
+                gate: .dense(try tensor(p + "mlp.gate_proj.weight", [ff, c])),
+                up: .dense(try tensor(p + "mlp.up_proj.weight", [ff, c])),
+                down: .dense(try tensor(p + "mlp.down_proj.weight", [c, ff])))
+        }
+        let embedding = try tensor("model.embed_tokens.weight", [vocab, c])
+        let head = config.tiedEmbeddings || checkpoint.info("lm_head.weight") == nil ? embedding : try tensor("lm_head.weight", [vocab, c])
+        self.init(config: config, embedding: .dense(embedding), blocks: blocks, outputNorm: try tensor("model.norm.weight", [c]),
+                  outputHead: .dense(head), file: nil, weightFormat: .dense, denseBatchThreshold: 32)
     }
 
     public func makeCache(capacity: Int? = nil) -> KVCache {
@@ -131,11 +189,15 @@ public final class LlamaModel: Sendable {
         var x = [Float](repeating: 0, count: n * c)
         for (i, t) in tokens.enumerated() {
             guard t >= 0 && Int(t) < vocab else { throw ModelError.tokenOutOfRange(id: t, vocabularySize: vocab) }
-            // one embedding row, dequantized on the way
-            let rowBytes = c / embeddingInfo.type.blockLayout.elements * embeddingInfo.type.blockLayout.bytes
             x.withUnsafeMutableBufferPointer { xb in
-                Dequantize.row(embeddingInfo.type, from: file.data(of: embeddingInfo).baseAddress! + Int(t) * rowBytes,
-                               into: xb.baseAddress! + i * c, count: c)
+                switch embedding {
+                case .gguf(let info):   // one row, dequantized on the way
+                    let rowBytes = c / info.type.blockLayout.elements * info.type.blockLayout.bytes
+                    Dequantize.row(info.type, from: file!.data(of: info).baseAddress! + Int(t) * rowBytes,
+                                   into: xb.baseAddress! + i * c, count: c)
+                case .dense(let table):
+                    table.withUnsafeBufferPointer { (xb.baseAddress! + i * c).update(from: $0.baseAddress! + Int(t) * c, count: c) }
+                }
             }
         }
         var h = [Float](repeating: 0, count: n * c)

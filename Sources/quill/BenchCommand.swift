@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure prompt processing and generation speed (tokens/s, llama-bench style).")
 
-    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file (default: SmolLM2 from the cache).")
+    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file or Hugging Face directory (default: SmolLM2 from the cache).")
     var model: String?
     @Option(name: [.customShort("p"), .customLong("n-prompt")], help: "Prompt tokens for pp.") var promptTokens = 512
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Generated tokens for tg.") var generatedTokens = 128
@@ -19,8 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = model ?? QuillCache.defaultModel.path
-        let file = try GGUFFile(path: path)
-        let llama = try LlamaModel(gguf: file, weights: dense ? .dense : .quantized)
+        let (llama, _) = try ModelLoader.load(path, weights: dense ? .dense : .quantized)
         let vocab = Int32(llama.config.vocabularySize)
         // deterministic pseudo-random tokens, as llama-bench uses random ones
         var state: UInt64 = 42

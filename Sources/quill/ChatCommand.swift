@@ -10,7 +10,7 @@ struct ChatCommand: AsyncParsableCommand {
         commandName: "chat",
         abstract: "Talk with a model in the terminal (its chat template; /reset clears, /exit or Ctrl-D ends).")
 
-    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file (default: SmolLM2 from the cache).")
+    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file or Hugging Face directory (default: SmolLM2 from the cache).")
     var model: String?
     @Option(name: .customLong("system"), help: "A system message.") var system: String?
     @Option(name: .customLong("max-tokens")) var maxTokens = 256
@@ -19,9 +19,8 @@ struct ChatCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = model ?? QuillCache.defaultModel.path
-        let file = try GGUFFile(path: path)
-        let tokenizer = try Tokenizer(gguf: file)
-        let generator = Generator(model: try LlamaModel(gguf: file), tokenizer: tokenizer)
+        let (llama, tokenizer) = try ModelLoader.load(path)
+        let generator = Generator(model: llama, tokenizer: tokenizer)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         options.sampling.temperature = temperature

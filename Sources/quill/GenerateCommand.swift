@@ -9,7 +9,7 @@ struct GenerateCommand: AsyncParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a prompt, streaming it to the terminal.")
 
-    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file (default: SmolLM2 from the cache).")
+    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file or Hugging Face directory (default: SmolLM2 from the cache).")
     var model: String?
     @Option(name: [.customShort("p"), .customLong("prompt")], help: "The prompt.") var prompt: String
     @Flag(help: "Send the prompt as a user turn through the model's chat template.") var chat = false
@@ -24,9 +24,7 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = model ?? QuillCache.defaultModel.path
-        let file = try GGUFFile(path: path)
-        let tokenizer = try Tokenizer(gguf: file)
-        let llama = try LlamaModel(gguf: file)
+        let (llama, tokenizer) = try ModelLoader.load(path)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens
         options.sampling.temperature = temperature

@@ -1,0 +1,20 @@
+import Foundation
+import QuillFormats
+import QuillTokenizers
+
+/// One entry point for every model source the CLI and server accept.
+public enum ModelLoader {
+    /// A GGUF file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
+    public static func load(_ path: String, weights: LlamaModel.WeightFormat = .quantized) throws -> (LlamaModel, Tokenizer) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw TokenizerError.unreadable(path: path, reason: "no such file or directory")
+        }
+        if isDirectory.boolValue {
+            let url = URL(fileURLWithPath: path)
+            return (try LlamaModel(huggingFace: url), try Tokenizer(contentsOf: url))
+        }
+        let file = try GGUFFile(path: path)
+        return (try LlamaModel(gguf: file, weights: weights), try Tokenizer(gguf: file))
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Tiny random Hugging Face checkpoints and their PyTorch logits, for the architecture tests.
+
+    pip install torch transformers
+    python3 Tests/QuillModelsTests/Fixtures/make_tiny_checkpoints.py
+
+For Llama (plus a variant with Llama 3.1 rope scaling), Mistral (sliding window 8) and Qwen2
+(q/k/v biases): a 2-layer fp32 model with random weights saved with save_pretrained (the Mistral
+one in shards, to exercise the safetensors index), and the logits transformers computes for three
+prompts of 5, 11 and 20 tokens (tiny-checkpoints/NAME/expected.json).
+"""
+import json, os, shutil
+import torch
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM)
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny-checkpoints")
+COMMON = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, vocab_size=256, max_position_embeddings=64, rms_norm_eps=1e-5,
+              tie_word_embeddings=False)
+MODELS = {
+    "llama": (LlamaConfig, LlamaForCausalLM, dict(rope_theta=10000.0)),
+    "llama3-scaled": (LlamaConfig, LlamaForCausalLM, dict(rope_theta=500000.0, tie_word_embeddings=True,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 16})),
+    "mistral": (MistralConfig, MistralForCausalLM, dict(sliding_window=8, rope_theta=10000.0)),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM, dict(rope_theta=1000000.0, use_sliding_window=False)),
+}
+
+def main():
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(0, 256, (n,), generator=g).tolist() for n in (5, 11, 20)]
+    for name, (config_class, model_class, extra) in MODELS.items():
+        torch.manual_seed(1)
+        config = config_class(**{**COMMON, **extra})
+        config._attn_implementation = "eager"
+        model = model_class(config).eval()
+        with torch.no_grad():   # make the norms non-trivial too
+            for n, p in model.named_parameters():
+                if "norm" in n: p.copy_(1 + 0.1 * torch.randn_like(p))
+        out = os.path.join(HERE, name)
+        shutil.rmtree(out, ignore_errors=True)
+        model.save_pretrained(out, safe_serialization=True, max_shard_size="200KB" if name == "mistral" else "50MB")
+        expected = []
+        with torch.no_grad():
+            for ids in prompts:
+                logits = model(torch.tensor([ids])).logits[0]
+                expected.append({"tokens": ids, "logits": logits.tolist()})
+        with open(os.path.join(out, "expected.json"), "w") as f:
+            json.dump(expected, f)
+        print(name, sorted(os.listdir(out)))
+
+if __name__ == "__main__":
+    main()
