@@ -32,10 +32,10 @@ public struct GenerationResult: Sendable {
 /// let result = try generator.generate(prompt: "床前明月光，", options: options) { print($0, terminator: "") }
 /// ```
 public struct Generator: Sendable {
-    public let model: LlamaModel
+    public let model: any LanguageModel
     public let tokenizer: Tokenizer
 
-    public init(model: LlamaModel, tokenizer: Tokenizer) {
+    public init(model: any LanguageModel, tokenizer: Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
     }
@@ -49,8 +49,8 @@ public struct Generator: Sendable {
     public func generate(promptIds: [Int32], options: GenerationOptions,
                          onText: (String) -> Void = { _ in }) throws -> GenerationResult {
         let capacity = promptIds.count + options.maxNewTokens
-        guard capacity <= model.config.contextLength else {
-            throw ModelError.contextOverflow(tokens: capacity, context: model.config.contextLength)
+        guard capacity <= model.contextLength else {
+            throw ModelError.contextOverflow(tokens: capacity, context: model.contextLength)
         }
         var cache = model.makeCache(capacity: capacity)
         var sampler = Sampler(options.sampling)

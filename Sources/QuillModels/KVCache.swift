@@ -7,7 +7,7 @@ public struct KVCache: Sendable {
     private var keys: [[Float]]
     private var values: [[Float]]
 
-    init(layers: Int, capacity: Int, width: Int) {
+    public init(layers: Int, capacity: Int, width: Int) {
         self.capacity = capacity
         self.width = width
         keys = Array(repeating: [Float](repeating: 0, count: capacity * width), count: layers)

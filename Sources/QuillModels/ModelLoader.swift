@@ -5,14 +5,18 @@ import QuillTokenizers
 /// One entry point for every model source the CLI and server accept.
 public enum ModelLoader {
     /// A GGUF file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
-    public static func load(_ path: String, weights: LlamaModel.WeightFormat = .quantized) throws -> (LlamaModel, Tokenizer) {
+    public static func load(_ path: String, weights: LlamaModel.WeightFormat = .quantized) throws -> (any LanguageModel, Tokenizer) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw TokenizerError.unreadable(path: path, reason: "no such file or directory")
         }
         if isDirectory.boolValue {
             let url = URL(fileURLWithPath: path)
-            return (try LlamaModel(huggingFace: url), try Tokenizer(contentsOf: url))
+            let config = (try? Data(contentsOf: url.appendingPathComponent("config.json")))
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            let model: any LanguageModel = config?["model_type"] as? String == "gpt2"
+                ? try GPT2Model(huggingFace: url) : try LlamaModel(huggingFace: url)
+            return (model, try Tokenizer(contentsOf: url))
         }
         let file = try GGUFFile(path: path)
         return (try LlamaModel(gguf: file, weights: weights), try Tokenizer(gguf: file))

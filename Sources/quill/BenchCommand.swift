@@ -20,7 +20,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         let path = model ?? QuillCache.defaultModel.path
         let (llama, _) = try ModelLoader.load(path, weights: dense ? .dense : .quantized)
-        let vocab = Int32(llama.config.vocabularySize)
+        let vocab = Int32(llama.vocabularySize)
         // deterministic pseudo-random tokens, as llama-bench uses random ones
         var state: UInt64 = 42
         func token() -> Int32 { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int32((state >> 33) % UInt64(vocab)) }

@@ -4,15 +4,15 @@
     pip install torch transformers
     python3 Tests/QuillModelsTests/Fixtures/make_tiny_checkpoints.py
 
-For Llama (plus a variant with Llama 3.1 rope scaling), Mistral (sliding window 8) and Qwen2
-(q/k/v biases): a 2-layer fp32 model with random weights saved with save_pretrained (the Mistral
+For GPT-2, Llama (plus a variant with Llama 3.1 rope scaling), Mistral (sliding window 8) and
+Qwen2 (q/k/v biases): a 2-layer fp32 model with random weights saved with save_pretrained (the Mistral
 one in shards, to exercise the safetensors index), and the logits transformers computes for three
 prompts of 5, 11 and 20 tokens (tiny-checkpoints/NAME/expected.json).
 """
 import json, os, shutil
 import torch
-from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Qwen2Config, Qwen2ForCausalLM)
+from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny-checkpoints")
 COMMON = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -30,14 +30,21 @@ MODELS = {
 def main():
     g = torch.Generator().manual_seed(0)
     prompts = [torch.randint(0, 256, (n,), generator=g).tolist() for n in (5, 11, 20)]
-    for name, (config_class, model_class, extra) in MODELS.items():
+    models = dict(MODELS)
+    models["gpt2"] = (GPT2Config, GPT2LMHeadModel, None)
+    for name, (config_class, model_class, extra) in models.items():
         torch.manual_seed(1)
-        config = config_class(**{**COMMON, **extra})
+        if extra is None:
+            config = GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=64, vocab_size=256,
+                                activation_function="gelu_new", layer_norm_epsilon=1e-5)
+        else:
+            config = config_class(**{**COMMON, **extra})
         config._attn_implementation = "eager"
         model = model_class(config).eval()
         with torch.no_grad():   # make the norms non-trivial too
             for n, p in model.named_parameters():
-                if "norm" in n: p.copy_(1 + 0.1 * torch.randn_like(p))
+                if "norm" in n or ".ln_" in n:
+                    p.copy_((1 if n.endswith("weight") else 0) + 0.1 * torch.randn_like(p))
         out = os.path.join(HERE, name)
         shutil.rmtree(out, ignore_errors=True)
         model.save_pretrained(out, safe_serialization=True, max_shard_size="200KB" if name == "mistral" else "50MB")

@@ -1,0 +1,129 @@
+import Foundation
+import QuillCore
+import QuillFormats
+
+/// GPT-2: learned positions, LayerNorm, tanh-GELU MLP, one fused q/k/v projection, the output
+/// head tied to the token embedding. Checkpoint names are Hugging Face's (`transformer.h.N.attn.c_attn`);
+/// its Conv1D layers store weights [in, out], transposed here once to the [out, in] of a Linear.
+///
+/// ```swift
+/// let model = try GPT2Model(huggingFace: URL(filePath: "gpt2"))
+/// ```
+public final class GPT2Model: LanguageModel {
+    public struct Config: Sendable, Equatable {
+        public var vocabularySize, contextLength, hiddenSize, layers, heads: Int
+        public var layerNormEpsilon: Float
+    }
+
+    struct Block: Sendable {
+        let ln1Weight: [Float], ln1Bias: [Float], qkv: [Float], qkvBias: [Float], proj: [Float], projBias: [Float]
+        let ln2Weight: [Float], ln2Bias: [Float], fc: [Float], fcBias: [Float], fcProj: [Float], fcProjBias: [Float]
+    }
+
+    public let config: Config
+    let tokenEmbedding: [Float]      // [V, C], also the output head
+    let positionEmbedding: [Float]   // [ctx, C]
+    let blocks: [Block]
+    let finalWeight: [Float], finalBias: [Float]
+
+    public var vocabularySize: Int { config.vocabularySize }
+    public var contextLength: Int { config.contextLength }
+
+    public init(huggingFace directory: URL) throws {
+        let configURL = directory.appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: configURL),
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ModelError.missingKey(path: configURL.path, key: "config.json (missing or not a JSON object)")
+        }
+        guard json["model_type"] as? String == "gpt2" else {
+            throw ModelError.unsupportedArchitecture(path: configURL.path, found: json["model_type"] as? String ?? "?", supported: ["gpt2"])
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = json[key] as? Int else { throw ModelError.missingKey(path: configURL.path, key: key) }
+            return v
+        }
+        let c = try int("n_embd")
+        config = Config(vocabularySize: try int("vocab_size"), contextLength: try int("n_positions"), hiddenSize: c,
+                        layers: try int("n_layer"), heads: try int("n_head"),
+                        layerNormEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5))
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        // older checkpoints name tensors without the "transformer." prefix
+        let prefix = checkpoint.info("transformer.wte.weight") != nil ? "transformer." : ""
+        func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
+            guard let info = checkpoint.info(prefix + name) else { throw ModelError.missingTensor(path: directory.path, name: prefix + name) }
+            guard info.shape == shape else {
+                throw ModelError.shapeMismatch(path: directory.path, name: prefix + name, expected: shape, found: info.shape)
+            }
+            return try checkpoint.floats(prefix + name)
+        }
+        /// Conv1D [in, out] → Linear [out, in]
+        func conv1D(_ name: String, _ inputs: Int, _ outputs: Int) throws -> [Float] {
+            let w = try tensor(name, [inputs, outputs])
+            var t = [Float](repeating: 0, count: w.count)
+            for i in 0..<inputs { for o in 0..<outputs { t[o * inputs + i] = w[i * outputs + o] } }
+            return t
+        }
+        let cfg = config
+        tokenEmbedding = try tensor("wte.weight", [cfg.vocabularySize, c])
+        positionEmbedding = try tensor("wpe.weight", [cfg.contextLength, c])
+        blocks = try (0..<cfg.layers).map { l in
+            let p = "h.\(l)."
+            return Block(
+                ln1Weight: try tensor(p + "ln_1.weight", [c]), ln1Bias: try tensor(p + "ln_1.bias", [c]),
+                qkv: try conv1D(p + "attn.c_attn.weight", c, 3 * c), qkvBias: try tensor(p + "attn.c_attn.bias", [3 * c]),
+                proj: try conv1D(p + "attn.c_proj.weight", c, c), projBias: try tensor(p + "attn.c_proj.bias", [c]),
+                ln2Weight: try tensor(p + "ln_2.weight", [c]), ln2Bias: try tensor(p + "ln_2.bias", [c]),
+                fc: try conv1D(p + "mlp.c_fc.weight", c, 4 * c), fcBias: try tensor(p + "mlp.c_fc.bias", [4 * c]),
+                fcProj: try conv1D(p + "mlp.c_proj.weight", 4 * c, c), fcProjBias: try tensor(p + "mlp.c_proj.bias", [c]))
+        }
+        finalWeight = try tensor("ln_f.weight", [c])
+        finalBias = try tensor("ln_f.bias", [c])
+    }
+
+    public func makeCache(capacity: Int?) -> KVCache {
+        KVCache(layers: config.layers, capacity: min(capacity ?? config.contextLength, config.contextLength), width: config.hiddenSize)
+    }
+
+    public func forward(_ tokens: [Int32], cache: inout KVCache, allLogits: Bool) throws -> [Float] {
+        let n = tokens.count, start = cache.count, c = config.hiddenSize, vocab = config.vocabularySize
+        guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
+        var x = [Float](repeating: 0, count: n * c)
+        for (i, t) in tokens.enumerated() {
+            guard t >= 0 && Int(t) < vocab else { throw ModelError.tokenOutOfRange(id: t, vocabularySize: vocab) }
+            for k in 0..<c { x[i * c + k] = tokenEmbedding[Int(t) * c + k] + positionEmbedding[(start + i) * c + k] }
+        }
+        var h = [Float](repeating: 0, count: n * c), qkv = [Float](repeating: 0, count: n * 3 * c)
+        var q = [Float](repeating: 0, count: n * c), k = q, v = q, att = q
+        var fc = [Float](repeating: 0, count: n * 4 * c)
+        for (l, b) in blocks.enumerated() {
+            Layers.layernorm(&h, x, b.ln1Weight, b.ln1Bias, n: n, c: c, eps: config.layerNormEpsilon)
+            Matmul.forward(&qkv, h, b.qkv, b.qkvBias, n: n, c: c, oc: 3 * c)
+            for i in 0..<n {   // [N, 3C] → q, k, v [N, C]
+                for j in 0..<c {
+                    q[i * c + j] = qkv[i * 3 * c + j]; k[i * c + j] = qkv[i * 3 * c + c + j]; v[i * c + j] = qkv[i * 3 * c + 2 * c + j]
+                }
+            }
+            cache.store(layer: l, at: start, keys: k, values: v, count: n)
+            cache.withLayer(l) { keys, values in
+                Layers.attention(&att, q: q, keys: keys, values: values, start: start, n: n, heads: config.heads,
+                                 kvHeads: config.heads, headSize: c / config.heads)
+            }
+            Matmul.forward(&h, att, b.proj, b.projBias, n: n, c: c, oc: c)
+            for i in 0..<(n * c) { x[i] += h[i] }
+            Layers.layernorm(&h, x, b.ln2Weight, b.ln2Bias, n: n, c: c, eps: config.layerNormEpsilon)
+            Matmul.forward(&fc, h, b.fc, b.fcBias, n: n, c: c, oc: 4 * c)
+            Layers.geluTanh(&fc, count: n * 4 * c)
+            Matmul.forward(&h, fc, b.fcProj, b.fcProjBias, n: n, c: 4 * c, oc: c)
+            for i in 0..<(n * c) { x[i] += h[i] }
+        }
+        cache.count = start + n
+        let rows = allLogits ? n : 1, first = allLogits ? 0 : n - 1
+        var final = [Float](repeating: 0, count: rows * c)
+        x.withUnsafeBufferPointer { xb in
+            Layers.layernorm(&final, xb.baseAddress! + first * c, finalWeight, finalBias, n: rows, c: c, eps: config.layerNormEpsilon)
+        }
+        var logits = [Float](repeating: 0, count: rows * vocab)
+        Matmul.forward(&logits, final, tokenEmbedding, nil, n: rows, c: c, oc: vocab)
+        return logits
+    }
+}

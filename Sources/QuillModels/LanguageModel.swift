@@ -1,0 +1,20 @@
+/// What generation needs from an architecture: run tokens through it with a KV cache.
+public protocol LanguageModel: Sendable {
+    var vocabularySize: Int { get }
+    var contextLength: Int { get }
+    func makeCache(capacity: Int?) -> KVCache
+    /// Logits [V] of the last token, or [N, V] with `allLogits`.
+    func forward(_ tokens: [Int32], cache: inout KVCache, allLogits: Bool) throws -> [Float]
+}
+
+extension LanguageModel {
+    public func makeCache() -> KVCache { makeCache(capacity: nil) }
+    public func forward(_ tokens: [Int32], cache: inout KVCache) throws -> [Float] {
+        try forward(tokens, cache: &cache, allLogits: false)
+    }
+}
+
+extension LlamaModel: LanguageModel {
+    public var vocabularySize: Int { config.vocabularySize }
+    public var contextLength: Int { config.contextLength }
+}
