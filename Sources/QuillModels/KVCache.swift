@@ -14,14 +14,11 @@ public struct KVCache: Sendable {
         values = keys
     }
 
-    mutating func store(layer: Int, at position: Int, keys k: [Float], values v: [Float], count n: Int) {
+    /// Copies n rows of keys and values [n, width] into positions position..<position+n.
+    mutating func store(layer: Int, at position: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, count n: Int) {
         let offset = position * width
-        keys[layer].withUnsafeMutableBufferPointer { dst in
-            k.withUnsafeBufferPointer { (dst.baseAddress! + offset).update(from: $0.baseAddress!, count: n * width) }
-        }
-        values[layer].withUnsafeMutableBufferPointer { dst in
-            v.withUnsafeBufferPointer { (dst.baseAddress! + offset).update(from: $0.baseAddress!, count: n * width) }
-        }
+        keys[layer].withUnsafeMutableBufferPointer { (($0.baseAddress! + offset)).update(from: k, count: n * width) }
+        values[layer].withUnsafeMutableBufferPointer { (($0.baseAddress! + offset)).update(from: v, count: n * width) }
     }
 
     func withLayer<R>(_ layer: Int, _ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> R) -> R {

@@ -184,9 +184,50 @@ public final class LlamaModel: Sendable {
         let n = tokens.count, start = cache.count
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
         let cfg = config
-        let c = cfg.hiddenSize, qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize
-        let ff = cfg.intermediateSize, vocab = cfg.vocabularySize
-        var x = [Float](repeating: 0, count: n * c)
+        var x = try embed(tokens)
+        let positions = (0..<n).map { Int32(start + $0) }
+        try runBlocks(&x, positions: positions) { l, q, k, v, att in
+            cache.store(layer: l, at: start, keys: k, values: v, count: n)
+            cache.withLayer(l) { keys, values in
+                Layers.attention(att, q: q, keys: keys, values: values, start: start, n: n, heads: cfg.heads,
+                                 kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
+            }
+        }
+        cache.count = start + n
+        return head(x, rows: allLogits ? 0..<n : (n - 1)..<n)
+    }
+
+    /// One decoding step for several independent sequences at once: sequence b appends
+    /// tokens[b] at its own position caches[b].count. The matrix products run on all rows
+    /// together (what continuous batching in a server needs); attention reads each own cache.
+    /// Returns logits [B, V].
+    public func forwardBatch(_ tokens: [Int32], caches: inout [KVCache]) throws -> [Float] {
+        precondition(tokens.count == caches.count, "one token per sequence")
+        for cache in caches where cache.count + 1 > cache.capacity {
+            throw ModelError.contextOverflow(tokens: cache.count + 1, context: cache.capacity)
+        }
+        let cfg = config
+        let qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize
+        var x = try embed(tokens)
+        let positions = caches.map { Int32($0.count) }
+        try runBlocks(&x, positions: positions) { l, q, k, v, att in
+            for b in caches.indices {
+                let position = caches[b].count
+                caches[b].store(layer: l, at: position, keys: k + b * kvDim, values: v + b * kvDim, count: 1)
+                caches[b].withLayer(l) { keys, values in
+                    Layers.attention(att + b * qDim, q: q + b * qDim, keys: keys, values: values, start: position, n: 1,
+                                     heads: cfg.heads, kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
+                }
+            }
+        }
+        for b in caches.indices { caches[b].count += 1 }
+        return head(x, rows: 0..<tokens.count)
+    }
+
+    /// Token rows of the embedding [N, C].
+    private func embed(_ tokens: [Int32]) throws -> [Float] {
+        let c = config.hiddenSize, vocab = config.vocabularySize
+        var x = [Float](repeating: 0, count: tokens.count * c)
         for (i, t) in tokens.enumerated() {
             guard t >= 0 && Int(t) < vocab else { throw ModelError.tokenOutOfRange(id: t, vocabularySize: vocab) }
             x.withUnsafeMutableBufferPointer { xb in
@@ -200,6 +241,15 @@ public final class LlamaModel: Sendable {
                 }
             }
         }
+        return x
+    }
+
+    /// The decoder blocks over x [N, C] in place; `attend(layer, q, k, v, out)` stores keys and
+    /// values and fills the attention output, which is where sequences differ.
+    private func runBlocks(_ x: inout [Float], positions: [Int32],
+                           attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) throws -> Void) throws {
+        let cfg = config, n = positions.count
+        let c = cfg.hiddenSize, qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize, ff = cfg.intermediateSize
         var h = [Float](repeating: 0, count: n * c)
         var q = [Float](repeating: 0, count: n * qDim)
         var k = [Float](repeating: 0, count: n * kvDim)
@@ -207,8 +257,6 @@ public final class LlamaModel: Sendable {
         var att = [Float](repeating: 0, count: n * qDim)
         var gate = [Float](repeating: 0, count: n * ff)
         var up = [Float](repeating: 0, count: n * ff)
-        let positions = (0..<n).map { Int32(start + $0) }
-
         for (l, block) in blocks.enumerated() {
             Layers.rmsnorm(&h, x, block.attentionNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
             block.q.apply(&q, h, block.qBias, n: n, c: c, oc: qDim, denseFrom: denseBatchThreshold)
@@ -218,10 +266,14 @@ public final class LlamaModel: Sendable {
                         inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing)
             Layers.rope(&k, positions: positions, n: n, heads: cfg.kvHeads, headSize: cfg.headSize,
                         inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing)
-            cache.store(layer: l, at: start, keys: k, values: v, count: n)
-            cache.withLayer(l) { keys, values in
-                Layers.attention(&att, q: q, keys: keys, values: values, start: start, n: n, heads: cfg.heads,
-                                 kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
+            try q.withUnsafeBufferPointer { qb in
+                try k.withUnsafeBufferPointer { kb in
+                    try v.withUnsafeBufferPointer { vb in
+                        try att.withUnsafeMutableBufferPointer { ab in
+                            try attend(l, qb.baseAddress!, kb.baseAddress!, vb.baseAddress!, ab.baseAddress!)
+                        }
+                    }
+                }
             }
             block.output.apply(&h, att, nil, n: n, c: qDim, oc: c, denseFrom: denseBatchThreshold)
             for i in 0..<(n * c) { x[i] += h[i] }
@@ -233,16 +285,17 @@ public final class LlamaModel: Sendable {
             block.down.apply(&h, gate, nil, n: n, c: ff, oc: c, denseFrom: denseBatchThreshold)
             for i in 0..<(n * c) { x[i] += h[i] }
         }
-        cache.count = start + n
+    }
 
-        let rows = allLogits ? n : 1
-        let first = allLogits ? 0 : n - 1
-        var final = [Float](repeating: 0, count: rows * c)
+    /// Final norm and output head for the given rows of x: logits [rows, V].
+    private func head(_ x: [Float], rows: Range<Int>) -> [Float] {
+        let c = config.hiddenSize, vocab = config.vocabularySize
+        var final = [Float](repeating: 0, count: rows.count * c)
         x.withUnsafeBufferPointer { xb in
-            Layers.rmsnorm(&final, xb.baseAddress! + first * c, outputNorm, n: rows, c: c, eps: cfg.rmsNormEpsilon)
+            Layers.rmsnorm(&final, xb.baseAddress! + rows.lowerBound * c, outputNorm, n: rows.count, c: c, eps: config.rmsNormEpsilon)
         }
-        var logits = [Float](repeating: 0, count: rows * vocab)
-        outputHead.apply(&logits, final, nil, n: rows, c: c, oc: vocab, denseFrom: denseBatchThreshold)
+        var logits = [Float](repeating: 0, count: rows.count * vocab)
+        outputHead.apply(&logits, final, nil, n: rows.count, c: c, oc: vocab, denseFrom: denseBatchThreshold)
         return logits
     }
 }

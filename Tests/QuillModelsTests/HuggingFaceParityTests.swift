@@ -49,3 +49,40 @@ import QuillModels
         #expect(throws: SafetensorsError.self) { try SafetensorsFile(path: cut.path) }
     }
 }
+
+/// A batched decoding step gives each sequence the logits it gets alone.
+@Suite struct BatchedDecodingTests {
+    static func check(_ model: LlamaModel, tolerance: Float) throws {
+        let prompts: [[Int32]] = [[5, 9, 2, 7], [11], [3, 3, 8, 1, 6, 4, 10]]
+        var caches = prompts.map { _ in model.makeCache(capacity: 32) }
+        var alone = prompts.map { _ in model.makeCache(capacity: 32) }
+        for i in prompts.indices {
+            _ = try model.forward(prompts[i], cache: &caches[i])
+            _ = try model.forward(prompts[i], cache: &alone[i])
+        }
+        var maxDiff: Float = 0
+        var next: [Int32] = [12, 13, 14]
+        for _ in 0..<3 {
+            let batched = try model.forwardBatch(next, caches: &caches)
+            let vocab = model.vocabularySize
+            for i in prompts.indices {
+                let single = try model.forward([next[i]], cache: &alone[i])
+                for v in 0..<vocab { maxDiff = max(maxDiff, abs(batched[i * vocab + v] - single[v])) }
+            }
+            next = next.map { $0 + 3 }
+        }
+        print("batched decode vs one sequence at a time: max |Δlogit| \(maxDiff)")
+        #expect(maxDiff <= tolerance)
+        #expect(caches.map(\.count) == [7, 4, 10])
+    }
+
+    @Test func denseModel() throws {
+        let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/qwen2", withExtension: nil))
+        try Self.check(try LlamaModel(huggingFace: dir), tolerance: 1e-5)
+    }
+
+    @Test func quantizedSmolLM2() throws {
+        // the same int8 kernels run on every row, so batching must not change a bit
+        try Self.check(try LlamaModel(gguf: GGUFFile(path: QuillCache.defaultModel.path)), tolerance: 0)
+    }
+}
