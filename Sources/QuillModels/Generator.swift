@@ -9,7 +9,29 @@ public struct GenerationOptions: Sendable {
     public var stopStrings: [String] = []
     /// Token ids that end generation, besides the tokenizer's EOS.
     public var stopTokenIds: Set<Int32> = []
+    /// Record the log-probability of each chosen token and of the `topLogprobs` most likely ones
+    /// (from the model's distribution, before sampling filters); nil records nothing.
+    public var topLogprobs: Int? = nil
     public init() {}
+}
+
+/// The model's log-probability of a generated token, with the most likely alternatives.
+public struct TokenLogprob: Sendable, Equatable {
+    public var id: Int32
+    public var logprob: Float
+    public var top: [(id: Int32, logprob: Float)]
+    public static func == (a: TokenLogprob, b: TokenLogprob) -> Bool {
+        a.id == b.id && a.logprob == b.logprob && a.top.elementsEqual(b.top) { $0.id == $1.id && $0.logprob == $1.logprob }
+    }
+
+    /// From logits [V]: log-softmax of `id` and the `top` best.
+    public init(logits: [Float], id: Int32, top: Int) {
+        let m = logits.max() ?? 0
+        let logSum = log(logits.reduce(Float(0)) { $0 + exp($1 - m) }) + m
+        self.id = id
+        logprob = logits[Int(id)] - logSum
+        self.top = top > 0 ? logits.indices.sorted { logits[$0] > logits[$1] }.prefix(top).map { (Int32($0), logits[$0] - logSum) } : []
+    }
 }
 
 public enum FinishReason: String, Sendable, Codable { case length, stop, eos }
@@ -19,6 +41,8 @@ public struct GenerationResult: Sendable {
     public var tokens: [Int32]
     public var promptTokens: Int
     public var finishReason: FinishReason
+    /// One entry per generated token when `topLogprobs` was set.
+    public var logprobs: [TokenLogprob] = []
     public var promptSeconds: Double
     public var generationSeconds: Double
     public var tokensPerSecond: Double { generationSeconds > 0 ? Double(tokens.count) / generationSeconds : 0 }
@@ -66,8 +90,10 @@ public struct Generator: Sendable {
         var generated: [Int32] = []
         var text = "", emitted = 0
         var reason = FinishReason.length
+        var logprobs: [TokenLogprob] = []
         while generated.count < options.maxNewTokens {
             let next = sampler.sample(logits, history: history)
+            if let top = options.topLogprobs { logprobs.append(TokenLogprob(logits: logits, id: next, top: top)) }
             if stops.contains(next) { reason = .eos; break }
             generated.append(next); history.append(next)
             text += stream.push(next)
@@ -85,8 +111,9 @@ public struct Generator: Sendable {
         }
         if reason == .length { text += stream.finish() }
         if text.count > emitted { onText(String(text.dropFirst(emitted))) }
+        if reason == .eos, !logprobs.isEmpty { logprobs.removeLast() }   // the stop token is not output
         return GenerationResult(text: text, tokens: generated, promptTokens: promptIds.count, finishReason: reason,
-                                promptSeconds: promptSeconds, generationSeconds: Date().timeIntervalSince(t1))
+                                logprobs: logprobs, promptSeconds: promptSeconds, generationSeconds: Date().timeIntervalSince(t1))
     }
 
     static func firstStop(in text: String, _ stops: [String]) -> String.Index? {

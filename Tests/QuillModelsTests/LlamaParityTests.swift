@@ -98,6 +98,42 @@ import QuillTokenizers
     }
 }
 
+@Suite struct SamplingTests {
+    @Test func seededSamplingIsReproducibleAndGreedyIsArgmax() {
+        let logits: [Float] = (0..<50).map { Float(($0 * 37) % 17) / 4 }
+        var p = SamplingParameters(); p.seed = 11; p.temperature = 1; p.topK = 0; p.topP = 1; p.minP = 0
+        var a = Sampler(p), b = Sampler(p)
+        let first = (0..<20).map { _ in a.sample(logits, history: []) }
+        #expect(first == (0..<20).map { _ in b.sample(logits, history: []) })
+        #expect(Set(first).count > 1)
+        var g = Sampler(.greedy)
+        #expect(g.sample(logits, history: []) == Int32(Sampler.argmax(logits)))
+        p.topK = 1
+        var k = Sampler(p)
+        #expect(k.sample(logits, history: []) == Int32(Sampler.argmax(logits)))
+    }
+
+    @Test func penaltiesAndBiasMoveTheChoice() {
+        var logits = [Float](repeating: 0, count: 10); logits[3] = 2; logits[4] = 1.9
+        var p = SamplingParameters.greedy
+        p.repetitionPenalty = 1.5
+        var s = Sampler(p)
+        #expect(s.sample(logits, history: [3]) == 4)     // 2 / 1.5 < 1.9
+        p.repetitionPenalty = 1; p.logitBias = [7: 5]
+        s = Sampler(p)
+        #expect(s.sample(logits, history: []) == 7)
+    }
+
+    @Test func logprobsAreNormalised() {
+        let logits: [Float] = [1, 2, 3, 0.5]
+        let lp = TokenLogprob(logits: logits, id: 2, top: 2)
+        let logSum = logits[2] - lp.logprob
+        let total = logits.map { exp($0 - logSum) }.reduce(0, +)
+        #expect(abs(total - 1) < 1e-5)
+        #expect(lp.top.map(\.id) == [2, 1])
+    }
+}
+
 @Suite struct KernelTests {
     @Test(arguments: [1, 7])
     func blasMatmulMatchesReference(_ n: Int) {
