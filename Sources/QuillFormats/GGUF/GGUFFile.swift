@@ -13,8 +13,7 @@ import Darwin
 /// print(file.metadata["general.architecture"]?.string ?? "?", file.tensors.count)
 /// let tokenizer = try Tokenizer(gguf: file)
 /// ```
-public final class GGUFFile: @unchecked Sendable {
-    // @unchecked: the mapping is read-only and never remapped after init.
+public final class GGUFFile: Sendable {
     public struct TensorInfo: Sendable, Equatable {
         public let name: String
         /// ggml order: dimensions[0] is the contiguous one.
@@ -37,29 +36,19 @@ public final class GGUFFile: @unchecked Sendable {
     public let tensors: [TensorInfo]
     public let alignment: Int
     public let dataOffset: Int
-    private let base: UnsafeRawPointer
-    private let length: Int
+    private let mapping: MappedFile
+    private var base: UnsafeRawPointer { mapping.base }
 
-    public convenience init(path: String) throws(GGUFError) {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        let size = Int(st.st_size)
-        guard size > 0 else { throw .truncated(path: path, offset: 0, reading: "the header") }
-        guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
-            throw .unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+    public init(path: String) throws(GGUFError) {
+        do { mapping = try MappedFile(path: path) } catch {
+            switch error {
+            case .empty: throw .truncated(path: path, offset: 0, reading: "the header")
+            case .unreadable(let reason): throw .unreadable(path: path, reason: reason)
+            }
         }
-        do { try self.init(mapping: UnsafeRawPointer(map), length: size, path: path) }
-        catch { munmap(map, size); throw error }
-    }
-
-    private init(mapping: UnsafeRawPointer, length: Int, path: String) throws(GGUFError) {
-        self.base = mapping
-        self.length = length
         self.path = path
-        var r = GGUFReader(base: mapping, length: length, path: path)
+        let length = mapping.count
+        var r = GGUFReader(base: mapping.base, length: length, path: path)
         let magic = try r.bytes(4, "the magic number")
         guard magic == Array("GGUF".utf8) else {
             throw .notGGUF(path: path, magic: String(decoding: magic.map { (32...126).contains($0) ? $0 : 0x3F }, as: UTF8.self))
@@ -110,8 +99,6 @@ public final class GGUFFile: @unchecked Sendable {
                              reading: "tensor \(t.name) (needs bytes up to \(dataOffset + t.offset + t.byteCount))")
         }
     }
-
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 
     /// The raw bytes of a tensor, inside the mapping.
     public func data(of tensor: TensorInfo) -> UnsafeRawBufferPointer {

@@ -30,8 +30,7 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
 /// let file = try SafetensorsFile(path: "model.safetensors")
 /// let weight = try file.floats("model.embed_tokens.weight")   // F16/BF16 converted to Float
 /// ```
-public final class SafetensorsFile: @unchecked Sendable {
-    // @unchecked: the mapping is read-only and unmapped only in deinit.
+public final class SafetensorsFile: Sendable {
     public struct TensorInfo: Sendable, Equatable {
         public let name: String
         public let dtype: String
@@ -44,69 +43,56 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let path: String
     public let tensors: [String: TensorInfo]
     public let metadata: [String: String]
-    private let base: UnsafeRawPointer
-    private let length: Int
+    private let mapping: MappedFile
     private let dataStart: Int
 
     static let elementSize = ["F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1]
 
     public init(path: String) throws(SafetensorsError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        let size = Int(st.st_size)
+        do { mapping = try MappedFile(path: path) } catch {
+            switch error {
+            case .empty: throw .malformed(path: path, problem: "file is empty, too short for a safetensors header")
+            case .unreadable(let reason): throw .unreadable(path: path, reason: reason)
+            }
+        }
+        let base = mapping.base, size = mapping.count
         guard size >= 8 else { throw .malformed(path: path, problem: "file is \(size) bytes, too short for a safetensors header") }
-        guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
-            throw .unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        let headerLength = Int(UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
+        guard headerLength > 0, headerLength <= size - 8 else {
+            throw .malformed(path: path, problem: "header length \(headerLength) does not fit in the \(size)-byte file (truncated?)")
         }
-        base = UnsafeRawPointer(map)
-        length = size
-        do {
-            let headerLength = Int(UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
-            guard headerLength > 0, headerLength <= size - 8 else {
-                throw SafetensorsError.malformed(path: path, problem: "header length \(headerLength) does not fit in the \(size)-byte file (truncated?)")
-            }
-            dataStart = 8 + headerLength
-            let header = Data(bytes: base + 8, count: headerLength)
-            guard let json = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
-                throw SafetensorsError.malformed(path: path, problem: "header is not a JSON object")
-            }
-            var tensors: [String: TensorInfo] = [:]
-            var metadata: [String: String] = [:]
-            for (name, value) in json {
-                if name == "__metadata__" {
-                    for (k, v) in value as? [String: Any] ?? [:] { metadata[k] = "\(v)" }
-                    continue
-                }
-                guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                      let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
-                    throw SafetensorsError.malformed(path: path, problem: "tensor \(name): expected dtype, shape and data_offsets")
-                }
-                let (begin, end) = (offsets[0], offsets[1])
-                guard begin >= 0, end >= begin, dataStart + end <= size else {
-                    throw SafetensorsError.malformed(path: path, problem: "tensor \(name): bytes \(begin)..<\(end) lie outside the file (truncated?)")
-                }
-                if let width = Self.elementSize[dtype], shape.reduce(1, *) * width != end - begin {
-                    throw SafetensorsError.malformed(path: path, problem: "tensor \(name): shape \(shape) of \(dtype) needs \(shape.reduce(1, *) * width) bytes, the file gives \(end - begin)")
-                }
-                tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape, offset: begin, byteCount: end - begin)
-            }
-            self.tensors = tensors
-            self.metadata = metadata
-        } catch let error as SafetensorsError {
-            munmap(map, size); throw error
-        } catch {
-            munmap(map, size); throw .malformed(path: path, problem: "\(error)")
+        dataStart = 8 + headerLength
+        let header = Data(bytes: base + 8, count: headerLength)
+        guard let json = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
+            throw .malformed(path: path, problem: "header is not a JSON object")
         }
+        var tensors: [String: TensorInfo] = [:]
+        var metadata: [String: String] = [:]
+        for (name, value) in json {
+            if name == "__metadata__" {
+                for (k, v) in value as? [String: Any] ?? [:] { metadata[k] = "\(v)" }
+                continue
+            }
+            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw .malformed(path: path, problem: "tensor \(name): expected dtype, shape and data_offsets")
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, end >= begin, dataStart + end <= size else {
+                throw .malformed(path: path, problem: "tensor \(name): bytes \(begin)..<\(end) lie outside the file (truncated?)")
+            }
+            if let width = Self.elementSize[dtype], shape.reduce(1, *) * width != end - begin {
+                throw .malformed(path: path, problem: "tensor \(name): shape \(shape) of \(dtype) needs \(shape.reduce(1, *) * width) bytes, the file gives \(end - begin)")
+            }
+            tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape, offset: begin, byteCount: end - begin)
+        }
+        self.tensors = tensors
+        self.metadata = metadata
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
-
     public func data(of tensor: TensorInfo) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: base + dataStart + tensor.offset, count: tensor.byteCount)
+        UnsafeRawBufferPointer(start: mapping.base + dataStart + tensor.offset, count: tensor.byteCount)
     }
 
     /// A tensor as Float (F32 read, F16 and BF16 converted exactly).
