@@ -26,6 +26,14 @@ public struct LlamaConfig: Sendable, Equatable {
         case linear(factor: Float)
         /// Llama 3.1's frequency-dependent scaling.
         case llama3(factor: Float, lowFrequencyFactor: Float, highFrequencyFactor: Float, originalContext: Int)
+        /// YaRN: interpolate low frequencies, keep high ones, ramp between; cos/sin scaled.
+        case yarn(factor: Float, originalContext: Int, betaFast: Float, betaSlow: Float, attentionFactor: Float, truncate: Bool)
+    }
+
+    /// The factor YaRN multiplies cos and sin by (1 otherwise).
+    public var ropeAttentionFactor: Float {
+        if case let .yarn(_, _, _, _, attentionFactor, _) = ropeScaling { return attentionFactor }
+        return 1
     }
 
     public static let supportedArchitectures = ["llama", "mistral", "qwen2"]
@@ -72,6 +80,23 @@ public struct LlamaConfig: Sendable, Equatable {
                 let smooth = (Double(original) / wavelength - Double(low)) / Double(high - low)
                 return Float((1 - smooth) * f / Double(factor) + smooth * f)
             }
+        case let .yarn(factor, original, betaFast, betaSlow, _, truncate):
+            // the same steps as transformers' _compute_yarn_parameters, in Float where it uses float32
+            let dim = Double(headSize), theta = Double(ropeTheta)
+            func correctionDim(_ rotations: Double) -> Double {
+                dim * log(Double(original) / (rotations * 2 * Double.pi)) / (2 * log(theta))
+            }
+            var low = correctionDim(Double(betaFast)), high = correctionDim(Double(betaSlow))
+            if truncate { low = low.rounded(.down); high = high.rounded(.up) }
+            low = max(low, 0); high = min(high, dim - 1)
+            if low == high { high += 0.001 }
+            return (0..<(headSize / 2)).map { i in
+                let positionFrequency = Float(pow(theta, Double(2 * i) / dim))
+                let extrapolation = 1 / positionFrequency, interpolation = 1 / (factor * positionFrequency)
+                let ramp = min(max((Float(i) - Float(low)) / (Float(high) - Float(low)), 0), 1)
+                let extrapolationFactor = 1 - ramp
+                return interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor
+            }
         }
     }
 
@@ -110,13 +135,27 @@ public struct LlamaConfig: Sendable, Equatable {
             switch kind {
             case "default": ropeScaling = .none
             case "linear": ropeScaling = .linear(factor: factor)
+            case "yarn":
+                func value(_ key: String) -> Double? { (scaling[key] as? Double) ?? (scaling[key] as? Int).map(Double.init) }
+                let original = (scaling["original_max_position_embeddings"] as? Int) ?? contextLength
+                let f = value("factor") ?? Double(contextLength) / Double(original)
+                func mscale(_ scale: Double, _ m: Double = 1) -> Double { scale <= 1 ? 1 : 0.1 * m * log(scale) + 1 }
+                var attention = value("attention_factor")
+                if attention == nil {
+                    if let m = value("mscale"), let all = value("mscale_all_dim"), m != 0, all != 0 {
+                        attention = mscale(f, m) / mscale(f, all)
+                    } else { attention = mscale(f) }
+                }
+                ropeScaling = .yarn(factor: Float(f), originalContext: original, betaFast: Float(value("beta_fast") ?? 32),
+                                    betaSlow: Float(value("beta_slow") ?? 1), attentionFactor: Float(attention!),
+                                    truncate: (scaling["truncate"] as? Bool) ?? true)
             case "llama3":
                 ropeScaling = .llama3(factor: factor,
                                       lowFrequencyFactor: Float((scaling["low_freq_factor"] as? Double) ?? 1),
                                       highFrequencyFactor: Float((scaling["high_freq_factor"] as? Double) ?? 4),
                                       originalContext: (scaling["original_max_position_embeddings"] as? Int) ?? 8192)
             default:
-                throw ModelError.missingKey(path: path, key: "rope_scaling type \"\(kind)\" (supported: default, linear, llama3)")
+                throw ModelError.missingKey(path: path, key: "rope_scaling type \"\(kind)\" (supported: default, linear, llama3, yarn)")
             }
         }
     }

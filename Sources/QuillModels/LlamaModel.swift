@@ -263,9 +263,9 @@ public final class LlamaModel: Sendable {
             block.k.apply(&k, h, block.kBias, n: n, c: c, oc: kvDim, denseFrom: denseBatchThreshold)
             block.v.apply(&v, h, block.vBias, n: n, c: c, oc: kvDim, denseFrom: denseBatchThreshold)
             Layers.rope(&q, positions: positions, n: n, heads: cfg.heads, headSize: cfg.headSize,
-                        inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing)
+                        inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing, attentionFactor: cfg.ropeAttentionFactor)
             Layers.rope(&k, positions: positions, n: n, heads: cfg.kvHeads, headSize: cfg.headSize,
-                        inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing)
+                        inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing, attentionFactor: cfg.ropeAttentionFactor)
             try q.withUnsafeBufferPointer { qb in
                 try k.withUnsafeBufferPointer { kb in
                     try v.withUnsafeBufferPointer { vb in

@@ -4,12 +4,12 @@ import QuillFormats
 import QuillModels
 
 /// Tiny random Hugging Face checkpoints (Fixtures/make_tiny_checkpoints.py) against the logits
-/// PyTorch computed: GPT-2 (Conv1D weights, learned positions, tanh GELU), Llama, Llama with Llama 3.1 rope scaling, Mistral (sliding window, sharded
+/// PyTorch computed: GPT-2 (Conv1D weights, learned positions, tanh GELU), Llama, Llama with Llama 3.1 and with YaRN rope scaling, Mistral (sliding window, sharded
 /// safetensors) and Qwen2 (q/k/v biases); in one pass, and token by token through the KV cache.
 @Suite struct HuggingFaceParityTests {
     struct Expected: Decodable { let tokens: [Int32]; let logits: [[Float]] }
 
-    @Test(arguments: ["gpt2", "llama", "llama3-scaled", "mistral", "qwen2"])
+    @Test(arguments: ["gpt2", "llama", "llama3-scaled", "llama-yarn", "mistral", "qwen2"])
     func logitsMatchPyTorch(_ name: String) throws {
         let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/\(name)", withExtension: nil))
         let model: any LanguageModel = name == "gpt2" ? try GPT2Model(huggingFace: dir) : try LlamaModel(huggingFace: dir)

@@ -4,7 +4,7 @@
     pip install torch transformers
     python3 Tests/QuillModelsTests/Fixtures/make_tiny_checkpoints.py
 
-For GPT-2, Llama (plus a variant with Llama 3.1 rope scaling), Mistral (sliding window 8) and
+For GPT-2, Llama (plus variants with Llama 3.1 and YaRN rope scaling), Mistral (sliding window 8) and
 Qwen2 (q/k/v biases): a 2-layer fp32 model with random weights saved with save_pretrained (the Mistral
 one in shards, to exercise the safetensors index), and the logits transformers computes for three
 prompts of 5, 11 and 20 tokens (tiny-checkpoints/NAME/expected.json).
@@ -23,6 +23,8 @@ MODELS = {
     "llama3-scaled": (LlamaConfig, LlamaForCausalLM, dict(rope_theta=500000.0, tie_word_embeddings=True,
         rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                       "original_max_position_embeddings": 16})),
+    "llama-yarn": (LlamaConfig, LlamaForCausalLM, dict(rope_theta=10000.0,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16})),
     "mistral": (MistralConfig, MistralForCausalLM, dict(sliding_window=8, rope_theta=10000.0)),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM, dict(rope_theta=1000000.0, use_sliding_window=False)),
 }
