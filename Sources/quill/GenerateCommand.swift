@@ -13,25 +13,26 @@ struct GenerateCommand: AsyncParsableCommand {
     var model: String?
     @Option(name: [.customShort("p"), .customLong("prompt")], help: "The prompt.") var prompt: String
     @Flag(help: "Send the prompt as a user turn through the model's chat template.") var chat = false
-    @Option(name: .customLong("max-tokens"), help: "New tokens at most.") var maxTokens = 128
-    @Option(help: "0 for greedy.") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k")) var topK = 40
-    @Option(name: .customLong("top-p")) var topP: Float = 0.95
-    @Option(name: .customLong("min-p")) var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty")) var repeatPenalty: Float = 1
+    // unset options fall back to the model's generation_config.json, then to Quill's defaults
+    @Option(name: .customLong("max-tokens"), help: "New tokens at most (default 128).") var maxTokens: Int?
+    @Option(help: "0 for greedy (default 0.8).") var temperature: Float?
+    @Option(name: .customLong("top-k"), help: "Default 40.") var topK: Int?
+    @Option(name: .customLong("top-p"), help: "Default 0.95.") var topP: Float?
+    @Option(name: .customLong("min-p"), help: "Default 0.05.") var minP: Float?
+    @Option(name: .customLong("repeat-penalty"), help: "Default 1 (off).") var repeatPenalty: Float?
     @Option(help: "Seed for reproducible sampling.") var seed: UInt64?
     @Option(name: .customLong("stop"), help: "Stop at this text (repeatable).") var stops: [String] = []
 
     func run() async throws {
         let path = model ?? QuillCache.defaultModel.path
         let (llama, tokenizer) = try ModelLoader.load(path)
-        var options = GenerationOptions()
-        options.maxNewTokens = maxTokens
-        options.sampling.temperature = temperature
-        options.sampling.topK = topK
-        options.sampling.topP = topP
-        options.sampling.minP = minP
-        options.sampling.repetitionPenalty = repeatPenalty
+        var options = try GenerationOptions(generationConfig: URL(fileURLWithPath: path).appendingPathComponent("generation_config.json"))
+        if let maxTokens { options.maxNewTokens = maxTokens }
+        if let temperature { options.sampling.temperature = temperature }
+        if let topK { options.sampling.topK = topK }
+        if let topP { options.sampling.topP = topP }
+        if let minP { options.sampling.minP = minP }
+        if let repeatPenalty { options.sampling.repetitionPenalty = repeatPenalty }
         options.sampling.seed = seed
         options.stopStrings = stops
         let text = chat ? try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: prompt)]) : prompt

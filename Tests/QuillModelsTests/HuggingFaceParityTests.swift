@@ -86,3 +86,16 @@ import QuillModels
         try Self.check(try LlamaModel(gguf: GGUFFile(path: QuillCache.defaultModel.path)), tolerance: 0)
     }
 }
+
+@Suite struct GenerationDefaultsTests {
+    @Test func readsGenerationConfig() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("quill-genconfig-\(getpid()).json")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(#"{"temperature": 0.6, "top_p": 0.9, "top_k": 20, "repetition_penalty": 1.1, "eos_token_id": [2, 7], "max_new_tokens": 50}"#.utf8).write(to: url)
+        let o = try GenerationOptions(generationConfig: url)
+        #expect(o.sampling.temperature == 0.6 && o.sampling.topP == 0.9 && o.sampling.topK == 20)
+        #expect(o.sampling.repetitionPenalty == 1.1 && o.maxNewTokens == 50 && o.stopTokenIds == [2, 7])
+        try Data(#"{"do_sample": false}"#.utf8).write(to: url)
+        #expect(try GenerationOptions(generationConfig: url).sampling.temperature == 0)
+    }
+}
