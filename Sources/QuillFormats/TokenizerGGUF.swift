@@ -1,3 +1,4 @@
+import Foundation
 import QuillTokenizers
 
 extension Tokenizer {
@@ -11,7 +12,7 @@ extension Tokenizer {
             ? try file.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
         func id(_ key: String) -> Int? { file.metadata["tokenizer.ggml.\(key)"]?.int }
         func flag(_ key: String) -> Bool? { file.metadata["tokenizer.ggml.\(key)"]?.bool }
-        let source = file.path.asPath.lastComponent
+        let source = URL(fileURLWithPath: file.path).lastPathComponent
         switch kind {
         case "gpt2":
             let pre = file.metadata["tokenizer.ggml.pre"]?.string ?? "default"
@@ -73,9 +74,3 @@ extension Tokenizer {
         try self.init(gguf: try GGUFFile(path: path))
     }
 }
-
-private struct NSStringPath {
-    let path: String
-    var lastComponent: String { path.split(separator: "/").last.map(String.init) ?? path }
-}
-extension String { fileprivate var asPath: NSStringPath { NSStringPath(path: self) } }

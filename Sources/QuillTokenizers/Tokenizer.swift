@@ -228,9 +228,7 @@ public struct StreamingDecoder: Sendable {
     /// Adds one id; returns the text that became complete (often empty mid-character).
     public mutating func push(_ id: Int32) -> String {
         ids.append(id)
-        let first = prefixIndex == 0
-        let before = tokenizer.decodeBytes(Array(ids[prefixIndex..<readIndex]), skipSpecialTokens: skipSpecialTokens, first: first)
-        let after = tokenizer.decodeBytes(Array(ids[prefixIndex...]), skipSpecialTokens: skipSpecialTokens, first: first)
+        let (before, after) = window()
         guard after.count > before.count, after.starts(with: before) || before.isEmpty else { return "" }
         // Hold back an unfinished UTF-8 sequence or a replacement character (ByteFallback's
         // marker for bytes still waiting for the rest of their character).
@@ -242,11 +240,17 @@ public struct StreamingDecoder: Sendable {
         return text
     }
 
+    /// The bytes of the already-emitted window and of the window with the new ids: decoding
+    /// from `prefixIndex` keeps position-dependent decoders (a stripped leading space) right.
+    private func window() -> (before: [UInt8], after: [UInt8]) {
+        let first = prefixIndex == 0
+        return (tokenizer.decodeBytes(Array(ids[prefixIndex..<readIndex]), skipSpecialTokens: skipSpecialTokens, first: first),
+                tokenizer.decodeBytes(Array(ids[prefixIndex...]), skipSpecialTokens: skipSpecialTokens, first: first))
+    }
+
     /// Whatever is left at the end of the stream (U+FFFD for bytes that never completed).
     public mutating func finish() -> String {
-        let first = prefixIndex == 0
-        let before = tokenizer.decodeBytes(Array(ids[prefixIndex..<readIndex]), skipSpecialTokens: skipSpecialTokens, first: first)
-        let after = tokenizer.decodeBytes(Array(ids[prefixIndex...]), skipSpecialTokens: skipSpecialTokens, first: first)
+        let (before, after) = window()
         prefixIndex = ids.count
         readIndex = ids.count
         guard after.count > before.count else { return "" }

@@ -107,7 +107,7 @@ package func completeUTF8PrefixLength(_ bytes: [UInt8]) -> Int {
     // Walk back over at most three continuation bytes to the last lead byte.
     var back = 0
     while i > 0 && back < 4 && bytes[i - 1] & 0xC0 == 0x80 { i -= 1; back += 1 }
-    if i == 0 { return back == 0 ? 0 : 0 }
+    if i == 0 { return 0 }
     let lead = bytes[i - 1]
     let need = lead < 0x80 ? 1 : lead >= 0xC0 ? utf8Length(leadByte: lead) : 1
     return (back + 1 >= need) ? bytes.count : i - 1

@@ -112,12 +112,7 @@ final class JinjaInterpreter {
         switch e {
         case .literal(let v): return v
         case .name(let n): return lookup(n)
-        case let .attribute(base, name):
-            switch try eval(base) {
-            case .object(let o): return o[name] ?? .undefined
-            case .namespace(let ns): return ns[name] ?? .undefined
-            default: return .undefined
-            }
+        case let .attribute(base, name): return attribute(try eval(base), name)
         case let .item(base, index):
             return try subscriptValue(try eval(base), try eval(index))
         case let .slice(base, start, stop, step):

@@ -103,7 +103,7 @@ public indirect enum JinjaValue: Sendable, Equatable {
         case .undefined, .none: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
-        case .double(let d): return text
+        case .double: return text
         case .string(let s): return Self.jsonString(s)
         case .array(let a):
             if a.isEmpty { return "[]" }

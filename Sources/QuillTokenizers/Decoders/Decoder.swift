@@ -34,8 +34,7 @@ public indirect enum Decoder: Sendable {
             var pending: [UInt8] = []
             func flush() {
                 guard !pending.isEmpty else { return }
-                if completeUTF8PrefixLength(pending) == pending.count,
-                   (try? validateUTF8(pending, source: "")) != nil {
+                if (try? validateUTF8(pending, source: "")) != nil {
                     out.append(pending)
                 } else {
                     for _ in pending { out.append(Array("\u{FFFD}".utf8)) }

@@ -6,7 +6,6 @@ struct SentencePieceModelFile {
     enum PieceType: Int { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
     var pieces: [(piece: String, score: Float, type: PieceType)] = []
     var modelType = 1            // 1 unigram, 2 BPE, 3 word, 4 char
-    var byteFallback = false
     var addDummyPrefix = true
     var unkId = 0, bosId = 1, eosId = 2, padId = -1
 
@@ -31,7 +30,6 @@ struct SentencePieceModelFile {
                 while let (f, w) = try sub.nextField() {
                     switch (f, w) {
                     case (3, 0): modelType = Int(try sub.varint())
-                    case (35, 0): byteFallback = try sub.varint() != 0
                     case (40, 0): unkId = Int(Int32(truncatingIfNeeded: try sub.varint()))
                     case (41, 0): bosId = Int(Int32(truncatingIfNeeded: try sub.varint()))
                     case (42, 0): eosId = Int(Int32(truncatingIfNeeded: try sub.varint()))
@@ -114,7 +112,7 @@ extension Tokenizer {
         }
         try self.init(scoredPieces: file.pieces.map { ($0.piece, $0.score, $0.type.rawValue) },
                       unkId: file.unkId, bosId: file.bosId, eosId: file.eosId, padId: file.padId,
-                      addSpacePrefix: file.addDummyPrefix, addBos: true, byteFallback: file.byteFallback || true,
+                      addSpacePrefix: file.addDummyPrefix, addBos: true, byteFallback: true,   // as HF's LlamaConverter
                       source: url.lastPathComponent)
     }
 

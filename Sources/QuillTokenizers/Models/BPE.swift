@@ -26,9 +26,7 @@ public struct BPEModel: Sendable {
                  continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil,
                  source: String = "BPE") throws(TokenizerError) {
         self.vocab = vocab
-        var tokens = [String](repeating: "", count: (vocab.values.max().map { Int($0) } ?? -1) + 1)
-        for (t, id) in vocab { tokens[Int(id)] = t }
-        self.tokens = tokens
+        self.tokens = tokenList(vocab)
         var table = PairTable(capacity: merges.count)
         let prefixLength = continuingSubwordPrefix?.count ?? 0
         for (rank, (a, b)) in merges.enumerated() {
@@ -167,6 +165,13 @@ public struct BPEModel: Sendable {
     }
 }
 
+/// id → token string, from a token → id vocabulary (ids missing from it stay "").
+package func tokenList(_ vocab: [String: Int32]) -> [String] {
+    var tokens = [String](repeating: "", count: (vocab.values.max().map { Int($0) } ?? -1) + 1)
+    for (t, id) in vocab { tokens[Int(id)] = t }
+    return tokens
+}
+
 /// (rank, position) packed so that integer order is lowest rank first, leftmost on ties.
 struct MergeHeap {
     private var heap = BinaryHeap<UInt64>()
@@ -198,9 +203,7 @@ public enum ByteLevelAlphabet {
     }()
 
     static func mapped(_ p: UnsafePointer<UInt8>, _ range: Range<Int>) -> String {
-        var s = String.UnicodeScalarView()
-        for i in range { s.append(byteToScalar[Int(p[i])]) }
-        return String(s)
+        mapped(UnsafeBufferPointer(start: p + range.lowerBound, count: range.count))
     }
 
     public static func mapped(_ bytes: some Sequence<UInt8>) -> String {

@@ -13,9 +13,7 @@ public struct WordPieceModel: Sendable {
                              problem: "unknown token \"\(unkToken)\" is not in the vocabulary")
         }
         self.vocab = vocab
-        var tokens = [String](repeating: "", count: (vocab.values.max().map { Int($0) } ?? -1) + 1)
-        for (t, id) in vocab { tokens[Int(id)] = t }
-        self.tokens = tokens
+        self.tokens = tokenList(vocab)
         self.unkId = unk
         self.prefix = prefix
         self.maxInputCharsPerWord = maxInputCharsPerWord

@@ -63,8 +63,8 @@ public indirect enum PreTokenizer: Sendable {
                 }
             }
         case .whitespace:
-            // \w+|[^\w\s]+ : keep the runs of each kind, drop whitespace
-            t.split(behavior: .isolated) { p, range, out in
+            // HF: split on \w+|[^\w\s]+ inverted, removing the rest (the whitespace)
+            t.split(behavior: .removed, invert: true) { p, range, out in
                 var i = range.lowerBound
                 while i < range.upperBound {
                     let (v, l) = decodeScalar(p, i)
@@ -82,7 +82,6 @@ public indirect enum PreTokenizer: Sendable {
                     i = j
                 }
             }
-            t.keepMatchesOnlyAfterWhitespaceSplit()
         case .whitespaceSplit:
             t.splitScalars(behavior: .removed) { UnicodeClasses.of($0).contains(.whitespace) }
         case .bert:
@@ -107,23 +106,5 @@ public indirect enum PreTokenizer: Sendable {
             return true
         }
         return UnicodeClasses.of(c).contains(.punctuation)
-    }
-}
-
-extension PreTokenized {
-    /// After the `Whitespace` scan, the gaps between matches are whitespace only: drop them.
-    fileprivate mutating func keepMatchesOnlyAfterWhitespaceSplit() {
-        let bytes = text.bytes
-        pieces.removeAll { piece in
-            bytes.withUnsafeBufferPointer { buf in
-                var i = piece.lowerBound
-                while i < piece.upperBound {
-                    let (v, l) = decodeScalar(buf.baseAddress!, i)
-                    if !UnicodeClasses.of(v).contains(.whitespace) { return false }
-                    i += l
-                }
-                return true
-            }
-        }
     }
 }
