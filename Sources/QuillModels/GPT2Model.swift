@@ -29,17 +29,17 @@ public final class GPT2Model: LanguageModel {
     public var vocabularySize: Int { config.vocabularySize }
     public var contextLength: Int { config.contextLength }
 
-    public init(huggingFace directory: URL) throws {
-        let configURL = directory.appendingPathComponent("config.json")
-        guard let data = try? Data(contentsOf: configURL),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ModelError.missingKey(path: configURL.path, key: "config.json (missing or not a JSON object)")
-        }
-        guard json["model_type"] as? String == "gpt2" else {
-            throw ModelError.unsupportedArchitecture(path: configURL.path, found: json["model_type"] as? String ?? "?", supported: ["gpt2"])
+    public convenience init(huggingFace directory: URL) throws {
+        try self.init(huggingFace: directory, config: try HuggingFaceConfig.read(directory))
+    }
+
+    init(huggingFace directory: URL, config hf: HuggingFaceConfig) throws {
+        let json = hf.json
+        guard hf.modelType == "gpt2" else {
+            throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: ["gpt2"])
         }
         func int(_ key: String) throws -> Int {
-            guard let v = json[key] as? Int else { throw ModelError.missingKey(path: configURL.path, key: key) }
+            guard let v = json[key] as? Int else { throw ModelError.missingKey(path: hf.path, key: key) }
             return v
         }
         let c = try int("n_embd")

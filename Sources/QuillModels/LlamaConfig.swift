@@ -1,3 +1,4 @@
+import Foundation
 import QuillCore
 import QuillFormats
 
@@ -160,5 +161,3 @@ public struct LlamaConfig: Sendable, Equatable {
         }
     }
 }
-
-import Foundation

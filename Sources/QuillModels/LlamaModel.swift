@@ -133,12 +133,11 @@ public final class LlamaModel: Sendable {
     /// A Hugging Face directory: `config.json` and `*.safetensors` (single or sharded; F32,
     /// F16 or BF16, converted to fp32).
     public convenience init(huggingFace directory: URL) throws {
-        let configURL = directory.appendingPathComponent("config.json")
-        guard let data = try? Data(contentsOf: configURL),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ModelError.missingKey(path: configURL.path, key: "config.json (missing or not a JSON object)")
-        }
-        let config = try LlamaConfig(huggingFace: json, path: configURL.path)
+        try self.init(huggingFace: directory, config: try HuggingFaceConfig.read(directory))
+    }
+
+    convenience init(huggingFace directory: URL, config hf: HuggingFaceConfig) throws {
+        let config = try LlamaConfig(huggingFace: hf.json, path: hf.path)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         let c = config.hiddenSize, kvDim = config.kvHeads * config.headSize, qDim = config.heads * config.headSize
         let ff = config.intermediateSize, vocab = config.vocabularySize

@@ -12,10 +12,9 @@ public enum ModelLoader {
         }
         if isDirectory.boolValue {
             let url = URL(fileURLWithPath: path)
-            let config = (try? Data(contentsOf: url.appendingPathComponent("config.json")))
-                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
-            let model: any LanguageModel = config?["model_type"] as? String == "gpt2"
-                ? try GPT2Model(huggingFace: url) : try LlamaModel(huggingFace: url)
+            let config = try HuggingFaceConfig.read(url)   // read once; its model_type picks the architecture
+            let model: any LanguageModel = config.modelType == "gpt2"
+                ? try GPT2Model(huggingFace: url, config: config) : try LlamaModel(huggingFace: url, config: config)
             return (model, try Tokenizer(contentsOf: url))
         }
         let file = try GGUFFile(path: path)

@@ -114,10 +114,4 @@ public struct Sampler: Sendable {
         return best
     }
 
-    /// log-softmax of one logit.
-    public static func logProbability(_ logits: [Float], of id: Int) -> Float {
-        let m = logits.max() ?? 0
-        let sum = logits.reduce(Float(0)) { $0 + exp($1 - m) }
-        return logits[id] - m - log(sum)
-    }
 }

@@ -10,16 +10,15 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure prompt processing and generation speed (tokens/s, llama-bench style).")
 
-    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file or Hugging Face directory (default: SmolLM2 from the cache).")
-    var model: String?
+    @OptionGroup var model: ModelOption
     @Option(name: [.customShort("p"), .customLong("n-prompt")], help: "Prompt tokens for pp.") var promptTokens = 512
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Generated tokens for tg.") var generatedTokens = 128
     @Option(name: [.customShort("r"), .customLong("repetitions")]) var repetitions = 3
     @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
 
     func run() async throws {
-        let path = model ?? QuillCache.defaultModel.path
-        let (llama, _) = try ModelLoader.load(path, weights: dense ? .dense : .quantized)
+        let path = model.path
+        let (llama, _) = try model.load(weights: dense ? .dense : .quantized)
         let vocab = Int32(llama.vocabularySize)
         // deterministic pseudo-random tokens, as llama-bench uses random ones
         var state: UInt64 = 42

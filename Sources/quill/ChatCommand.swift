@@ -10,16 +10,15 @@ struct ChatCommand: AsyncParsableCommand {
         commandName: "chat",
         abstract: "Talk with a model in the terminal (its chat template; /reset clears, /exit or Ctrl-D ends).")
 
-    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file or Hugging Face directory (default: SmolLM2 from the cache).")
-    var model: String?
+    @OptionGroup var model: ModelOption
     @Option(name: .customLong("system"), help: "A system message.") var system: String?
     @Option(name: .customLong("max-tokens")) var maxTokens = 256
     @Option(help: "0 for greedy.") var temperature: Float = 0.7
     @Option(help: "Seed for reproducible sampling.") var seed: UInt64?
 
     func run() async throws {
-        let path = model ?? QuillCache.defaultModel.path
-        let (llama, tokenizer) = try ModelLoader.load(path)
+        let path = model.path
+        let (llama, tokenizer) = try model.load()
         let generator = Generator(model: llama, tokenizer: tokenizer)
         var options = GenerationOptions()
         options.maxNewTokens = maxTokens

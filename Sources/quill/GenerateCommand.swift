@@ -9,8 +9,7 @@ struct GenerateCommand: AsyncParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a prompt, streaming it to the terminal.")
 
-    @Option(name: [.customShort("m"), .customLong("model")], help: "GGUF file or Hugging Face directory (default: SmolLM2 from the cache).")
-    var model: String?
+    @OptionGroup var model: ModelOption
     @Option(name: [.customShort("p"), .customLong("prompt")], help: "The prompt.") var prompt: String
     @Flag(help: "Send the prompt as a user turn through the model's chat template.") var chat = false
     // unset options fall back to the model's generation_config.json, then to Quill's defaults
@@ -24,8 +23,8 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .customLong("stop"), help: "Stop at this text (repeatable).") var stops: [String] = []
 
     func run() async throws {
-        let path = model ?? QuillCache.defaultModel.path
-        let (llama, tokenizer) = try ModelLoader.load(path)
+        let path = model.path
+        let (llama, tokenizer) = try model.load()
         var options = try GenerationOptions(generationConfig: URL(fileURLWithPath: path).appendingPathComponent("generation_config.json"))
         if let maxTokens { options.maxNewTokens = maxTokens }
         if let temperature { options.sampling.temperature = temperature }

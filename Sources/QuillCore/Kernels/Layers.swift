@@ -46,14 +46,19 @@ public enum Layers {
     public static func rope(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
                             headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float = 1) {
         let half = headSize / 2
+        var cosine = [Float](repeating: 0, count: half), sine = cosine
         for i in 0..<n {
             let pos = Float(positions[i])
+            // the angle depends on position and pair only: every head rotates by the same one
+            for j in 0..<half {
+                let angle = pos * inverseFrequencies[j]
+                cosine[j] = Float(cos(Double(angle))) * attentionFactor
+                sine[j] = Float(sin(Double(angle))) * attentionFactor
+            }
             for h in 0..<heads {
                 let v = x + (i * heads + h) * headSize
                 for j in 0..<half {
-                    let angle = pos * inverseFrequencies[j]
-                    let cosine = Float(cos(Double(angle))) * attentionFactor
-                    let sine = Float(sin(Double(angle))) * attentionFactor
+                    let (cosine, sine) = (cosine[j], sine[j])
                     let (a, b) = pairing == .adjacent ? (2 * j, 2 * j + 1) : (j, j + half)
                     let x0 = v[a], x1 = v[b]
                     v[a] = x0 * cosine - x1 * sine

@@ -1,0 +1,20 @@
+import Foundation
+
+/// A Hugging Face directory's `config.json`, read once and handed to the architecture that
+/// its `model_type` names.
+struct HuggingFaceConfig {
+    let json: [String: Any]
+    /// The file's path, for error messages.
+    let path: String
+
+    var modelType: String { json["model_type"] as? String ?? "?" }
+
+    static func read(_ directory: URL) throws -> HuggingFaceConfig {
+        let url = directory.appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: url),
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ModelError.missingKey(path: url.path, key: "config.json (missing or not a JSON object)")
+        }
+        return HuggingFaceConfig(json: json, path: url.path)
+    }
+}
