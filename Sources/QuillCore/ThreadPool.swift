@@ -1,6 +1,10 @@
 // One persistent pool sized to the cores. The caller works too, and idle workers spin briefly
 // before sleeping: a decode step issues hundreds of small parallel loops, and waking sleeping
 // threads for each (GCD's concurrentPerform) cost more than the loops themselves.
+//
+// A job is finished when its chunks are, not when every worker has checked in: a worker that is
+// descheduled (another process took its core) simply claims nothing, and the caller runs the
+// chunks itself. Waiting for all workers instead made decoding 20x slower on a busy machine.
 
 import CQuillKernels
 import Foundation
@@ -12,18 +16,21 @@ import Darwin
 #endif
 
 public final class ThreadPool: @unchecked Sendable {
-    // @unchecked: `body` and `count` are written only by the caller between jobs, while every
-    // worker is parked or spinning on `generation`; workers read them only after seeing a new
-    // generation (acquire), and the caller waits for all of them before the next write.
+    // @unchecked: `body` is written by the caller only while no chunk of a job is claimable
+    // (before publishing a job, after all its chunks completed). A worker reads it only after
+    // claiming a chunk of the current job, and the caller does not return before that chunk
+    // completes.
     public static let shared = ThreadPool(threads: ProcessInfo.processInfo.activeProcessorCount)
 
     public let threads: Int
-    private let generation = Atomic<Int>(0)
-    private let next = Atomic<Int>(0)
-    private let finished = Atomic<Int>(0)
+    /// The job in one word: generation (high 24 bits), chunk count (20 bits) and next unclaimed
+    /// chunk (low 20 bits), so a worker that wakes late cannot claim a chunk of a job that has
+    /// moved on.
+    private let state = Atomic<UInt64>(0)
+    private static let chunkBits: UInt64 = 20, chunkMask: UInt64 = (1 << 20) - 1
+    private let completed = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private var body: ((Int) -> Void)?
-    private var count = 0
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
     private let callerLock = Mutex<Void>(())
@@ -54,50 +61,70 @@ public final class ThreadPool: @unchecked Sendable {
             for i in 0..<count { body(i) }
             return
         }
+        if count > Self.chunkMask {   // more chunks than a job holds: run them in jobs of the most it does
+            let most = Int(Self.chunkMask)
+            for base in stride(from: 0, to: count, by: most) { parallelFor(min(most, count - base)) { body(base + $0) } }
+            return
+        }
         callerLock.withLock { _ in
             withoutActuallyEscaping(body) { body in
                 self.body = body
-                self.count = count
-                next.store(0, ordering: .relaxed)
-                finished.store(0, ordering: .relaxed)
+                completed.store(0, ordering: .relaxed)
+                let generation = (state.load(ordering: .relaxed) >> (2 * Self.chunkBits) &+ 1) & 0xFF_FFFF
                 // store then load: sequentially consistent, so a worker going to sleep is seen
-                generation.add(1, ordering: .sequentiallyConsistent)
+                state.store(generation << (2 * Self.chunkBits) | UInt64(count) << Self.chunkBits,
+                            ordering: .sequentiallyConsistent)
                 if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                     pthread_mutex_lock(&mutex); pthread_cond_broadcast(&wake); pthread_mutex_unlock(&mutex)
                 }
-                runChunks()
-                // wait for the workers to finish their claimed chunks
-                while finished.load(ordering: .acquiring) < threads - 1 { spinPause() }
+                runChunks(of: generation)
+                var spins = 0
+                while completed.load(ordering: .acquiring) < count {
+                    spins += 1
+                    // a worker holding a chunk was preempted: give it the core
+                    if spins % 1024 == 0 { sched_yield() } else { spinPause() }
+                }
                 self.body = nil
             }
         }
     }
 
-    private func runChunks() {
-        guard let body else { return }
+    /// Claims and runs chunks of job `generation` until none is left.
+    private func runChunks(of generation: UInt64) {
+        while let i = claim(generation) {
+            body!(i)
+            completed.add(1, ordering: .releasing)
+        }
+    }
+
+    private func claim(_ generation: UInt64) -> Int? {
+        var s = state.load(ordering: .acquiring)
         while true {
-            let i = next.add(1, ordering: .relaxed).oldValue
-            if i >= count { break }
-            body(i)
+            guard s >> (2 * Self.chunkBits) == generation else { return nil }
+            let i = s & Self.chunkMask
+            guard i < s >> Self.chunkBits & Self.chunkMask else { return nil }
+            let (exchanged, current) = state.compareExchange(expected: s, desired: s + 1,
+                                                              successOrdering: .acquiring, failureOrdering: .acquiring)
+            if exchanged { return Int(i) }
+            s = current
         }
     }
 
     private func workerLoop() {
-        var seen = 0
+        var seen: UInt64 = 0
         while true {
             var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
+            while state.load(ordering: .acquiring) >> (2 * Self.chunkBits) == seen {
                 spins += 1
                 if spins < Self.spinLimit { spinPause(); continue }
                 pthread_mutex_lock(&mutex)
                 sleepers.add(1, ordering: .sequentiallyConsistent)
-                while generation.load(ordering: .sequentiallyConsistent) == seen { pthread_cond_wait(&wake, &mutex) }
+                while state.load(ordering: .sequentiallyConsistent) >> (2 * Self.chunkBits) == seen { pthread_cond_wait(&wake, &mutex) }
                 sleepers.subtract(1, ordering: .sequentiallyConsistent)
                 pthread_mutex_unlock(&mutex)
             }
-            seen = generation.load(ordering: .acquiring)
-            runChunks()
-            finished.add(1, ordering: .releasing)
+            seen = state.load(ordering: .acquiring) >> (2 * Self.chunkBits)
+            runChunks(of: seen)
         }
     }
 }
