@@ -1,6 +1,7 @@
 #include "quill_kernels.h"
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define QUILL_X86 1
@@ -227,7 +228,11 @@ int quill_activation_type(int weight_type) {
 void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
                   int64_t cols, int64_t row_begin, int64_t row_end) {
     dot_fn dot = weight_type == QUILL_Q4_0 ? dot_q4_0 : weight_type == QUILL_Q4_1 ? dot_q4_1 : dot_q8_0;
+    const uint8_t *rows = w;
+    static long dist = -1; if (dist < 0) { const char *e = getenv("QPF"); dist = e ? atol(e) : 1024; }
     for (int64_t r = row_begin; r < row_end; r++) {
-        out[r] = dot(cols, (const uint8_t *)w + (size_t)r * row_bytes, xq);
+        const uint8_t *row = rows + (size_t)r * row_bytes, *end = rows + (size_t)row_end * row_bytes;
+        for (size_t b = 0; b < row_bytes; b += 64) if (row + dist + b < end) __builtin_prefetch(row + dist + b);
+        out[r] = dot(cols, rows + (size_t)r * row_bytes, xq);
     }
 }

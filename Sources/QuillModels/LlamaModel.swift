@@ -31,15 +31,7 @@ public final class LlamaModel: Sendable {
             switch self {
             case .dense(let w): Matmul.forward(out, x, w, bias, n: n, c: c, oc: oc)
             case .quantized(let w) where n >= denseFrom:
-                let dense = UnsafeMutablePointer<Float>.allocate(capacity: w.rows * w.cols)
-                defer { dense.deallocate() }
-                let chunks = ThreadPool.shared.threads * 4
-                ThreadPool.shared.parallelFor(chunks) { chunk in
-                    let begin = w.rows * chunk / chunks, end = w.rows * (chunk + 1) / chunks
-                    Dequantize.row(w.type, from: w.data + begin * w.rowBytes, into: dense + begin * w.cols,
-                                   count: (end - begin) * w.cols)
-                }
-                Matmul.forward(out, x, dense, bias, n: n, c: c, oc: oc)
+                QuantizedMatmul.forwardDequantized(out, x, w, bias: bias, n: n)
             case .quantized(let w):
                 QuantizedMatmul.forward(out, x, w, n: n)
                 if let bias { for i in 0..<n { for o in 0..<oc { out[i * oc + o] += bias[o] } } }

@@ -135,10 +135,12 @@ import QuillTokenizers
 }
 
 @Suite struct KernelTests {
-    @Test(arguments: [1, 7])
-    func blasMatmulMatchesReference(_ n: Int) {
+    /// Small products on the calling thread, larger ones split over the pool in 16-row slices
+    /// (250 output channels: the last slice takes the remainder).
+    @Test(arguments: [1, 7], [80, 250])
+    func blasMatmulMatchesReference(_ n: Int, oc: Int) {
         var rng = SeededGenerator(seed: 7)
-        let c = 96, oc = 80
+        let c = 296
         let x = (0..<(n * c)).map { _ in Float.random(in: -1...1, using: &rng) }
         let w = (0..<(oc * c)).map { _ in Float.random(in: -1...1, using: &rng) }
         let b = (0..<oc).map { _ in Float.random(in: -1...1, using: &rng) }
@@ -164,11 +166,12 @@ import QuillTokenizers
 }
 
 @Suite struct AttentionKernelTests {
-    /// The parallel SIMD attention against its scalar twin, with GQA and a sliding window.
-    @Test(arguments: [nil, 5] as [Int?])
-    func matchesReference(_ window: Int?) {
+    /// The parallel SIMD attention (decode) and the blocked BLAS attention (prompts of 16 tokens
+    /// or more) against their scalar twin, with GQA and sliding windows shorter and longer than a block.
+    @Test(arguments: [nil, 5, 70] as [Int?], [4, 100])
+    func matchesReference(_ window: Int?, n: Int) {
         var rng = SeededGenerator(seed: 3)
-        let heads = 6, kvHeads = 2, hs = 16, start = 9, n = 4, ctx = start + n
+        let heads = 6, kvHeads = 2, hs = 16, start = 9, ctx = start + n
         let q = (0..<(n * heads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }
         let k = (0..<(ctx * kvHeads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }
         let v = (0..<(ctx * kvHeads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }

@@ -100,6 +100,10 @@ public enum Layers {
             return attentionReference(out, q: q, keys: keys, values: values, start: start, n: n, heads: heads,
                                       kvHeads: kvHeads, headSize: headSize, window: window)
         }
+        if n >= 16 {
+            return blockedAttention(out, q: q, keys: keys, values: values, start: start, n: n, heads: heads,
+                                    kvHeads: kvHeads, headSize: headSize, window: window, pool: pool)
+        }
         let group = heads / kvHeads
         let scale = 1 / Float(headSize).squareRoot()
         let kvStride = kvHeads * headSize, lanes = headSize / 8
@@ -137,6 +141,48 @@ public enum Layers {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Attention for a prompt: blocks of 64 queries of one head, each as two BLAS products
+    /// (scores = Q·Kᵀ over the keys the block can see, then P·V) around a masked softmax.
+    /// Q, K and V are read in place as strided views of the per-token rows.
+    static func blockedAttention(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                                 keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                 start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int,
+                                 window: Int?, pool: ThreadPool) {
+        let group = heads / kvHeads, block = 64, blocks = (n + block - 1) / block
+        let scale = 1 / Float(headSize).squareRoot()
+        let kvStride = kvHeads * headSize, qStride = heads * headSize
+        // the last blocks see the most keys: hand them out first
+        pool.parallelFor(heads * blocks) { unit in
+            let b = blocks - 1 - unit / heads, h = unit % heads, kvh = h / group
+            let i0 = b * block, rows = min(n, i0 + block) - i0
+            let last = start + i0 + rows - 1                      // the block's last position
+            let first = window.map { max(0, start + i0 - $0 + 1) } ?? 0
+            let span = last - first + 1
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * span) { buffer in
+                let scores = buffer.baseAddress!
+                Matmul.gemm(scores, ldc: span, q + i0 * qStride + h * headSize, lda: qStride,
+                            keys + first * kvStride + kvh * headSize, ldb: kvStride,
+                            m: rows, n: span, k: headSize, alpha: scale, transposeB: true)
+                for r in 0..<rows {
+                    let position = start + i0 + r
+                    let from = (window.map { max(0, position - $0 + 1) } ?? 0) - first, to = position - first
+                    let row = scores + r * span
+                    var maxScore = -Float.infinity
+                    for t in from...to { maxScore = max(maxScore, row[t]) }
+                    var sum: Float = 0
+                    for t in from...to { row[t] = exp(row[t] - maxScore); sum += row[t] }
+                    let inverse = 1 / sum
+                    for t in 0..<from { row[t] = 0 }
+                    for t in from...to { row[t] *= inverse }
+                    for t in (to + 1)..<span { row[t] = 0 }
+                }
+                Matmul.gemm(out + i0 * qStride + h * headSize, ldc: qStride, scores, lda: span,
+                            values + first * kvStride + kvh * headSize, ldb: kvStride,
+                            m: rows, n: headSize, k: span, transposeB: false)
             }
         }
     }

@@ -1,6 +1,10 @@
 // Matrix multiplication, the layer where nearly all the arithmetic happens.
 // Legend: N = rows of the input (B*T tokens), C = input channels, OC = output channels.
 // Weights are stored as checkpoints store them: [OC, C] row-major (a Linear's weight).
+//
+// BLAS runs single-threaded and our pool splits the output channels: one set of threads for
+// the whole engine. Letting OpenBLAS start its own threads beside the pool's made the two fight
+// for the same 2 cores (a tenth of prefill went to the scheduler).
 
 #if canImport(Accelerate)
 import Accelerate
@@ -9,21 +13,58 @@ import COpenBLAS
 #endif
 
 public enum Matmul {
-    /// out[N, OC] = inp[N, C] · weight[OC, C]ᵀ (+ bias[OC]) on BLAS; sgemv when N == 1, since
-    /// sgemm with one row is slow in OpenBLAS.
+    /// out[N, OC] = inp[N, C] · weight[OC, C]ᵀ (+ bias[OC]), output channels split over the pool.
     public static func forward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                                _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                               n: Int, c: Int, oc: Int) {
-        if n == 1 {
+                               n: Int, c: Int, oc: Int, pool: ThreadPool = .shared) {
+        forEachSlice(oc: oc, n: n, c: c, pool: pool) { rows in
+            product(out + rows.lowerBound, ldOut: oc, inp, weight + rows.lowerBound * c, bias.map { $0 + rows.lowerBound },
+                    n: n, c: c, oc: rows.count)
+        }
+    }
+
+    /// Splits OC into slices of whole 16-row groups, a few per thread, and runs `body` on each
+    /// in parallel. Small products stay on the calling thread.
+    public static func forEachSlice(oc: Int, n: Int, c: Int, pool: ThreadPool = .shared, _ body: (Range<Int>) -> Void) {
+        let work = n * c * oc
+        let slices = work < 1 << 16 ? 1 : min(pool.threads * (n == 1 ? 2 : 4), max(1, oc / 16))
+        pool.parallelFor(slices) { s in
+            let begin = oc * s / slices / 16 * 16, end = s == slices - 1 ? oc : oc * (s + 1) / slices / 16 * 16
+            if begin < end { body(begin..<end) }
+        }
+    }
+
+    /// One single-threaded BLAS product into a strided output: out[i, o] (row stride ldOut) =
+    /// inp[N, C] · weight[OC, C]ᵀ + bias. Safe to call from inside a pool job.
+    public static func product(_ out: UnsafeMutablePointer<Float>, ldOut: Int, _ inp: UnsafePointer<Float>,
+                               _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, n: Int, c: Int, oc: Int) {
+        _ = singleThreaded
+        if n == 1 {   // sgemm with one row is slow in OpenBLAS
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(oc), Int32(c), 1, weight, Int32(c), inp, 1, 0, out, 1)
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(oc), Int32(c),
-                        1, inp, Int32(c), weight, Int32(c), 0, out, Int32(oc))
+                        1, inp, Int32(c), weight, Int32(c), 0, out, Int32(ldOut))
         }
         if let bias {
-            for i in 0..<n { for o in 0..<oc { out[i * oc + o] += bias[o] } }
+            for i in 0..<n { for o in 0..<oc { out[i * ldOut + o] += bias[o] } }
         }
     }
+
+    /// C[M, N] = alpha · A[M, K] · op(B) with leading dimensions, single-threaded: op(B) is
+    /// B[N, K]ᵀ when `transposeB`, else B[K, N]. For attention's blocks, where Q, K and V are
+    /// strided views of the per-token rows.
+    public static func gemm(_ cOut: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
+                            _ b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int, alpha: Float = 1, transposeB: Bool) {
+        _ = singleThreaded
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), 0, cOut, Int32(ldc))
+    }
+
+    private static let singleThreaded: Void = {
+        #if !canImport(Accelerate)
+        openblas_set_num_threads(1)
+        #endif
+    }()
 
     /// The plain loop, as an algorithmic reference for `forward` (accumulates in Double).
     public static func reference(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,

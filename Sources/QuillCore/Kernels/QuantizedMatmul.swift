@@ -52,6 +52,20 @@ public enum QuantizedMatmul {
         }
     }
 
+    /// The same product for a batch of rows (a prompt): each thread dequantizes its slice of
+    /// weight rows to fp32, still warm in cache, and multiplies it on BLAS. Prefill is
+    /// compute-bound, and sgemm beats int8 dot products there.
+    public static func forwardDequantized(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: QuantizedMatrix,
+                                          bias: UnsafePointer<Float>?, n: Int, pool: ThreadPool = .shared) {
+        Matmul.forEachSlice(oc: w.rows, n: n, c: w.cols, pool: pool) { rows in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: rows.count * w.cols) { dense in
+                Dequantize.row(w.type, from: w.data + rows.lowerBound * w.rowBytes, into: dense.baseAddress!, count: rows.count * w.cols)
+                Matmul.product(out + rows.lowerBound, ldOut: w.rows, x, dense.baseAddress!, bias.map { $0 + rows.lowerBound },
+                               n: n, c: w.cols, oc: rows.count)
+            }
+        }
+    }
+
     /// Dequantize-then-fp32 reference for the same product (what the kernels approximate).
     public static func reference(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: QuantizedMatrix, n: Int) {
         let dense = Dequantize.array(w.type, UnsafeRawBufferPointer(start: w.data, count: w.rows * w.rowBytes),
