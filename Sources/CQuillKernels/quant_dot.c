@@ -1,7 +1,6 @@
 #include "quill_kernels.h"
 #include <math.h>
 #include <string.h>
-#include <stdlib.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define QUILL_X86 1
@@ -21,6 +20,8 @@ static inline float half_to_float(uint16_t h) {
     else { float f = (float)man * 5.9604644775390625e-8f; return sign ? -f : f; }
     float f; memcpy(&f, &bits, 4); return f;
 }
+
+float quill_half_to_float(uint16_t h) { return half_to_float(h); }
 
 // round to nearest even, as ggml's FP32_TO_FP16 on x86 (F16C)
 static inline uint16_t float_to_half(float f) {
@@ -229,10 +230,10 @@ void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *
                   int64_t cols, int64_t row_begin, int64_t row_end) {
     dot_fn dot = weight_type == QUILL_Q4_0 ? dot_q4_0 : weight_type == QUILL_Q4_1 ? dot_q4_1 : dot_q8_0;
     const uint8_t *rows = w;
-    static long dist = -1; if (dist < 0) { const char *e = getenv("QPF"); dist = e ? atol(e) : 1024; }
+    const size_t ahead = 2048;   // bytes: the hardware prefetcher alone leaves the first loads of a row waiting
     for (int64_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = rows + (size_t)r * row_bytes, *end = rows + (size_t)row_end * row_bytes;
-        for (size_t b = 0; b < row_bytes; b += 64) if (row + dist + b < end) __builtin_prefetch(row + dist + b);
+        for (size_t b = 0; b < row_bytes; b += 64) if (row + ahead + b < end) __builtin_prefetch(row + ahead + b);
         out[r] = dot(cols, rows + (size_t)r * row_bytes, xq);
     }
 }

@@ -32,5 +32,16 @@ public final class MappedFile: @unchecked Sendable {
         count = Int(st.st_size)
     }
 
+    /// Lets the kernel drop the resident pages of a range (whole pages inside it) once their
+    /// contents live elsewhere, such as weights repacked into memory; reading them again simply
+    /// faults them back in from the file.
+    public func releasePages(_ range: UnsafeRawBufferPointer) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let start = range.baseAddress else { return }
+        let first = (Int(bitPattern: start) + page - 1) / page * page, last = (Int(bitPattern: start) + range.count) / page * page
+        guard last > first else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, Int32(MADV_DONTNEED))
+    }
+
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), count) }
 }

@@ -39,6 +39,24 @@ public final class LlamaModel: Sendable {
         }
     }
 
+    /// Products of one input with several weights (q, k, v; gate, up). Quantized weights that
+    /// share an activation type run as one parallel loop on one quantized copy of the input.
+    static func apply(_ products: [(weight: Weight, out: UnsafeMutablePointer<Float>, bias: [Float]?, oc: Int)],
+                      _ x: UnsafePointer<Float>, n: Int, c: Int, denseFrom: Int) {
+        let quantized = products.compactMap { p -> (out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix)? in
+            if case .quantized(let w) = p.weight { return (p.out, w) } else { return nil }
+        }
+        guard n < denseFrom, quantized.count == products.count,
+              Set(quantized.map { $0.weight.activationType }).count == 1 else {
+            for p in products { p.weight.apply(p.out, x, p.bias, n: n, c: c, oc: p.oc, denseFrom: denseFrom) }
+            return
+        }
+        QuantizedMatmul.forward(quantized, x, n: n)
+        for p in products {
+            if let bias = p.bias { for i in 0..<n { for o in 0..<p.oc { p.out[i * p.oc + o] += bias[o] } } }
+        }
+    }
+
     struct Block: Sendable {
         let attentionNorm: [Float], q: Weight, k: Weight, v: Weight, output: Weight
         let qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
@@ -90,8 +108,11 @@ public final class LlamaModel: Sendable {
         func weight(_ name: String, _ shape: [Int]) throws -> Weight {
             guard let info = file.tensor(named: name) else { throw ModelError.missingTensor(path: file.path, name: name) }
             if format == .quantized && QuantizedMatrix.supports(info.type) && info.dimensions == shape {
-                return .quantized(QuantizedMatrix(type: info.type, rows: shape[1], cols: shape[0],
-                                                  data: file.data(of: info).baseAddress!))
+                let matrix = QuantizedMatrix(type: info.type, rows: shape[1], cols: shape[0], data: file.data(of: info).baseAddress!)
+                let interleaved = matrix.interleaved()
+                // the file's copy is no longer read (embedding rows are, so it stays)
+                if interleaved.layout != matrix.layout && name != "token_embd.weight" { file.releasePages(of: info) }
+                return .quantized(interleaved)
             }
             return .dense(try tensor(name, shape))
         }
@@ -250,9 +271,14 @@ public final class LlamaModel: Sendable {
         var up = [Float](repeating: 0, count: n * ff)
         for (l, block) in blocks.enumerated() {
             Layers.rmsnorm(&h, x, block.attentionNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
-            block.q.apply(&q, h, block.qBias, n: n, c: c, oc: qDim, denseFrom: denseBatchThreshold)
-            block.k.apply(&k, h, block.kBias, n: n, c: c, oc: kvDim, denseFrom: denseBatchThreshold)
-            block.v.apply(&v, h, block.vBias, n: n, c: c, oc: kvDim, denseFrom: denseBatchThreshold)
+            q.withUnsafeMutableBufferPointer { qb in
+                k.withUnsafeMutableBufferPointer { kb in
+                    v.withUnsafeMutableBufferPointer { vb in
+                        Self.apply([(block.q, qb.baseAddress!, block.qBias, qDim), (block.k, kb.baseAddress!, block.kBias, kvDim),
+                                    (block.v, vb.baseAddress!, block.vBias, kvDim)], h, n: n, c: c, denseFrom: denseBatchThreshold)
+                    }
+                }
+            }
             Layers.rope(&q, positions: positions, n: n, heads: cfg.heads, headSize: cfg.headSize,
                         inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing, attentionFactor: cfg.ropeAttentionFactor)
             Layers.rope(&k, positions: positions, n: n, heads: cfg.kvHeads, headSize: cfg.headSize,
@@ -270,8 +296,12 @@ public final class LlamaModel: Sendable {
             for i in 0..<(n * c) { x[i] += h[i] }
 
             Layers.rmsnorm(&h, x, block.ffnNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
-            block.gate.apply(&gate, h, nil, n: n, c: c, oc: ff, denseFrom: denseBatchThreshold)
-            block.up.apply(&up, h, nil, n: n, c: c, oc: ff, denseFrom: denseBatchThreshold)
+            gate.withUnsafeMutableBufferPointer { gb in
+                up.withUnsafeMutableBufferPointer { ub in
+                    Self.apply([(block.gate, gb.baseAddress!, nil, ff), (block.up, ub.baseAddress!, nil, ff)], h,
+                               n: n, c: c, denseFrom: denseBatchThreshold)
+                }
+            }
             Layers.swiglu(&gate, gate, up, count: n * ff)
             block.down.apply(&h, gate, nil, n: n, c: ff, oc: c, denseFrom: denseBatchThreshold)
             for i in 0..<(n * c) { x[i] += h[i] }

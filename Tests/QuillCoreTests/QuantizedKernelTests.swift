@@ -66,4 +66,56 @@ import CQuillKernels
         print("\(type) [\(QuantizedMatmul.isa)]: max |int8 kernel - fp32 product| = \(maxDiff) (largest output \(scale))")
         #expect(maxDiff <= 0.02 * scale)
     }
+
+    /// Q4_0 / Q4_1 interleaved eight rows at a time: the same fp32 values when dequantized, the
+    /// AVX2 kernel equal to its twin, both within float rounding of the row kernels, and the
+    /// fused several-products loop equal to one product at a time.
+    @Test(arguments: [GGMLType.q4_0, .q4_1])
+    func interleavedLayoutMatchesTheRowLayout(_ type: GGMLType) {
+        let rows = 48, cols = 576, n = 2
+        let weights = Self.randomBlocks(type, rows: rows, cols: cols, seed: 40 + UInt64(type.rawValue))
+        var rng = Self.SplitMix(5)
+        let x = (0..<(n * cols)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
+        weights.withUnsafeBytes { w in
+            let plain = QuantizedMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
+            let packed = plain.interleaved()
+            #expect(packed.layout == .interleaved8)
+            var a = [Float](repeating: 0, count: rows * cols), b = a
+            plain.dequantize(rows: 0..<rows, into: &a)
+            packed.dequantize(rows: 0..<rows, into: &b)
+            #expect(a == b)
+
+            var q = [UInt8](repeating: 0, count: cols / 32 * 36)
+            x.withUnsafeBufferPointer { quill_quantize_row_q8_1($0.baseAddress!, &q, Int64(cols)) }
+            var q8_0 = [UInt8](repeating: 0, count: cols / 32 * 34)
+            x.withUnsafeBufferPointer { quill_quantize_row_q8_0($0.baseAddress!, &q8_0, Int64(cols)) }
+            let centered: Int32 = type == .q4_0 ? 1 : 0
+            for g in 0..<(rows / 8) {
+                var fast = [Float](repeating: 0, count: 8), twin = fast
+                let group = packed.data + g * (cols / 32 * 160)
+                quill_gemv_q4x8(group, q, Int64(cols), centered, &fast)
+                quill_gemv_q4x8_ref(group, q, Int64(cols), centered, &twin)
+                #expect(fast == twin)
+                for r in 0..<8 {
+                    let row = w.baseAddress! + (g * 8 + r) * plain.rowBytes
+                    let expected = type == .q4_0 ? quill_vec_dot_q4_0_q8_0_ref(Int64(cols), row, q8_0)
+                                                 : quill_vec_dot_q4_1_q8_1_ref(Int64(cols), row, q)
+                    #expect(abs(twin[r] - expected) <= 1e-4 * max(1, abs(expected)), "row \(g * 8 + r)")
+                }
+            }
+
+            // fused: two products of the same input in one loop, each as computed alone
+            var one = [Float](repeating: 0, count: n * rows), two = one, fusedOne = one, fusedTwo = one
+            QuantizedMatmul.forward(&one, x, packed, n: n)
+            QuantizedMatmul.forward(&two, x, plain, n: n)
+            fusedOne.withUnsafeMutableBufferPointer { f1 in
+                fusedTwo.withUnsafeMutableBufferPointer { f2 in
+                    QuantizedMatmul.forward([(f1.baseAddress!, packed), (f2.baseAddress!, packed)], x, n: n)
+                }
+            }
+            #expect(fusedOne == one && fusedTwo == one)
+            let maxDiff = zip(one, two).map { abs($0 - $1) }.max()!
+            #expect(maxDiff <= 1e-3 * (two.map(abs).max()!), "interleaved vs row kernels: \(maxDiff)")
+        }
+    }
 }

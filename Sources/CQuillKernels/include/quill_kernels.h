@@ -34,6 +34,19 @@ int quill_activation_type(int weight_type);
 void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
                   int64_t cols, int64_t row_begin, int64_t row_end);
 
+// Q4_0 / Q4_1 rows repacked eight at a time (q4x8.c): `groups` groups of 8 rows from `src`
+// (rows row_bytes apart) into dst (groups × cols/32 × 160 bytes).
+void quill_repack_q4x8(int type, const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst);
+// One group of 8 rows back to fp32 [8, cols]; `centered` for Q4_0 (x = d·(q-8)).
+void quill_dequantize_q4x8(const void *w, int64_t cols, int centered, float *out);
+// out[0..<8] = the group's 8 rows · y (Q8_1 activations): dispatching kernel and its plain twin.
+void quill_gemv_q4x8(const void *w, const void *y, int64_t cols, int centered, float *out);
+void quill_gemv_q4x8_ref(const void *w, const void *y, int64_t cols, int centered, float *out);
+// Groups [group_begin, group_end) times n activation rows (x_stride bytes apart) into
+// out[i · out_stride + 8g ...].
+void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
+                       int64_t cols, int centered, int64_t group_begin, int64_t group_end);
+
 // A spin-wait hint (x86 PAUSE), for the thread pool's short waits.
 static inline void quill_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -4,25 +4,73 @@
 
 import CQuillKernels
 
-/// A weight matrix [rows, cols] left in its quantized GGUF layout (read-only, usually mapped).
+/// A weight matrix [rows, cols] in a quantized GGUF layout: rows as the file stores them
+/// (read-only, usually mapped), or Q4_0 / Q4_1 rows interleaved eight at a time for the decode
+/// kernel (see q4x8.c), in memory this value owns.
 public struct QuantizedMatrix: @unchecked Sendable {
-    // @unchecked: `data` points at immutable memory (a read-only file mapping) that the owner keeps alive.
+    // @unchecked: `data` points at immutable memory: a read-only file mapping that the owner
+    // keeps alive, or `storage`, written once by `interleaved()` before the value is shared.
     public let type: GGMLType
     public let rows: Int
     public let cols: Int
     public let data: UnsafeRawPointer
+    public let layout: Layout
+    private let storage: AlignedBuffer?
+
+    public enum Layout: Sendable { case rows, interleaved8 }
 
     public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) {
         precondition(Self.supports(type), "no quantized kernel for \(type)")
         self.type = type; self.rows = rows; self.cols = cols; self.data = data
+        self.layout = .rows; self.storage = nil
+    }
+
+    private init(interleaving m: QuantizedMatrix) {
+        let storage = AlignedBuffer(byteCount: m.rows / 8 * (m.cols / 32) * 160)
+        quill_repack_q4x8(Int32(m.type.rawValue), m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base)
+        self.type = m.type; self.rows = m.rows; self.cols = m.cols
+        self.data = UnsafeRawPointer(storage.base); self.layout = .interleaved8; self.storage = storage
     }
 
     public static func supports(_ type: GGMLType) -> Bool { quill_activation_type(Int32(type.rawValue)) >= 0 }
 
+    /// The decode layout when this type and shape have it (Q4_0 / Q4_1, rows a multiple of
+    /// 8), else the matrix unchanged. The copy is as large as the original.
+    public func interleaved() -> QuantizedMatrix {
+        guard layout == .rows, type == .q4_0 || type == .q4_1, rows % 8 == 0 else { return self }
+        return QuantizedMatrix(interleaving: self)
+    }
+
+    /// Bytes of one row in the file layout.
     public var rowBytes: Int { cols / type.blockLayout.elements * type.blockLayout.bytes }
 
     /// The activation type the kernel pairs with this weight type.
-    var activationType: GGMLType { GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))! }
+    public var activationType: GGMLType {
+        layout == .interleaved8 ? .q8_1 : GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))!
+    }
+
+    /// Rows [begin, end) as fp32 into `out` [end - begin, cols]; begin and end multiples of 8
+    /// in the interleaved layout.
+    public func dequantize(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        switch layout {
+        case .rows:
+            Dequantize.row(type, from: data + range.lowerBound * rowBytes, into: out, count: range.count * cols)
+        case .interleaved8:
+            let groupBytes = cols / 32 * 160
+            for g in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
+                quill_dequantize_q4x8(data + g / 8 * groupBytes, Int64(cols), type == .q4_0 ? 1 : 0,
+                                      out + (g - range.lowerBound) * cols)
+            }
+        }
+    }
+}
+
+/// 64-byte aligned memory, freed with its owner.
+final class AlignedBuffer: @unchecked Sendable {
+    // @unchecked: written once right after allocation, then only read.
+    let base: UnsafeMutableRawPointer
+    init(byteCount: Int) { base = UnsafeMutableRawPointer.allocate(byteCount: max(1, byteCount), alignment: 64) }
+    deinit { base.deallocate() }
 }
 
 public enum QuantizedMatmul {
@@ -32,22 +80,42 @@ public enum QuantizedMatmul {
     /// out[N, rows] = x[N, cols] · Wᵀ, rows split over the pool.
     public static func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: QuantizedMatrix,
                                n: Int, pool: ThreadPool = .shared) {
-        let act = w.activationType
-        let actBytes = w.cols / 32 * act.blockLayout.bytes
+        forward([(out, w)], x, n: n, pool: pool)
+    }
+
+    /// Several products of the same input (q, k and v; gate and up): the input is quantized
+    /// once and all their rows share one parallel loop. The weights must agree in `cols` and
+    /// activation type.
+    public static func forward(_ products: [(out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix)],
+                               _ x: UnsafePointer<Float>, n: Int, pool: ThreadPool = .shared) {
+        let cols = products[0].weight.cols, act = products[0].weight.activationType
+        precondition(products.allSatisfy { $0.weight.cols == cols && $0.weight.activationType == act })
+        let actBytes = cols / 32 * act.blockLayout.bytes
         let quantized = UnsafeMutableRawPointer.allocate(byteCount: max(1, n * actBytes), alignment: 64)
         defer { quantized.deallocate() }
         for i in 0..<n {
-            if act == .q8_1 { quill_quantize_row_q8_1(x + i * w.cols, quantized + i * actBytes, Int64(w.cols)) }
-            else { quill_quantize_row_q8_0(x + i * w.cols, quantized + i * actBytes, Int64(w.cols)) }
+            if act == .q8_1 { quill_quantize_row_q8_1(x + i * cols, quantized + i * actBytes, Int64(cols)) }
+            else { quill_quantize_row_q8_0(x + i * cols, quantized + i * actBytes, Int64(cols)) }
         }
-        // a few chunks per thread evens out a core that is busy elsewhere
-        let chunks = max(1, min(pool.threads * 4, w.rows / 16))
-        let type = Int32(w.type.rawValue), rowBytes = w.rowBytes, rows = w.rows, cols = Int64(w.cols)
+        // units of 8-row groups; a few chunks per thread even out a core that is busy elsewhere
+        let units = products.map { ($0.weight.rows + 7) / 8 }, total = units.reduce(0, +)
+        let chunks = max(1, min(pool.threads * 4, total / 2))
         pool.parallelFor(chunks) { chunk in
-            let begin = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
-            for i in 0..<n {
-                quill_matvec(type, w.data, rowBytes, quantized + i * actBytes, out + i * rows,
-                             cols, Int64(begin), Int64(end))
+            var begin = total * chunk / chunks, end = total * (chunk + 1) / chunks
+            for (p, (out, w)) in products.enumerated() {
+                defer { begin -= units[p]; end -= units[p] }
+                let from = max(begin, 0), to = min(end, units[p])
+                guard from < to else { continue }
+                switch w.layout {
+                case .interleaved8:
+                    quill_matvec_q4x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols),
+                                      w.type == .q4_0 ? 1 : 0, Int64(from), Int64(to))
+                case .rows:
+                    for i in 0..<n {
+                        quill_matvec(Int32(w.type.rawValue), w.data, w.rowBytes, quantized + i * actBytes, out + i * w.rows,
+                                     Int64(cols), Int64(from * 8), Int64(min(to * 8, w.rows)))
+                    }
+                }
             }
         }
     }
@@ -59,7 +127,7 @@ public enum QuantizedMatmul {
                                           bias: UnsafePointer<Float>?, n: Int, pool: ThreadPool = .shared) {
         Matmul.forEachSlice(oc: w.rows, n: n, c: w.cols, pool: pool) { rows in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: rows.count * w.cols) { dense in
-                Dequantize.row(w.type, from: w.data + rows.lowerBound * w.rowBytes, into: dense.baseAddress!, count: rows.count * w.cols)
+                w.dequantize(rows: rows, into: dense.baseAddress!)
                 Matmul.product(out + rows.lowerBound, ldOut: w.rows, x, dense.baseAddress!, bias.map { $0 + rows.lowerBound },
                                n: n, c: w.cols, oc: rows.count)
             }
@@ -68,8 +136,10 @@ public enum QuantizedMatmul {
 
     /// Dequantize-then-fp32 reference for the same product (what the kernels approximate).
     public static func reference(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: QuantizedMatrix, n: Int) {
-        let dense = Dequantize.array(w.type, UnsafeRawBufferPointer(start: w.data, count: w.rows * w.rowBytes),
-                                     count: w.rows * w.cols)
+        let dense = [Float](unsafeUninitializedCapacity: w.rows * w.cols) { buffer, initialized in
+            w.dequantize(rows: 0..<w.rows, into: buffer.baseAddress!)
+            initialized = w.rows * w.cols
+        }
         Matmul.reference(out, x, dense, nil, n: n, c: w.cols, oc: w.rows)
     }
 }

@@ -105,6 +105,9 @@ public final class GGUFFile: Sendable {
         UnsafeRawBufferPointer(start: base + dataOffset + tensor.offset, count: tensor.byteCount)
     }
 
+    /// Drops the tensor's resident pages (see `MappedFile.releasePages`).
+    public func releasePages(of tensor: TensorInfo) { mapping.releasePages(data(of: tensor)) }
+
     public func tensor(named name: String) -> TensorInfo? { tensors.first { $0.name == name } }
 
     // Typed metadata access that says what is missing or wrong.
