@@ -135,8 +135,6 @@ void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n
     const size_t group_bytes = (size_t)(cols / 32) * sizeof(block_q4x8);
     for (int64_t g = group_begin; g < group_end; g++) {
         const uint8_t *group = (const uint8_t *)w + (size_t)g * group_bytes;
-        // the hardware prefetcher alone leaves the first loads of each group waiting
-        if (g + 1 < group_end) for (size_t o = 0; o < group_bytes; o += 64) __builtin_prefetch(group + group_bytes + o);
         for (int64_t i = 0; i < n; i++) {
             gemv(group, (const uint8_t *)xq + i * x_stride, cols, centered, out + i * out_stride + g * 8);
         }

@@ -109,6 +109,22 @@ float quill_vec_dot_q8_0_q8_0_ref(int64_t n, const void *vx, const void *vy) {
     return sum;
 }
 
+static inline float bf16_to_float(uint16_t h) { uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f; }
+
+float quill_vec_dot_f16_f32_ref(int64_t n, const void *vx, const void *vy) {
+    const uint16_t *x = vx; const float *y = vy;
+    float sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += half_to_float(x[i]) * y[i];
+    return sum;
+}
+
+float quill_vec_dot_bf16_f32_ref(int64_t n, const void *vx, const void *vy) {
+    const uint16_t *x = vx; const float *y = vy;
+    float sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += bf16_to_float(x[i]) * y[i];
+    return sum;
+}
+
 // --- AVX2 -------------------------------------------------------------------------------------
 #ifdef QUILL_X86
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -190,6 +206,27 @@ AVX2 static float vec_dot_q8_0_q8_0_avx2(int64_t n, const void *vx, const void *
     }
     return hsum(_mm256_add_ps(acc0, acc1));
 }
+
+// 16-bit floats widened 8 at a time (F16C for f16, a shift for bf16), four FMA chains
+#define DOT_HALF_AVX2(name, widen, scalar)                                                         \
+AVX2 static float name(int64_t n, const void *vx, const void *vy) {                              \
+    const uint16_t *x = vx; const float *y = vy;                                                   \
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
+    int64_t i = 0;                                                                                 \
+    for (; i + 32 <= n; i += 32) {                                                                 \
+        for (int u = 0; u < 4; u++) {                                                              \
+            const __m128i h = _mm_loadu_si128((const __m128i *)(x + i + 8 * u));                 \
+            acc[u] = _mm256_fmadd_ps(widen(h), _mm256_loadu_ps(y + i + 8 * u), acc[u]);          \
+        }                                                                                          \
+    }                                                                                              \
+    float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))); \
+    for (; i < n; i++) sum += scalar(x[i]) * y[i];                                                 \
+    return sum;                                                                                    \
+}
+AVX2 static inline __m256 widen_f16(__m128i h) { return _mm256_cvtph_ps(h); }
+AVX2 static inline __m256 widen_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+DOT_HALF_AVX2(vec_dot_f16_f32_avx2, widen_f16, half_to_float)
+DOT_HALF_AVX2(vec_dot_bf16_f32_avx2, widen_bf16, bf16_to_float)
 #endif
 
 // --- dispatch ---------------------------------------------------------------------------------
@@ -198,6 +235,8 @@ typedef float (*dot_fn)(int64_t, const void *, const void *);
 static dot_fn dot_q4_0 = quill_vec_dot_q4_0_q8_0_ref;
 static dot_fn dot_q4_1 = quill_vec_dot_q4_1_q8_1_ref;
 static dot_fn dot_q8_0 = quill_vec_dot_q8_0_q8_0_ref;
+static dot_fn dot_f16 = quill_vec_dot_f16_f32_ref;
+static dot_fn dot_bf16 = quill_vec_dot_bf16_f32_ref;
 static const char *isa = "scalar";
 
 __attribute__((constructor)) static void choose_kernels(void) {
@@ -207,6 +246,8 @@ __attribute__((constructor)) static void choose_kernels(void) {
         dot_q4_0 = vec_dot_q4_0_q8_0_avx2;
         dot_q4_1 = vec_dot_q4_1_q8_1_avx2;
         dot_q8_0 = vec_dot_q8_0_q8_0_avx2;
+        dot_f16 = vec_dot_f16_f32_avx2;
+        dot_bf16 = vec_dot_bf16_f32_avx2;
         isa = "avx2";
     }
 #endif
@@ -217,18 +258,28 @@ const char *quill_kernel_isa(void) { return isa; }
 float quill_vec_dot_q4_0_q8_0(int64_t n, const void *x, const void *y) { return dot_q4_0(n, x, y); }
 float quill_vec_dot_q4_1_q8_1(int64_t n, const void *x, const void *y) { return dot_q4_1(n, x, y); }
 float quill_vec_dot_q8_0_q8_0(int64_t n, const void *x, const void *y) { return dot_q8_0(n, x, y); }
+float quill_vec_dot_f16_f32(int64_t n, const void *x, const void *y) { return dot_f16(n, x, y); }
+float quill_vec_dot_bf16_f32(int64_t n, const void *x, const void *y) { return dot_bf16(n, x, y); }
 
 int quill_activation_type(int weight_type) {
     switch (weight_type) {
     case QUILL_Q4_0: case QUILL_Q8_0: return QUILL_Q8_0;
     case QUILL_Q4_1: return QUILL_Q8_1;
+    case QUILL_F16: case QUILL_BF16: return QUILL_F32;
     default: return -1;
     }
 }
 
 void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
                   int64_t cols, int64_t row_begin, int64_t row_end) {
-    dot_fn dot = weight_type == QUILL_Q4_0 ? dot_q4_0 : weight_type == QUILL_Q4_1 ? dot_q4_1 : dot_q8_0;
+    dot_fn dot;
+    switch (weight_type) {
+    case QUILL_Q4_0: dot = dot_q4_0; break;
+    case QUILL_Q4_1: dot = dot_q4_1; break;
+    case QUILL_F16: dot = dot_f16; break;
+    case QUILL_BF16: dot = dot_bf16; break;
+    default: dot = dot_q8_0;
+    }
     const uint8_t *rows = w;
     const size_t ahead = 2048;   // bytes: the hardware prefetcher alone leaves the first loads of a row waiting
     for (int64_t r = row_begin; r < row_end; r++) {
@@ -237,3 +288,23 @@ void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *
         out[r] = dot(cols, rows + (size_t)r * row_bytes, xq);
     }
 }
+
+#ifdef QUILL_X86
+AVX2 static void convert_f16_avx2(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = h2f(x[i]);
+}
+#endif
+
+void quill_convert_f16_row(const uint16_t *x, float *y, int64_t n) {
+#ifdef QUILL_X86
+    if (dot_f16 == vec_dot_f16_f32_avx2) { convert_f16_avx2(x, y, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) y[i] = half_to_float(x[i]);
+}
+
+void quill_convert_bf16_row(const uint16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = bf16_to_float(x[i]);   // a shift: the compiler vectorizes it
+}
+

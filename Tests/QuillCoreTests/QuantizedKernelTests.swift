@@ -118,4 +118,30 @@ import CQuillKernels
             #expect(maxDiff <= 1e-3 * (two.map(abs).max()!), "interleaved vs row kernels: \(maxDiff)")
         }
     }
+
+    /// F16 and BF16 weights read in place: the AVX2 kernel against its twin and the fp32 product.
+    @Test(arguments: [GGMLType.f16, .bf16])
+    func halfPrecisionWeights(_ type: GGMLType) {
+        let rows = 40, cols = 300, n = 2   // 300: a tail after the 32-wide loop
+        var rng = Self.SplitMix(8)
+        let values = (0..<(rows * cols)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 4000 }
+        let bits: [UInt16] = values.map { type == .f16 ? halfFromFloat($0) : UInt16($0.bitPattern >> 16) }
+        let x = (0..<(n * cols)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
+        bits.withUnsafeBytes { w in
+            let m = QuantizedMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
+            var fast = [Float](repeating: 0, count: n * rows), exact = fast
+            QuantizedMatmul.forward(&fast, x, m, n: n)
+            QuantizedMatmul.reference(&exact, x, m, n: n)
+            #expect(zip(fast, exact).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+            x.withUnsafeBufferPointer { xb in
+                for r in 0..<rows {
+                    let row = w.baseAddress! + r * cols * 2
+                    let (a, b) = type == .f16
+                        ? (quill_vec_dot_f16_f32(Int64(cols), row, xb.baseAddress!), quill_vec_dot_f16_f32_ref(Int64(cols), row, xb.baseAddress!))
+                        : (quill_vec_dot_bf16_f32(Int64(cols), row, xb.baseAddress!), quill_vec_dot_bf16_f32_ref(Int64(cols), row, xb.baseAddress!))
+                    #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r)")
+                }
+            }
+        }
+    }
 }

@@ -12,20 +12,30 @@ extern "C" {
 #endif
 
 // ggml type codes used by these kernels
-enum { QUILL_Q4_0 = 2, QUILL_Q4_1 = 3, QUILL_Q8_0 = 8, QUILL_Q8_1 = 9 };
+enum { QUILL_F32 = 0, QUILL_F16 = 1, QUILL_Q4_0 = 2, QUILL_Q4_1 = 3, QUILL_Q8_0 = 8, QUILL_Q8_1 = 9, QUILL_BF16 = 30 };
 
 // Activations → blocks of 32: Q8_0 (f16 d, int8 q[32]) and Q8_1 (f16 d, f16 d·Σq, int8 q[32]).
 void quill_quantize_row_q8_0(const float *x, void *y, int64_t k);
 void quill_quantize_row_q8_1(const float *x, void *y, int64_t k);
 
 // Dot products of n elements: weights `x` in their type, activations `y` in the matching
-// Q8 type (Q8_1 for Q4_1, Q8_0 otherwise).
+// type (Q8_1 for Q4_1, Q8_0 for Q4_0 and Q8_0, F32 for F16 and BF16).
 float quill_vec_dot_q4_0_q8_0(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q4_1_q8_1(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q8_0_q8_0(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q4_0_q8_0_ref(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q4_1_q8_1_ref(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q8_0_q8_0_ref(int64_t n, const void *x, const void *y);
+
+// 16-bit float weights times fp32 activations (no activation rounding).
+float quill_vec_dot_f16_f32(int64_t n, const void *x, const void *y);
+float quill_vec_dot_bf16_f32(int64_t n, const void *x, const void *y);
+float quill_vec_dot_f16_f32_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_bf16_f32_ref(int64_t n, const void *x, const void *y);
+
+// 16-bit floats to fp32 (F16C where present): the prompt path's weight conversion.
+void quill_convert_f16_row(const uint16_t *x, float *y, int64_t n);
+void quill_convert_bf16_row(const uint16_t *x, float *y, int64_t n);
 
 // The activation type a weight type multiplies with, or -1 if the type has no kernel here.
 int quill_activation_type(int weight_type);

@@ -1,6 +1,7 @@
 // Matrix-vector products straight from quantized weights: each input row is quantized to the
 // matching Q8 type once, then every weight row is an int8 dot product (CQuillKernels), with the
 // rows split across cores. Decoding is memory-bound, and Q4_1 weights are 6.4x smaller than fp32.
+// F16 and BF16 weights stay 16-bit the same way, widened in registers against fp32 inputs.
 
 import CQuillKernels
 
@@ -53,6 +54,10 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// in the interleaved layout.
     public func dequantize(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         switch layout {
+        case .rows where type == .f16 || type == .bf16:
+            let source = (data + range.lowerBound * rowBytes).assumingMemoryBound(to: UInt16.self)
+            if type == .f16 { quill_convert_f16_row(source, out, Int64(range.count * cols)) }
+            else { quill_convert_bf16_row(source, out, Int64(range.count * cols)) }
         case .rows:
             Dequantize.row(type, from: data + range.lowerBound * rowBytes, into: out, count: range.count * cols)
         case .interleaved8:
@@ -90,12 +95,15 @@ public enum QuantizedMatmul {
                                _ x: UnsafePointer<Float>, n: Int, pool: ThreadPool = .shared) {
         let cols = products[0].weight.cols, act = products[0].weight.activationType
         precondition(products.allSatisfy { $0.weight.cols == cols && $0.weight.activationType == act })
-        let actBytes = cols / 32 * act.blockLayout.bytes
+        let actBytes = cols / act.blockLayout.elements * act.blockLayout.bytes
         let quantized = UnsafeMutableRawPointer.allocate(byteCount: max(1, n * actBytes), alignment: 64)
         defer { quantized.deallocate() }
         for i in 0..<n {
-            if act == .q8_1 { quill_quantize_row_q8_1(x + i * cols, quantized + i * actBytes, Int64(cols)) }
-            else { quill_quantize_row_q8_0(x + i * cols, quantized + i * actBytes, Int64(cols)) }
+            switch act {
+            case .q8_1: quill_quantize_row_q8_1(x + i * cols, quantized + i * actBytes, Int64(cols))
+            case .q8_0: quill_quantize_row_q8_0(x + i * cols, quantized + i * actBytes, Int64(cols))
+            default: (quantized + i * actBytes).copyMemory(from: x + i * cols, byteCount: actBytes)   // f32: as it is
+            }
         }
         // units of 8-row groups; a few chunks per thread even out a core that is busy elsewhere
         let units = products.map { ($0.weight.rows + 7) / 8 }, total = units.reduce(0, +)
