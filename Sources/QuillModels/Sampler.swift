@@ -78,18 +78,19 @@ public struct Sampler: Sendable {
         }
         if p.temperature <= 0 { return Int32(Self.argmax(logits)) }
 
-        // candidates sorted by logit, cut by top-k before the softmax
-        var candidates = Array(logits.indices)
+        // candidates by logit (ties: lower id first), cut by top-k without sorting the vocabulary
         let k = p.topK > 0 ? min(p.topK, logits.count) : logits.count
-        if k < logits.count {
-            candidates = Array(candidates.sorted { logits[$0] > logits[$1] }.prefix(k))
-        } else {
-            candidates.sort { logits[$0] > logits[$1] }
+        var candidates = k < logits.count ? Self.top(k, of: logits) : Array(logits.indices)
+        let maxLogit = logits[Self.argmax(logits)]
+        let total = candidates.reduce(Float(0)) { $0 + exp((logits[$1] - maxLogit) / p.temperature) }
+        if p.minP > 0 {
+            // min-p drops these below anyway: leave them out of the sort (a margin keeps the
+            // boundary to the exact test below)
+            let floor = maxLogit + p.temperature * log(p.minP) - 1e-3
+            candidates.removeAll { logits[$0] < floor }
         }
-        let maxLogit = logits[candidates[0]]
-        var probs = candidates.map { exp((logits[$0] - maxLogit) / p.temperature) }
-        let total = probs.reduce(0, +)
-        for i in probs.indices { probs[i] /= total }
+        candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        let probs = candidates.map { exp((logits[$0] - maxLogit) / p.temperature) / total }
         var keep = probs.count
         if p.topP < 1 {
             var cumulative: Float = 0
@@ -106,6 +107,32 @@ public struct Sampler: Sendable {
             if r <= 0 { return Int32(candidates[i]) }
         }
         return Int32(candidates[keep - 1])
+    }
+
+    /// Indices of the k largest values, in no particular order: one pass with a min-heap of k,
+    /// instead of sorting the whole vocabulary every step.
+    static func top(_ k: Int, of x: [Float]) -> [Int] {
+        // heap order: smallest logit at the root; among equal logits the higher id (the one a
+        // stable descending sort would drop first)
+        func below(_ a: Int, _ b: Int) -> Bool { x[a] < x[b] || (x[a] == x[b] && a > b) }
+        var heap = Array(0..<k)
+        func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < k && below(heap[l], heap[m]) { m = l }
+                if r < k && below(heap[r], heap[m]) { m = r }
+                if m == i { return }
+                heap.swapAt(i, m); i = m
+            }
+        }
+        for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        for i in k..<x.count where below(heap[0], i) {
+            heap[0] = i
+            siftDown(0)
+        }
+        return heap
     }
 
     public static func argmax(_ x: [Float]) -> Int {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import QuillCore
 import QuillFormats
-import QuillModels
+@testable import QuillModels
 import QuillTokenizers
 
 /// SmolLM2 (GGUF Q4_1) against llama.cpp, two ways. Quill's fp32 path (weights dequantized) has
@@ -111,6 +111,16 @@ import QuillTokenizers
         p.topK = 1
         var k = Sampler(p)
         #expect(k.sample(logits, history: []) == Int32(Sampler.argmax(logits)))
+    }
+
+    /// The heap selection keeps exactly the first k of a stable descending sort, ties included.
+    @Test func topKSelectionEqualsSortingPrefix() {
+        var rng = SeededGenerator(seed: 21)
+        let logits = (0..<5_000).map { _ in Float(Int.random(in: 0..<300, using: &rng)) / 10 }   // many ties
+        for k in [1, 7, 40, 299] {
+            let expected = Set(logits.indices.sorted { logits[$0] > logits[$1] }.prefix(k))
+            #expect(Set(Sampler.top(k, of: logits)) == expected, "k = \(k)")
+        }
     }
 
     @Test func penaltiesAndBiasMoveTheChoice() {
