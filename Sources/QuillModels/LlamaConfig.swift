@@ -20,6 +20,9 @@ public struct LlamaConfig: Sendable, Equatable {
     public var slidingWindow: Int?
     public var tiedEmbeddings = true
     public var ropeScaling: RopeScaling = .none
+    /// Per-frequency divisors of θ_i: how llama.cpp's converter stores Llama 3 rope scaling in
+    /// GGUF (the `rope_freqs.weight` tensor) instead of metadata.
+    public var ropeFrequencyFactors: [Float]?
 
     /// How positions are stretched beyond the trained context (`rope_scaling` in config.json).
     public enum RopeScaling: Sendable, Equatable {
@@ -64,10 +67,22 @@ public struct LlamaConfig: Sendable, Equatable {
         // qwen2 files keep Hugging Face's rotate-half layout.
         ropePairing = arch == "qwen2" ? .halves : .adjacent
         slidingWindow = file.metadata["\(arch).attention.sliding_window"]?.int
+        if let factors = file.tensor(named: "rope_freqs.weight") {
+            guard factors.dimensions == [headSize / 2] else {
+                throw ModelError.shapeMismatch(path: file.path, name: factors.name, expected: [headSize / 2], found: factors.dimensions)
+            }
+            ropeFrequencyFactors = Dequantize.array(factors.type, file.data(of: factors), count: headSize / 2)
+        }
     }
 
     /// θ_i = base^(-2i/HS), i < HS/2, then the scaling.
     public var inverseFrequencies: [Float] {
+        let scaled = scaledInverseFrequencies
+        guard let factors = ropeFrequencyFactors else { return scaled }
+        return zip(scaled, factors).map { $0 / $1 }
+    }
+
+    private var scaledInverseFrequencies: [Float] {
         let base = (0..<(headSize / 2)).map { 1 / pow(Double(ropeTheta), Double(2 * $0) / Double(headSize)) }
         switch ropeScaling {
         case .none: return base.map { Float($0) }
