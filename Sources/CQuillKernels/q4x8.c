@@ -10,17 +10,10 @@
 // Q4_0 (x = d·(q-8)) keeps m unused and subtracts 8·Σy in the integer sum, exactly as its row
 // kernel does. Activations are Q8_1 blocks (d, s = d·Σq, int8 q[32]).
 #include "quill_kernels.h"
+#include "blocks.h"
 #include <math.h>
-#include <string.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define QUILL_X86 1
-#endif
 
 typedef struct { uint16_t d[8], m[8]; uint8_t qs[128]; } block_q4x8;
-typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
-
-float quill_half_to_float(uint16_t h);
 
 void quill_repack_q4x8(int type, const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst) {
     const int64_t nb = cols / 32;
@@ -43,7 +36,7 @@ void quill_dequantize_q4x8(const void *w, int64_t cols, int centered, float *out
     const block_q4x8 *x = w;
     for (int64_t b = 0; b < cols / 32; b++) {
         for (int r = 0; r < 8; r++) {
-            const float d = quill_half_to_float(x[b].d[r]), m = quill_half_to_float(x[b].m[r]);
+            const float d = half_to_float(x[b].d[r]), m = half_to_float(x[b].m[r]);
             float *y = out + r * cols + b * 32;
             for (int k = 0; k < 4; k++) {
                 for (int j = 0; j < 4; j++) {
@@ -64,7 +57,7 @@ void quill_gemv_q4x8_ref(const void *w, const void *vy, int64_t cols, int center
     for (int64_t b = 0; b < cols / 32; b++) {
         int ysum = 0;
         for (int j = 0; j < 32; j++) ysum += y[b].qs[j];
-        const float dy = quill_half_to_float(y[b].d), sy = quill_half_to_float(y[b].s);
+        const float dy = half_to_float(y[b].d), sy = half_to_float(y[b].s);
         for (int r = 0; r < 8; r++) {
             int s = 0;
             for (int k = 0; k < 4; k++) {
@@ -74,8 +67,8 @@ void quill_gemv_q4x8_ref(const void *w, const void *vy, int64_t cols, int center
                 }
             }
             if (centered) s -= 8 * ysum;
-            acc[r] = fmaf(quill_half_to_float(x[b].d[r]) * dy, (float)s, acc[r]);
-            if (!centered) acc[r] = fmaf(quill_half_to_float(x[b].m[r]), sy, acc[r]);
+            acc[r] = fmaf(half_to_float(x[b].d[r]) * dy, (float)s, acc[r]);
+            if (!centered) acc[r] = fmaf(half_to_float(x[b].m[r]), sy, acc[r]);
         }
     }
     memcpy(out, acc, sizeof acc);
@@ -83,7 +76,6 @@ void quill_gemv_q4x8_ref(const void *w, const void *vy, int64_t cols, int center
 
 // --- AVX2 -------------------------------------------------------------------------------------
 #ifdef QUILL_X86
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 AVX2 static void gemv_q4x8_avx2(const void *w, const void *vy, int64_t cols, int centered, float *out) {
     const block_q4x8 *x = w; const block_q8_1 *y = vy;
@@ -123,8 +115,7 @@ static gemv_fn gemv = quill_gemv_q4x8_ref;
 
 __attribute__((constructor)) static void choose_q4x8_kernel(void) {
 #ifdef QUILL_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) gemv = gemv_q4x8_avx2;
+    if (cpu_has_avx2()) gemv = gemv_q4x8_avx2;
 #endif
 }
 

@@ -1,27 +1,6 @@
 #include "quill_kernels.h"
+#include "blocks.h"
 #include <math.h>
-#include <string.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define QUILL_X86 1
-#endif
-
-// Block layouts (ggml-common.h): f16 fields are IEEE binary16 bit patterns.
-typedef struct { uint16_t d; uint8_t qs[16]; } block_q4_0;
-typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;
-typedef struct { uint16_t d; int8_t qs[32]; } block_q8_0;
-typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
-
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0x1F) bits = sign | 0x7F800000u | man << 13;
-    else if (exp) bits = sign | (exp + 112) << 23 | man << 13;
-    else if (!man) bits = sign;
-    else { float f = (float)man * 5.9604644775390625e-8f; return sign ? -f : f; }
-    float f; memcpy(&f, &bits, 4); return f;
-}
-
-float quill_half_to_float(uint16_t h) { return half_to_float(h); }
 
 // round to nearest even, as ggml's FP32_TO_FP16 on x86 (F16C)
 static inline uint16_t float_to_half(float f) {
@@ -118,6 +97,10 @@ float quill_vec_dot_f16_f32_ref(int64_t n, const void *vx, const void *vy) {
     return sum;
 }
 
+static void convert_f16_ref(const uint16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = half_to_float(x[i]);
+}
+
 float quill_vec_dot_bf16_f32_ref(int64_t n, const void *vx, const void *vy) {
     const uint16_t *x = vx; const float *y = vy;
     float sum = 0;
@@ -127,7 +110,6 @@ float quill_vec_dot_bf16_f32_ref(int64_t n, const void *vx, const void *vy) {
 
 // --- AVX2 -------------------------------------------------------------------------------------
 #ifdef QUILL_X86
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 // Σ over 32 lanes of unsigned a × signed b, as 8 int32 sums → float
 AVX2 static inline __m256 dot_u8_s8(__m256i a, __m256i b) {
@@ -149,6 +131,12 @@ AVX2 static inline float hsum(__m256 v) {
 AVX2 static inline __m256i unpack_nibbles(const uint8_t *qs) {
     const __m128i b = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(0x0F);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), mask), _mm_and_si128(b, mask));
+}
+
+AVX2 static void convert_f16_avx2(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = h2f(x[i]);
 }
 
 AVX2 static float vec_dot_q4_0_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
@@ -237,17 +225,18 @@ static dot_fn dot_q4_1 = quill_vec_dot_q4_1_q8_1_ref;
 static dot_fn dot_q8_0 = quill_vec_dot_q8_0_q8_0_ref;
 static dot_fn dot_f16 = quill_vec_dot_f16_f32_ref;
 static dot_fn dot_bf16 = quill_vec_dot_bf16_f32_ref;
+static void (*convert_f16)(const uint16_t *, float *, int64_t) = convert_f16_ref;
 static const char *isa = "scalar";
 
 __attribute__((constructor)) static void choose_kernels(void) {
 #ifdef QUILL_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    if (cpu_has_avx2()) {
         dot_q4_0 = vec_dot_q4_0_q8_0_avx2;
         dot_q4_1 = vec_dot_q4_1_q8_1_avx2;
         dot_q8_0 = vec_dot_q8_0_q8_0_avx2;
         dot_f16 = vec_dot_f16_f32_avx2;
         dot_bf16 = vec_dot_bf16_f32_avx2;
+        convert_f16 = convert_f16_avx2;
         isa = "avx2";
     }
 #endif
@@ -280,31 +269,17 @@ void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *
     case QUILL_BF16: dot = dot_bf16; break;
     default: dot = dot_q8_0;
     }
-    const uint8_t *rows = w;
+    const uint8_t *rows = w, *end = rows + (size_t)row_end * row_bytes;
     const size_t ahead = 2048;   // bytes: the hardware prefetcher alone leaves the first loads of a row waiting
     for (int64_t r = row_begin; r < row_end; r++) {
-        const uint8_t *row = rows + (size_t)r * row_bytes, *end = rows + (size_t)row_end * row_bytes;
+        const uint8_t *row = rows + (size_t)r * row_bytes;
         for (size_t b = 0; b < row_bytes; b += 64) if (row + ahead + b < end) __builtin_prefetch(row + ahead + b);
-        out[r] = dot(cols, rows + (size_t)r * row_bytes, xq);
+        out[r] = dot(cols, row, xq);
     }
 }
 
-#ifdef QUILL_X86
-AVX2 static void convert_f16_avx2(const uint16_t *x, float *y, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
-    for (; i < n; i++) y[i] = h2f(x[i]);
-}
-#endif
-
-void quill_convert_f16_row(const uint16_t *x, float *y, int64_t n) {
-#ifdef QUILL_X86
-    if (dot_f16 == vec_dot_f16_f32_avx2) { convert_f16_avx2(x, y, n); return; }
-#endif
-    for (int64_t i = 0; i < n; i++) y[i] = half_to_float(x[i]);
-}
+void quill_convert_f16_row(const uint16_t *x, float *y, int64_t n) { convert_f16(x, y, n); }
 
 void quill_convert_bf16_row(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = bf16_to_float(x[i]);   // a shift: the compiler vectorizes it
 }
-

@@ -1,0 +1,37 @@
+// Shared by the kernel files, not exported: ggml's block layouts, f16 conversion, and the CPU
+// check the dispatchers use.
+#ifndef QUILL_BLOCKS_H
+#define QUILL_BLOCKS_H
+
+#include <stdint.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define QUILL_X86 1
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+// Block layouts (ggml-common.h): f16 fields are IEEE binary16 bit patterns.
+typedef struct { uint16_t d; uint8_t qs[16]; } block_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;
+typedef struct { uint16_t d; int8_t qs[32]; } block_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0x1F) bits = sign | 0x7F800000u | man << 13;
+    else if (exp) bits = sign | (exp + 112) << 23 | man << 13;
+    else if (!man) bits = sign;
+    else { float f = (float)man * 5.9604644775390625e-8f; return sign ? -f : f; }
+    float f; memcpy(&f, &bits, 4); return f;
+}
+
+#ifdef QUILL_X86
+// AVX2 with FMA and F16C: what every fast kernel here needs.
+static inline int cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#endif
+
+#endif
