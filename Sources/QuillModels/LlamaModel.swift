@@ -23,37 +23,33 @@ public final class LlamaModel: Sendable {
         case dense([Float])
         case quantized(QuantizedMatrix)
 
-        /// out[N, OC] = x[N, C] · Wᵀ (+ bias). A quantized weight meets a batch of at least
-        /// `denseFrom` rows (a prompt) as dequantized fp32 on BLAS: prefill is compute-bound and
-        /// sgemm beats int8 dot products there; decoding (N = 1) is memory-bound and stays int8.
+        /// out[N, OC] = x[N, C] · Wᵀ (+ bias).
         func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ bias: [Float]?,
                    n: Int, c: Int, oc: Int, denseFrom: Int) {
-            switch self {
-            case .dense(let w): Matmul.forward(out, x, w, bias, n: n, c: c, oc: oc)
-            case .quantized(let w) where n >= denseFrom:
-                QuantizedMatmul.forwardDequantized(out, x, w, bias: bias, n: n)
-            case .quantized(let w):
-                QuantizedMatmul.forward(out, x, w, n: n)
-                if let bias { for i in 0..<n { for o in 0..<oc { out[i * oc + o] += bias[o] } } }
-            }
+            LlamaModel.apply([(self, out, bias, oc)], x, n: n, c: c, denseFrom: denseFrom)
         }
     }
 
-    /// Products of one input with several weights (q, k, v; gate, up). Quantized weights that
-    /// share an activation type run as one parallel loop on one quantized copy of the input.
+    /// Products of one input with one or several weights (q, k, v; gate, up), each plus its
+    /// bias. Quantized weights that share an activation type run as one parallel loop on one
+    /// quantized copy of the input. A quantized weight meets a batch of at least `denseFrom`
+    /// rows (a prompt) as dequantized fp32 on BLAS: prefill is compute-bound and sgemm beats
+    /// int8 dot products there; decoding (N = 1) is memory-bound and stays int8.
     static func apply(_ products: [(weight: Weight, out: UnsafeMutablePointer<Float>, bias: [Float]?, oc: Int)],
                       _ x: UnsafePointer<Float>, n: Int, c: Int, denseFrom: Int) {
-        let quantized = products.compactMap { p -> (out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix)? in
-            if case .quantized(let w) = p.weight { return (p.out, w) } else { return nil }
+        let quantized = products.compactMap { p -> (out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix, bias: [Float]?)? in
+            if case .quantized(let w) = p.weight { return (p.out, w, p.bias) } else { return nil }
         }
-        guard n < denseFrom, quantized.count == products.count,
-              Set(quantized.map { $0.weight.activationType }).count == 1 else {
-            for p in products { p.weight.apply(p.out, x, p.bias, n: n, c: c, oc: p.oc, denseFrom: denseFrom) }
-            return
+        if n < denseFrom, quantized.count == products.count,
+           quantized.allSatisfy({ $0.weight.activationType == quantized[0].weight.activationType }) {
+            return QuantizedMatmul.forward(quantized, x, n: n)
         }
-        QuantizedMatmul.forward(quantized, x, n: n)
         for p in products {
-            if let bias = p.bias { for i in 0..<n { for o in 0..<p.oc { p.out[i * p.oc + o] += bias[o] } } }
+            switch p.weight {
+            case .dense(let w): Matmul.forward(p.out, x, w, p.bias, n: n, c: c, oc: p.oc)
+            case .quantized(let w) where n >= denseFrom: QuantizedMatmul.forwardDequantized(p.out, x, w, bias: p.bias, n: n)
+            case .quantized(let w): QuantizedMatmul.forward([(p.out, w, p.bias)], x, n: n)
+            }
         }
     }
 

@@ -104,16 +104,21 @@ import CQuillKernels
                 }
             }
 
-            // fused: two products of the same input in one loop, each as computed alone
-            var one = [Float](repeating: 0, count: n * rows), two = one, fusedOne = one, fusedTwo = one
+            // fused: products of the same input in one loop, each as computed alone (plus its bias)
+            var one = [Float](repeating: 0, count: n * rows), two = one, fusedOne = one, fusedTwo = one, fusedBiased = one
             QuantizedMatmul.forward(&one, x, packed, n: n)
             QuantizedMatmul.forward(&two, x, plain, n: n)
+            let bias = (0..<rows).map { Float($0) / 8 }
             fusedOne.withUnsafeMutableBufferPointer { f1 in
                 fusedTwo.withUnsafeMutableBufferPointer { f2 in
-                    QuantizedMatmul.forward([(f1.baseAddress!, packed), (f2.baseAddress!, packed)], x, n: n)
+                    fusedBiased.withUnsafeMutableBufferPointer { f3 in
+                        QuantizedMatmul.forward([(f1.baseAddress!, packed, nil), (f2.baseAddress!, packed, nil),
+                                                 (f3.baseAddress!, packed, bias)], x, n: n)
+                    }
                 }
             }
             #expect(fusedOne == one && fusedTwo == one)
+            #expect(fusedBiased == one.enumerated().map { $1 + bias[$0 % rows] })
             let maxDiff = zip(one, two).map { abs($0 - $1) }.max()!
             #expect(maxDiff <= 1e-3 * (two.map(abs).max()!), "interleaved vs row kernels: \(maxDiff)")
         }

@@ -85,13 +85,13 @@ public enum QuantizedMatmul {
     /// out[N, rows] = x[N, cols] · Wᵀ, rows split over the pool.
     public static func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: QuantizedMatrix,
                                n: Int, pool: ThreadPool = .shared) {
-        forward([(out, w)], x, n: n, pool: pool)
+        forward([(out, w, nil)], x, n: n, pool: pool)
     }
 
-    /// Several products of the same input (q, k and v; gate and up): the input is quantized
-    /// once and all their rows share one parallel loop. The weights must agree in `cols` and
-    /// activation type.
-    public static func forward(_ products: [(out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix)],
+    /// Several products of the same input (q, k and v; gate and up), each plus its bias: the
+    /// input is quantized once and all their rows share one parallel loop. The weights must
+    /// agree in `cols` and activation type.
+    public static func forward(_ products: [(out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix, bias: [Float]?)],
                                _ x: UnsafePointer<Float>, n: Int, pool: ThreadPool = .shared) {
         let cols = products[0].weight.cols, act = products[0].weight.activationType
         precondition(products.allSatisfy { $0.weight.cols == cols && $0.weight.activationType == act })
@@ -110,7 +110,7 @@ public enum QuantizedMatmul {
         let chunks = max(1, min(pool.threads * 4, total / 2))
         pool.parallelFor(chunks) { chunk in
             var begin = total * chunk / chunks, end = total * (chunk + 1) / chunks
-            for (p, (out, w)) in products.enumerated() {
+            for (p, (out, w, bias)) in products.enumerated() {
                 defer { begin -= units[p]; end -= units[p] }
                 let from = max(begin, 0), to = min(end, units[p])
                 guard from < to else { continue }
@@ -123,6 +123,9 @@ public enum QuantizedMatmul {
                         quill_matvec(Int32(w.type.rawValue), w.data, w.rowBytes, quantized + i * actBytes, out + i * w.rows,
                                      Int64(cols), Int64(from * 8), Int64(min(to * 8, w.rows)))
                     }
+                }
+                if let bias {
+                    for i in 0..<n { for r in (from * 8)..<min(to * 8, w.rows) { out[i * w.rows + r] += bias[r] } }
                 }
             }
         }
