@@ -9,30 +9,22 @@ import QuillModels
 @Suite struct HuggingFaceParityTests {
     struct Expected: Decodable { let tokens: [Int32]; let logits: [[Float]] }
 
-    /// The Llama 3.1-scaled checkpoint as llama.cpp's converter writes it (q/k permuted, rope
-    /// scaling as the `rope_freqs.weight` tensor; Fixtures/make_tiny_gguf.py): the same PyTorch logits.
-    @Test func ggufWithRopeFrequencyFactorsMatchesPyTorch() throws {
-        let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/llama3-scaled", withExtension: nil))
-        let path = try #require(Bundle.module.url(forResource: "Fixtures/tiny-llama3-scaled", withExtension: "gguf")).path
-        let model = try LlamaModel(gguf: GGUFFile(path: path))
-        #expect(model.config.ropeFrequencyFactors != nil)
-        let expected = try JSONDecoder().decode([Expected].self, from: Data(contentsOf: dir.appendingPathComponent("expected.json")))
-        var maxDiff: Float = 0
-        for prompt in expected {
-            var cache = model.makeCache()
-            let all = try model.forward(prompt.tokens, cache: &cache, allLogits: true)
-            for (t, row) in prompt.logits.enumerated() {
-                for (v, x) in row.enumerated() { maxDiff = max(maxDiff, abs(all[t * row.count + v] - x)) }
-            }
-        }
-        print("tiny llama3-scaled GGUF vs PyTorch: max |Δlogit| \(maxDiff)")
-        #expect(maxDiff < 1e-4)
-    }
-
-    @Test(arguments: ["gpt2", "llama", "llama3-scaled", "llama-yarn", "mistral", "qwen2"])
+    /// "llama3-scaled.gguf": the Llama 3.1-scaled checkpoint as llama.cpp's converter writes it
+    /// (q/k permuted, rope scaling as the `rope_freqs.weight` tensor; Fixtures/make_tiny_gguf.py),
+    /// held to the same PyTorch logits.
+    @Test(arguments: ["gpt2", "llama", "llama3-scaled", "llama3-scaled.gguf", "llama-yarn", "mistral", "qwen2"])
     func logitsMatchPyTorch(_ name: String) throws {
-        let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/\(name)", withExtension: nil))
-        let model: any LanguageModel = name == "gpt2" ? try GPT2Model(huggingFace: dir) : try LlamaModel(huggingFace: dir)
+        let checkpoint = name.replacingOccurrences(of: ".gguf", with: "")
+        let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/\(checkpoint)", withExtension: nil))
+        let model: any LanguageModel
+        if name.hasSuffix(".gguf") {
+            let path = try #require(Bundle.module.url(forResource: "Fixtures/tiny-\(checkpoint)", withExtension: "gguf")).path
+            let llama = try LlamaModel(gguf: GGUFFile(path: path))
+            #expect(llama.config.ropeFrequencyFactors != nil)
+            model = llama
+        } else {
+            model = name == "gpt2" ? try GPT2Model(huggingFace: dir) : try LlamaModel(huggingFace: dir)
+        }
         let expected = try JSONDecoder().decode([Expected].self, from: Data(contentsOf: dir.appendingPathComponent("expected.json")))
         let vocab = model.vocabularySize
         var maxPrefill: Float = 0, maxCached: Float = 0
