@@ -252,8 +252,9 @@ float quill_vec_dot_bf16_f32(int64_t n, const void *x, const void *y) { return d
 
 int quill_activation_type(int weight_type) {
     switch (weight_type) {
-    case QUILL_Q4_0: case QUILL_Q8_0: return QUILL_Q8_0;
-    case QUILL_Q4_1: return QUILL_Q8_1;
+    case QUILL_Q4_0: case QUILL_Q5_0: case QUILL_Q8_0: return QUILL_Q8_0;
+    case QUILL_Q4_1: case QUILL_Q5_1: return QUILL_Q8_1;
+    case QUILL_Q4_K: case QUILL_Q5_K: case QUILL_Q6_K: return QUILL_Q8_K;
     case QUILL_F16: case QUILL_BF16: return QUILL_F32;
     default: return -1;
     }
@@ -265,6 +266,11 @@ void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *
     switch (weight_type) {
     case QUILL_Q4_0: dot = dot_q4_0; break;
     case QUILL_Q4_1: dot = dot_q4_1; break;
+    case QUILL_Q5_0: dot = quill_vec_dot_q5_0_q8_0; break;   // kquants.c, dispatched there
+    case QUILL_Q5_1: dot = quill_vec_dot_q5_1_q8_1; break;
+    case QUILL_Q4_K: dot = quill_vec_dot_q4_K_q8_K; break;
+    case QUILL_Q5_K: dot = quill_vec_dot_q5_K_q8_K; break;
+    case QUILL_Q6_K: dot = quill_vec_dot_q6_K_q8_K; break;
     case QUILL_F16: dot = dot_f16; break;
     case QUILL_BF16: dot = dot_bf16; break;
     default: dot = dot_q8_0;

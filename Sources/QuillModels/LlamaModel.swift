@@ -3,9 +3,10 @@ import QuillCore
 import QuillFormats
 
 /// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) loaded from a GGUF file. Weights
-/// of Q4_0, Q4_1 and Q8_0 stay quantized in the file mapping and run on the int8 kernels;
-/// others (and everything, with `.dense`) are dequantized to fp32 and run on BLAS. Names follow
-/// GGUF (`blk.N.attn_q.weight`).
+/// of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16 and BF16 stay in their type (in the
+/// file mapping, or Q4_0 / Q4_1 interleaved for decoding) and run on our kernels; others (and
+/// everything, with `.dense`) are dequantized to fp32 and run on BLAS. Names follow GGUF
+/// (`blk.N.attn_q.weight`).
 ///
 /// ```swift
 /// let model = try LlamaModel(gguf: GGUFFile(path: "SmolLM2-135M-Instruct.Q4_1.gguf"))

@@ -5,7 +5,10 @@ import QuillTokenizers
 /// One entry point for every model source the CLI and server accept.
 public enum ModelLoader {
     /// A GGUF file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
-    public static func load(_ path: String, weights: LlamaModel.WeightFormat = .quantized) throws -> (any LanguageModel, Tokenizer) {
+    /// `denseBatchThreshold`: quantized weights meet batches of this many rows or more as fp32
+    /// (see `LlamaModel.apply`); `.max` keeps every product on the int8 kernels, as llama.cpp does.
+    public static func load(_ path: String, weights: LlamaModel.WeightFormat = .quantized,
+                            denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw TokenizerError.unreadable(path: path, reason: "no such file or directory")
@@ -18,6 +21,6 @@ public enum ModelLoader {
             return (model, try Tokenizer(contentsOf: url))
         }
         let file = try GGUFFile(path: path)
-        return (try LlamaModel(gguf: file, weights: weights), try Tokenizer(gguf: file))
+        return (try LlamaModel(gguf: file, weights: weights, denseBatchThreshold: denseBatchThreshold), try Tokenizer(gguf: file))
     }
 }

@@ -11,7 +11,7 @@ struct ModelOption: ParsableArguments {
 
     var path: String { model ?? QuillCache.defaultModel.path }
 
-    func load(weights: LlamaModel.WeightFormat = .quantized) throws -> (any LanguageModel, Tokenizer) {
-        try ModelLoader.load(path, weights: weights)
+    func load(weights: LlamaModel.WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
+        try ModelLoader.load(path, weights: weights, denseBatchThreshold: denseBatchThreshold)
     }
 }

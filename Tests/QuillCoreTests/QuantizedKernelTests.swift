@@ -11,7 +11,11 @@ import CQuillKernels
         let (per, bytes) = type.blockLayout
         var data = [UInt8](repeating: 0, count: rows * cols / per * bytes)
         for i in data.indices { data[i] = UInt8(truncatingIfNeeded: rng.next()) }
-        let halves: [Int] = type == .q4_1 ? [0, 2] : [0]
+        let halves: [Int] = switch type {   // byte offsets of the f16 scales (d, and m / dmin)
+        case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
+        case .q6_K: [208]
+        default: [0]
+        }
         for b in 0..<(data.count / bytes) {
             for off in halves {
                 let scale = halfFromFloat(Float(Int(rng.next() % 2001) - 1000) / 20000)
@@ -31,32 +35,45 @@ import CQuillKernels
         }
     }
 
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0])
-    func fastKernelMatchesItsTwinAndTheFp32Product(_ type: GGMLType) {
-        let rows = 64, cols = 576, n = 3
+    typealias Dot = @convention(c) (Int64, UnsafeRawPointer?, UnsafeRawPointer?) -> Float
+
+    /// Each weight type's dispatching kernel and its plain twin.
+    static let kernels: [GGMLType: (fast: Dot, twin: Dot)] = [
+        .q4_0: (quill_vec_dot_q4_0_q8_0, quill_vec_dot_q4_0_q8_0_ref),
+        .q4_1: (quill_vec_dot_q4_1_q8_1, quill_vec_dot_q4_1_q8_1_ref),
+        .q5_0: (quill_vec_dot_q5_0_q8_0, quill_vec_dot_q5_0_q8_0_ref),
+        .q5_1: (quill_vec_dot_q5_1_q8_1, quill_vec_dot_q5_1_q8_1_ref),
+        .q8_0: (quill_vec_dot_q8_0_q8_0, quill_vec_dot_q8_0_q8_0_ref),
+        .q4_K: (quill_vec_dot_q4_K_q8_K, quill_vec_dot_q4_K_q8_K_ref),
+        .q5_K: (quill_vec_dot_q5_K_q8_K, quill_vec_dot_q5_K_q8_K_ref),
+        .q6_K: (quill_vec_dot_q6_K_q8_K, quill_vec_dot_q6_K_q8_K_ref),
+    ]
+
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
+    func fastKernelMatchesItsTwinAndTheFp32Product(_ type: GGMLType) throws {
+        let rows = 64, cols = 768, n = 3   // 768: three k-quant super-blocks
         let weights = Self.randomBlocks(type, rows: rows, cols: cols, seed: UInt64(type.rawValue))
         var rng = Self.SplitMix(99)
         let x = (0..<(n * cols)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
         var fast = [Float](repeating: 0, count: n * rows), exact = fast
+        let (dot, twin) = try #require(Self.kernels[type])
         weights.withUnsafeBytes { w in
             let m = QuantizedMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
             QuantizedMatmul.forward(&fast, x, m, n: n)
             QuantizedMatmul.reference(&exact, x, m, n: n)
             // the dispatching kernel against the plain C twin on the same quantized activations
-            let act = quill_activation_type(Int32(type.rawValue))
-            var q = [UInt8](repeating: 0, count: cols / 32 * 36)
+            let act = m.activationType
+            var q = [UInt8](repeating: 0, count: cols / act.blockLayout.elements * act.blockLayout.bytes)
             x.withUnsafeBufferPointer { xb in
-                if act == 9 { quill_quantize_row_q8_1(xb.baseAddress!, &q, Int64(cols)) }
-                else { quill_quantize_row_q8_0(xb.baseAddress!, &q, Int64(cols)) }
+                switch act {
+                case .q8_1: quill_quantize_row_q8_1(xb.baseAddress!, &q, Int64(cols))
+                case .q8_K: quill_quantize_row_q8_K(xb.baseAddress!, &q, Int64(cols))
+                default: quill_quantize_row_q8_0(xb.baseAddress!, &q, Int64(cols))
+                }
             }
             for r in 0..<rows {
                 let row = w.baseAddress! + r * m.rowBytes
-                let (a, b): (Float, Float)
-                switch type {
-                case .q4_0: (a, b) = (quill_vec_dot_q4_0_q8_0(Int64(cols), row, q), quill_vec_dot_q4_0_q8_0_ref(Int64(cols), row, q))
-                case .q4_1: (a, b) = (quill_vec_dot_q4_1_q8_1(Int64(cols), row, q), quill_vec_dot_q4_1_q8_1_ref(Int64(cols), row, q))
-                default: (a, b) = (quill_vec_dot_q8_0_q8_0(Int64(cols), row, q), quill_vec_dot_q8_0_q8_0_ref(Int64(cols), row, q))
-                }
+                let (a, b) = (dot(Int64(cols), row, q), twin(Int64(cols), row, q))
                 #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs twin \(b)")
             }
         }

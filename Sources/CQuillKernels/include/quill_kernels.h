@@ -12,20 +12,34 @@ extern "C" {
 #endif
 
 // ggml type codes used by these kernels
-enum { QUILL_F32 = 0, QUILL_F16 = 1, QUILL_Q4_0 = 2, QUILL_Q4_1 = 3, QUILL_Q8_0 = 8, QUILL_Q8_1 = 9, QUILL_BF16 = 30 };
+enum { QUILL_F32 = 0, QUILL_F16 = 1, QUILL_Q4_0 = 2, QUILL_Q4_1 = 3, QUILL_Q5_0 = 6, QUILL_Q5_1 = 7, QUILL_Q8_0 = 8, QUILL_Q8_1 = 9,
+       QUILL_Q4_K = 12, QUILL_Q5_K = 13, QUILL_Q6_K = 14, QUILL_Q8_K = 15, QUILL_BF16 = 30 };
 
 // Activations → blocks of 32: Q8_0 (f16 d, int8 q[32]) and Q8_1 (f16 d, f16 d·Σq, int8 q[32]).
 void quill_quantize_row_q8_0(const float *x, void *y, int64_t k);
 void quill_quantize_row_q8_1(const float *x, void *y, int64_t k);
+// ... and → blocks of 256 for the k-quants: Q8_K (fp32 d, int8 q[256], int16 sums of each 16).
+void quill_quantize_row_q8_K(const float *x, void *y, int64_t k);
 
 // Dot products of n elements: weights `x` in their type, activations `y` in the matching
-// type (Q8_1 for Q4_1, Q8_0 for Q4_0 and Q8_0, F32 for F16 and BF16).
+// type (Q8_1 for Q4_1 and Q5_1, Q8_0 for Q4_0, Q5_0 and Q8_0, Q8_K for Q4_K, Q5_K and Q6_K,
+// F32 for F16 and BF16).
 float quill_vec_dot_q4_0_q8_0(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q4_1_q8_1(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q8_0_q8_0(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q4_0_q8_0_ref(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q4_1_q8_1_ref(int64_t n, const void *x, const void *y);
 float quill_vec_dot_q8_0_q8_0_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q5_0_q8_0(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q5_1_q8_1(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q4_K_q8_K(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q5_K_q8_K(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q6_K_q8_K(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q5_0_q8_0_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q5_1_q8_1_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q4_K_q8_K_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q5_K_q8_K_ref(int64_t n, const void *x, const void *y);
+float quill_vec_dot_q6_K_q8_K_ref(int64_t n, const void *x, const void *y);
 
 // 16-bit float weights times fp32 activations (no activation rounding).
 float quill_vec_dot_f16_f32(int64_t n, const void *x, const void *y);

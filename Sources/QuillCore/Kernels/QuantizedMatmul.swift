@@ -102,6 +102,7 @@ public enum QuantizedMatmul {
             switch act {
             case .q8_1: quill_quantize_row_q8_1(x + i * cols, quantized + i * actBytes, Int64(cols))
             case .q8_0: quill_quantize_row_q8_0(x + i * cols, quantized + i * actBytes, Int64(cols))
+            case .q8_K: quill_quantize_row_q8_K(x + i * cols, quantized + i * actBytes, Int64(cols))
             default: (quantized + i * actBytes).copyMemory(from: x + i * cols, byteCount: actBytes)   // f32: as it is
             }
         }
