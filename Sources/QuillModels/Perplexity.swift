@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 
 /// Perplexity by llama.cpp's `llama-perplexity` protocol, so the two can be compared number for
 /// number: the whole text is tokenized once (with BOS when the tokenizer adds one) and cut into
@@ -42,6 +43,15 @@ public struct Perplexity: Sendable {
                 "a context of \(context) tokens is longer than the model's \(model)"
             }
         }
+    }
+
+    /// Scores `text` as llama-perplexity does: tokenized with the tokenizer's special tokens,
+    /// each chunk led by BOS when the tokenizer adds one.
+    public func measure(_ model: any LanguageModel, text: String, tokenizer: Tokenizer,
+                        progress: (Result) -> Void = { _ in }) throws -> Result {
+        let tokens = tokenizer.encode(text, addSpecialTokens: true)
+        let addsBos = tokenizer.bosTokenId.map { tokenizer.encode("", addSpecialTokens: true).first == $0 } ?? false
+        return try measure(model, tokens: tokens, bos: addsBos ? tokenizer.bosTokenId : nil, progress: progress)
     }
 
     /// Scores `tokens` (the whole text, as the tokenizer encodes it with special tokens);

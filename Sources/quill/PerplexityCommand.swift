@@ -26,13 +26,11 @@ struct PerplexityCommand: AsyncParsableCommand {
             throw ValidationError("\(file) is not valid UTF-8")
         }
         let (llama, tokenizer) = try model.load(weights: dense ? .dense : .quantized, denseBatchThreshold: int8Prompts ? .max : 32)
-        let tokens = tokenizer.encode(text, addSpecialTokens: true)
-        let addsBos = tokenizer.bosTokenId.map { tokenizer.encode("", addSpecialTokens: true).first == $0 } ?? false
-        let protocolDescription = "\(tokens.count) tokens, chunks of \(context), scoring the last \(context - context / 2 - 1) of each"
+        let protocolDescription = "chunks of \(context) tokens, scoring the last \(context - context / 2 - 1) of each"
         FileHandle.standardError.write(Data("\((model.path as NSString).lastPathComponent): \(protocolDescription)\n".utf8))
         let start = Date()
         let result = try Perplexity(context: context, maxChunks: chunks)
-            .measure(llama, tokens: tokens, bos: addsBos ? tokenizer.bosTokenId : nil) { running in
+            .measure(llama, text: text, tokenizer: tokenizer) { running in
                 FileHandle.standardOutput.write(Data(String(format: "[%d]%.4f,", running.chunks, running.perplexity).utf8))
             }
         let seconds = Date().timeIntervalSince(start)

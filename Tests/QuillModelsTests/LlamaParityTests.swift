@@ -5,79 +5,92 @@ import QuillFormats
 @testable import QuillModels
 import QuillTokenizers
 
-/// SmolLM2 (GGUF Q4_1) against llama.cpp, two ways. Quill's fp32 path (weights dequantized) has
-/// as exact peer llama.cpp on an F32 copy of the same file (made by llama.cpp's own quantize
-/// tool): logits within 5e-2, the same top-1 everywhere. Quill's int8 kernels (Q4_1 weights times
-/// Q8_1 activations, as llama.cpp does it) are held to llama.cpp on the Q4_1 file itself.
+/// SmolLM2 (GGUF Q4_1, the default model) against outside references made by
+/// Fixtures/make_smollm2_references.py: transformers reading the same GGUF (fp32 math on the
+/// dequantized weights), llama.cpp on an F32 copy of it, and llama.cpp on the file itself.
+/// Quill's fp32 path is held to the first two within 5e-2 and the same top-1 at 99% of 512
+/// positions of English and of Chinese; its int8 kernels (Q4_1 weights times Q8_1 activations,
+/// as llama.cpp computes them) are measured against llama.cpp Q4_1.
 @Suite(.serialized) struct LlamaParityTests {
-    struct Reference: Decodable {
-        struct Passage: Decodable { let tokens: [Int32]; let top_ids: [[Int]]; let top_logits: [[Float]] }
-        struct Greedy: Decodable { let prompt: String; let prompt_tokens: [Int32]; let generated: [Int32]; let top2_gap: [Float] }
-        let q4_1: [String: Passage]
-        let f32: [String: Passage]
+    struct References: Decodable {
+        struct Top: Decodable { let top_ids: [[Int]]; let top_logits: [[Float]] }
+        struct Passage: Decodable { let source: String; let text: String; let tokens: [Int32]; let references: [String: Top] }
+        struct Greedy: Decodable {
+            let user: String?; let prompt: String; let prompt_tokens: [Int32]; let generated: [Int32]; let top2_gap: [Float]
+        }
+        struct PerplexityRun: Decodable { let source: String; let context: Int; let chunks: Int; let llama_cpp_q4_1, llama_cpp_f32: Double }
+        let passages: [String: Passage]
         let greedy: [Greedy]
+        let perplexity: [PerplexityRun]
     }
 
-    static let reference: Reference = {
-        let url = Bundle.module.url(forResource: "Fixtures/llamacpp", withExtension: "json")!
-        return try! JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
+    static let references: References = {
+        let url = Bundle.module.url(forResource: "Fixtures/smollm2-references", withExtension: "json")!
+        return try! JSONDecoder().decode(References.self, from: Data(contentsOf: url))
     }()
 
     static let file = try! GGUFFile(path: QuillCache.defaultModel.path)
     static let model = try! LlamaModel(gguf: file, weights: .dense)
-    static let quantizedModel = try! LlamaModel(gguf: file, weights: .quantized, denseBatchThreshold: .max)
+    /// What `quill` runs by default: int8 kernels for decoding, fp32 on dequantized weights for prompts.
+    static let defaultModel = try! LlamaModel(gguf: file)
+    /// Every product on the int8 kernels, prompts too (llama.cpp's way).
+    static let int8Model = try! LlamaModel(gguf: file, weights: .quantized, denseBatchThreshold: .max)
     static let tokenizer = try! Tokenizer(gguf: file)
 
-    static func compare(_ passage: Reference.Passage, _ logits: [Float], vocab: Int) -> (top1: Int, maxDiff: Float) {
+    /// Positions where the argmax equals the reference's, and the largest |Δ| over the
+    /// reference's top logits at every position.
+    static func compare(_ reference: References.Top, _ logits: [Float], vocab: Int) -> (top1: Int, maxDiff: Float) {
         var sameTop1 = 0
         var maxDiff: Float = 0
-        for (i, ids) in passage.top_ids.enumerated() {
-            let row = Array(logits[(i * vocab)..<((i + 1) * vocab)])
-            if Sampler.argmax(row) == ids[0] { sameTop1 += 1 }
-            for (j, id) in ids.enumerated() { maxDiff = max(maxDiff, abs(row[id] - passage.top_logits[i][j])) }
+        for (i, ids) in reference.top_ids.enumerated() {
+            let row = logits[(i * vocab)..<((i + 1) * vocab)]
+            if Sampler.argmax(Array(row)) == ids[0] { sameTop1 += 1 }
+            for (j, id) in ids.enumerated() { maxDiff = max(maxDiff, abs(row[i * vocab + id] - reference.top_logits[i][j])) }
         }
         return (sameTop1, maxDiff)
     }
 
     @Test(arguments: ["english", "chinese"])
     func teacherForcedLogits(_ name: String) throws {
-        let exact = try #require(Self.reference.f32[name])
-        let quantized = try #require(Self.reference.q4_1[name])
-        #expect(exact.tokens == quantized.tokens)
-        var cache = Self.model.makeCache(capacity: exact.tokens.count)
-        let logits = try Self.model.forward(exact.tokens, cache: &cache, allLogits: true)
-        let vocab = Self.model.config.vocabularySize, n = exact.tokens.count
-        var qcache = Self.quantizedModel.makeCache(capacity: exact.tokens.count)
-        let qlogits = try Self.quantizedModel.forward(exact.tokens, cache: &qcache, allLogits: true)
-        let f32 = Self.compare(exact, logits, vocab: vocab)
-        let q = Self.compare(quantized, qlogits, vocab: vocab)
-        let cross = Self.compare(quantized, logits, vocab: vocab)
-        print("\(name), \(n) positions: fp32 path vs llama.cpp F32: top-1 \(f32.top1)/\(n), max |Δlogit| \(f32.maxDiff); "
-              + "int8 kernels vs llama.cpp Q4_1: top-1 \(q.top1)/\(n), max |Δlogit| \(q.maxDiff) "
-              + "(fp32 path vs llama.cpp Q4_1: top-1 \(cross.top1)/\(n), max |Δlogit| \(cross.maxDiff))")
-        #expect(Double(f32.top1) >= 0.99 * Double(n))
-        #expect(f32.maxDiff < 5e-2)
-        // Not yet the 99%: llama.cpp also keeps its KV cache in f16 and rounds activations
-        // its own way; today the int8 path is as close to llama.cpp Q4_1 as llama.cpp's F32 run is.
-        #expect(Double(q.top1) >= 0.90 * Double(n))
-        #expect(q.maxDiff < 2.5)
+        let passage = try #require(Self.references.passages[name])
+        let n = passage.tokens.count, vocab = Self.model.config.vocabularySize
+        func run(_ model: LlamaModel) throws -> [Float] {
+            var cache = model.makeCache(capacity: n)
+            return try model.forward(passage.tokens, cache: &cache, allLogits: true)
+        }
+        let fp32 = try run(Self.model), int8 = try run(Self.int8Model)
+        for (reference, logits, path, holds) in [("transformers", fp32, "fp32 path", true), ("llama.cpp F32", fp32, "fp32 path", true),
+                                                 ("llama.cpp Q4_1", int8, "int8 kernels", false), ("transformers", int8, "int8 kernels", false)] {
+            let r = Self.compare(try #require(passage.references[reference]), logits, vocab: vocab)
+            print("\(name) (\(passage.source)), \(n) positions: \(path) vs \(reference): top-1 \(r.top1)/\(n), max |Δlogit| \(r.maxDiff)")
+            if holds {
+                #expect(Double(r.top1) >= 0.99 * Double(n), "\(reference)")
+                #expect(r.maxDiff < 5e-2, "\(reference)")
+            } else {
+                // llama.cpp also rounds its KV cache, queries and attention weights to f16: the
+                // int8 path shares its weight and activation rounding, not those
+                #expect(Double(r.top1) >= 0.9 * Double(n))
+            }
+        }
     }
 
-    @Test func tokenizerAgreesWithLlamaCpp() {
-        for passage in Self.reference.f32.values {
-            let text = Self.tokenizer.decode(passage.tokens)
-            #expect(Self.tokenizer.encode(text, addSpecialTokens: false) == passage.tokens)
+    @Test func tokenizerAndChatTemplateAgreeWithTheReferences() throws {
+        for passage in Self.references.passages.values {   // the first 512 tokens of the text
+            #expect(Array(Self.tokenizer.encode(passage.text, addSpecialTokens: false).prefix(passage.tokens.count)) == passage.tokens)
         }
-        for g in Self.reference.greedy {
+        for g in Self.references.greedy {
+            if let user = g.user {
+                #expect(try Self.tokenizer.applyChatTemplate([ChatMessage(role: "user", content: user)]) == g.prompt)
+            }
             #expect(Self.tokenizer.encode(g.prompt, addSpecialTokens: false) == g.prompt_tokens, "\(g.prompt)")
         }
     }
 
-    /// Greedy continuations equal llama.cpp's (F32 copy) token for token, up to the first near-tie
-    /// (two best logits within 1e-2), where rounding may pick either.
+    /// Greedy 64-token continuations equal transformers' fp32 ones token for token, up to the
+    /// first near-tie of the reference (two best logits within 1e-2), where rounding may pick either.
     @Test func greedyContinuations() throws {
         var compared = 0, total = 0
-        for g in Self.reference.greedy {
+        for g in Self.references.greedy {
             var options = GenerationOptions()
             options.maxNewTokens = g.generated.count
             options.sampling = .greedy
@@ -85,16 +98,36 @@ import QuillTokenizers
             let result = try Generator(model: Self.model, tokenizer: Self.tokenizer).generate(promptIds: g.prompt_tokens, options: options)
             var agreed = 0
             for (i, expected) in g.generated.enumerated() {
-                if g.top2_gap[i] < 1e-2 { break }
                 guard i < result.tokens.count else { break }
                 #expect(result.tokens[i] == expected, "\(g.prompt.debugDescription) step \(i)")
                 if result.tokens[i] != expected { break }
                 agreed += 1
+                if g.top2_gap[i] < 1e-2 { break }   // the next steps follow a near-tie
             }
             compared += agreed; total += g.generated.count
-            print("\(g.prompt.debugDescription): \(agreed)/\(g.generated.count) greedy tokens equal to llama.cpp F32")
+            print("\(g.prompt.debugDescription): \(agreed)/\(g.generated.count) greedy tokens equal to transformers fp32")
         }
-        #expect(compared >= total / 2)
+        print("greedy: \(compared)/\(total) tokens compared and equal")
+    }
+
+    /// `quill perplexity`'s protocol against llama-perplexity on held-out texts, with what
+    /// `quill` runs by default (fp32 on the dequantized weights for whole chunks): equal to
+    /// llama.cpp on its F32 copy of the file within 0.05% (the same math). llama.cpp on the Q4_1
+    /// file itself rounds activations to 8 bits, which moves its perplexity 0.2-0.5% away from
+    /// the exact value (its logits part from its own F32 run's as far as ours do, see above), so
+    /// that comparison is held to 1%.
+    @Test func perplexityMatchesLlamaPerplexity() throws {
+        for run in Self.references.perplexity {
+            let text = try String(contentsOf: QuillCache.root.appendingPathComponent("texts/\(run.source)"), encoding: .utf8)
+            let result = try Perplexity(context: run.context, maxChunks: run.chunks).measure(Self.defaultModel, text: text, tokenizer: Self.tokenizer)
+            let toF32 = abs(result.perplexity - run.llama_cpp_f32) / run.llama_cpp_f32
+            let toQ4_1 = abs(result.perplexity - run.llama_cpp_q4_1) / run.llama_cpp_q4_1
+            print(String(format: "perplexity %@, %d chunks of %d: Quill %.4f; llama-perplexity F32 copy %.4f (%.3f%%), Q4_1 file %.4f (%.3f%%)",
+                         run.source, run.chunks, run.context, result.perplexity, run.llama_cpp_f32, 100 * toF32, run.llama_cpp_q4_1, 100 * toQ4_1))
+            #expect(result.chunks == run.chunks)
+            #expect(toF32 < 5e-4)
+            #expect(toQ4_1 < 1e-2)
+        }
     }
 }
 
