@@ -12,6 +12,28 @@ public enum QuillCache {
 
     /// The default model: SmolLM2-135M-Instruct, Q4_1 GGUF (fetched by `scripts/setup`).
     public static var defaultModel: URL { root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf") }
+
+    /// Models in the cache: GGUF files and Hugging Face directories under `models/`.
+    public static var cachedModels: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("models").path)) ?? []
+        return names.filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    /// A path as given when it exists; otherwise a cached model by name: exactly, with `.gguf`
+    /// added, or the one cached name that starts with it ("SmolLM2-135M-Instruct.Q8_0").
+    public static func resolveModel(_ nameOrPath: String) throws -> String {
+        if FileManager.default.fileExists(atPath: nameOrPath) { return nameOrPath }
+        let models = root.appendingPathComponent("models"), cached = cachedModels
+        for candidate in [nameOrPath, nameOrPath + ".gguf"] where cached.contains(candidate) {
+            return models.appendingPathComponent(candidate).path
+        }
+        let matches = cached.filter { $0.hasPrefix(nameOrPath) }
+        if matches.count == 1 { return models.appendingPathComponent(matches[0]).path }
+        let reason = matches.isEmpty
+            ? "no such file or directory, and no cached model of that name (cached: \(cached.isEmpty ? "none" : cached.joined(separator: ", ")))"
+            : "several cached models start with that name: \(matches.joined(separator: ", "))"
+        throw TokenizerError.unreadable(path: nameOrPath, reason: reason)
+    }
 }
 
 public enum TokenizerLoader {

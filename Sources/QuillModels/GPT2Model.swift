@@ -3,15 +3,16 @@ import QuillCore
 import QuillFormats
 
 /// GPT-2: learned positions, LayerNorm, tanh-GELU MLP, one fused q/k/v projection, the output
-/// head tied to the token embedding. Checkpoint names are Hugging Face's (`transformer.h.N.attn.c_attn`);
-/// its Conv1D layers store weights [in, out], transposed here once to the [out, in] of a Linear.
+/// head tied to the token embedding. From a Hugging Face checkpoint (`transformer.h.N.attn.c_attn`,
+/// whose Conv1D layers store weights [in, out], transposed here once to the [out, in] of a Linear)
+/// or a GGUF file (`blk.N.attn_qkv`, already [out, in]; weights of any type dequantized to fp32).
 ///
 /// ```swift
 /// let model = try GPT2Model(huggingFace: URL(filePath: "gpt2"))
 /// ```
 public final class GPT2Model: LanguageModel {
     public struct Config: Sendable, Equatable {
-        public var vocabularySize, contextLength, hiddenSize, layers, heads: Int
+        public var vocabularySize, contextLength, hiddenSize, intermediateSize, layers, heads: Int
         public var layerNormEpsilon: Float
     }
 
@@ -21,10 +22,11 @@ public final class GPT2Model: LanguageModel {
     }
 
     public let config: Config
-    let tokenEmbedding: [Float]      // [V, C], also the output head
+    let tokenEmbedding: [Float]      // [V, C]
     let positionEmbedding: [Float]   // [ctx, C]
     let blocks: [Block]
     let finalWeight: [Float], finalBias: [Float]
+    let outputHead: [Float]          // [V, C]: the token embedding, unless the file has its own
 
     public var vocabularySize: Int { config.vocabularySize }
     public var contextLength: Int { config.contextLength }
@@ -44,7 +46,7 @@ public final class GPT2Model: LanguageModel {
         }
         let c = try int("n_embd")
         config = Config(vocabularySize: try int("vocab_size"), contextLength: try int("n_positions"), hiddenSize: c,
-                        layers: try int("n_layer"), heads: try int("n_head"),
+                        intermediateSize: (json["n_inner"] as? Int) ?? 4 * c, layers: try int("n_layer"), heads: try int("n_head"),
                         layerNormEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5))
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         // older checkpoints name tensors without the "transformer." prefix
@@ -63,7 +65,7 @@ public final class GPT2Model: LanguageModel {
             for i in 0..<inputs { for o in 0..<outputs { t[o * inputs + i] = w[i * outputs + o] } }
             return t
         }
-        let cfg = config
+        let cfg = config, ff = config.intermediateSize
         tokenEmbedding = try tensor("wte.weight", [cfg.vocabularySize, c])
         positionEmbedding = try tensor("wpe.weight", [cfg.contextLength, c])
         blocks = try (0..<cfg.layers).map { l in
@@ -73,11 +75,53 @@ public final class GPT2Model: LanguageModel {
                 qkv: try conv1D(p + "attn.c_attn.weight", c, 3 * c), qkvBias: try tensor(p + "attn.c_attn.bias", [3 * c]),
                 proj: try conv1D(p + "attn.c_proj.weight", c, c), projBias: try tensor(p + "attn.c_proj.bias", [c]),
                 ln2Weight: try tensor(p + "ln_2.weight", [c]), ln2Bias: try tensor(p + "ln_2.bias", [c]),
-                fc: try conv1D(p + "mlp.c_fc.weight", c, 4 * c), fcBias: try tensor(p + "mlp.c_fc.bias", [4 * c]),
-                fcProj: try conv1D(p + "mlp.c_proj.weight", 4 * c, c), fcProjBias: try tensor(p + "mlp.c_proj.bias", [c]))
+                fc: try conv1D(p + "mlp.c_fc.weight", c, ff), fcBias: try tensor(p + "mlp.c_fc.bias", [ff]),
+                fcProj: try conv1D(p + "mlp.c_proj.weight", ff, c), fcProjBias: try tensor(p + "mlp.c_proj.bias", [c]))
         }
         finalWeight = try tensor("ln_f.weight", [c])
         finalBias = try tensor("ln_f.bias", [c])
+        outputHead = tokenEmbedding
+    }
+
+    /// From a GGUF file of architecture `gpt2`, as llama.cpp's converter writes it.
+    public init(gguf file: GGUFFile) throws {
+        let arch = try file.string("general.architecture")
+        guard arch == "gpt2" else { throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ["gpt2"]) }
+        func int(_ key: String) throws -> Int {
+            guard let v = file.metadata["gpt2.\(key)"]?.int else { throw ModelError.missingKey(path: file.path, key: "gpt2.\(key)") }
+            return v
+        }
+        guard let embedding = file.tensor(named: "token_embd.weight"), embedding.dimensions.count == 2 else {
+            throw ModelError.missingTensor(path: file.path, name: "token_embd.weight")
+        }
+        let c = try int("embedding_length"), ff = (try? int("feed_forward_length")) ?? 4 * c
+        config = Config(vocabularySize: embedding.dimensions[1], contextLength: try int("context_length"), hiddenSize: c,
+                        intermediateSize: ff, layers: try int("block_count"), heads: try int("attention.head_count"),
+                        layerNormEpsilon: Float(file.metadata["gpt2.attention.layer_norm_epsilon"]?.double ?? 1e-5))
+        // GGUF lists dimensions innermost first: a [out, in] matrix is [in, out] here
+        func tensor(_ name: String, _ dimensions: [Int]) throws -> [Float] {
+            guard let info = file.tensor(named: name) else { throw ModelError.missingTensor(path: file.path, name: name) }
+            guard info.dimensions == dimensions else {
+                throw ModelError.shapeMismatch(path: file.path, name: name, expected: dimensions, found: info.dimensions)
+            }
+            return Dequantize.array(info.type, file.data(of: info), count: info.elementCount)
+        }
+        let cfg = config
+        tokenEmbedding = try tensor("token_embd.weight", [c, cfg.vocabularySize])
+        positionEmbedding = try tensor("position_embd.weight", [c, cfg.contextLength])
+        blocks = try (0..<cfg.layers).map { l in
+            let p = "blk.\(l)."
+            return Block(
+                ln1Weight: try tensor(p + "attn_norm.weight", [c]), ln1Bias: try tensor(p + "attn_norm.bias", [c]),
+                qkv: try tensor(p + "attn_qkv.weight", [c, 3 * c]), qkvBias: try tensor(p + "attn_qkv.bias", [3 * c]),
+                proj: try tensor(p + "attn_output.weight", [c, c]), projBias: try tensor(p + "attn_output.bias", [c]),
+                ln2Weight: try tensor(p + "ffn_norm.weight", [c]), ln2Bias: try tensor(p + "ffn_norm.bias", [c]),
+                fc: try tensor(p + "ffn_up.weight", [c, ff]), fcBias: try tensor(p + "ffn_up.bias", [ff]),
+                fcProj: try tensor(p + "ffn_down.weight", [ff, c]), fcProjBias: try tensor(p + "ffn_down.bias", [c]))
+        }
+        finalWeight = try tensor("output_norm.weight", [c])
+        finalBias = try tensor("output_norm.bias", [c])
+        outputHead = file.tensor(named: "output.weight") == nil ? tokenEmbedding : try tensor("output.weight", [c, cfg.vocabularySize])
     }
 
     public func makeCache(capacity: Int?) -> KVCache {
@@ -94,7 +138,8 @@ public final class GPT2Model: LanguageModel {
         }
         var h = [Float](repeating: 0, count: n * c), qkv = [Float](repeating: 0, count: n * 3 * c)
         var q = [Float](repeating: 0, count: n * c), k = q, v = q, att = q
-        var fc = [Float](repeating: 0, count: n * 4 * c)
+        let ff = config.intermediateSize
+        var fc = [Float](repeating: 0, count: n * ff)
         for (l, b) in blocks.enumerated() {
             Layers.layernorm(&h, x, b.ln1Weight, b.ln1Bias, n: n, c: c, eps: config.layerNormEpsilon)
             Matmul.forward(&qkv, h, b.qkv, b.qkvBias, n: n, c: c, oc: 3 * c)
@@ -111,9 +156,9 @@ public final class GPT2Model: LanguageModel {
             Matmul.forward(&h, att, b.proj, b.projBias, n: n, c: c, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
             Layers.layernorm(&h, x, b.ln2Weight, b.ln2Bias, n: n, c: c, eps: config.layerNormEpsilon)
-            Matmul.forward(&fc, h, b.fc, b.fcBias, n: n, c: c, oc: 4 * c)
-            Layers.geluTanh(&fc, count: n * 4 * c)
-            Matmul.forward(&h, fc, b.fcProj, b.fcProjBias, n: n, c: 4 * c, oc: c)
+            Matmul.forward(&fc, h, b.fc, b.fcBias, n: n, c: c, oc: ff)
+            Layers.geluTanh(&fc, count: n * ff)
+            Matmul.forward(&h, fc, b.fcProj, b.fcProjBias, n: n, c: ff, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
         }
         cache.count = start + n
@@ -123,7 +168,7 @@ public final class GPT2Model: LanguageModel {
             Layers.layernorm(&final, xb.baseAddress! + first * c, finalWeight, finalBias, n: rows, c: c, eps: config.layerNormEpsilon)
         }
         var logits = [Float](repeating: 0, count: rows * vocab)
-        Matmul.forward(&logits, final, tokenEmbedding, nil, n: rows, c: c, oc: vocab)
+        Matmul.forward(&logits, final, outputHead, nil, n: rows, c: c, oc: vocab)
         return logits
     }
 }

@@ -28,6 +28,9 @@ public struct LlamaConfig: Sendable, Equatable {
     public enum RopeScaling: Sendable, Equatable {
         case none
         case linear(factor: Float)
+        /// Dynamic NTK: past the trained context the base grows with the sequence length. The
+        /// usable context (`contextLength`) is factor × the trained one.
+        case dynamic(factor: Float, originalContext: Int)
         /// Llama 3.1's frequency-dependent scaling.
         case llama3(factor: Float, lowFrequencyFactor: Float, highFrequencyFactor: Float, originalContext: Int)
         /// YaRN: interpolate low frequencies, keep high ones, ramp between; cos/sin scaled.
@@ -67,6 +70,7 @@ public struct LlamaConfig: Sendable, Equatable {
         // qwen2 files keep Hugging Face's rotate-half layout.
         ropePairing = arch == "qwen2" ? .halves : .adjacent
         slidingWindow = file.metadata["\(arch).attention.sliding_window"]?.int
+        ropeScaling = try Self.ropeScaling(gguf: file, arch: arch, contextLength: contextLength)
         if let factors = file.tensor(named: "rope_freqs.weight") {
             guard factors.dimensions == [headSize / 2] else {
                 throw ModelError.shapeMismatch(path: file.path, name: factors.name, expected: [headSize / 2], found: factors.dimensions)
@@ -75,17 +79,48 @@ public struct LlamaConfig: Sendable, Equatable {
         }
     }
 
+    /// Rope scaling as llama.cpp reads it from GGUF metadata: `{arch}.rope.scaling.type` (none,
+    /// linear, yarn) with `.factor`, `.original_context_length`, `.attn_factor` and
+    /// `.yarn_log_multiplier`, or the legacy `{arch}.rope.scale_linear`. (Llama 3 scaling comes as
+    /// the rope_freqs tensor instead.)
+    private static func ropeScaling(gguf file: GGUFFile, arch: String, contextLength: Int) throws -> RopeScaling {
+        func number(_ key: String) -> Double? { file.metadata["\(arch).rope.\(key)"]?.double }
+        let legacyLinear = number("scale_linear")
+        let kind = file.metadata["\(arch).rope.scaling.type"]?.string ?? (legacyLinear != nil ? "linear" : "none")
+        let factor = number("scaling.factor") ?? legacyLinear ?? 1
+        switch kind {
+        case "none": return .none
+        case "linear": return factor == 1 ? .none : .linear(factor: Float(factor))
+        case "yarn":
+            func mscale(_ m: Double) -> Double { factor <= 1 ? 1 : 0.1 * m * log(factor) + 1 }
+            let logMultiplier = number("scaling.yarn_log_multiplier") ?? 0
+            let attention = (logMultiplier != 0 ? mscale(1) / mscale(logMultiplier) : mscale(1)) * (number("scaling.attn_factor") ?? 1)
+            return .yarn(factor: Float(factor), originalContext: file.metadata["\(arch).rope.scaling.original_context_length"]?.int ?? contextLength,
+                         betaFast: 32, betaSlow: 1, attentionFactor: Float(attention), truncate: true)
+        default:
+            throw ModelError.unsupportedValue(path: file.path, key: "\(arch).rope.scaling.type", found: kind, supported: ["none", "linear", "yarn"])
+        }
+    }
+
     /// θ_i = base^(-2i/HS), i < HS/2, then the scaling.
-    public var inverseFrequencies: [Float] {
-        let scaled = scaledInverseFrequencies
+    public var inverseFrequencies: [Float] { inverseFrequencies(sequenceLength: 0) }
+
+    /// The same for a sequence `length` tokens long: only dynamic scaling depends on it.
+    public func inverseFrequencies(sequenceLength length: Int) -> [Float] {
+        let scaled = scaledInverseFrequencies(sequenceLength: length)
         guard let factors = ropeFrequencyFactors else { return scaled }
         return zip(scaled, factors).map { $0 / $1 }
     }
 
-    private var scaledInverseFrequencies: [Float] {
+    private func scaledInverseFrequencies(sequenceLength: Int) -> [Float] {
         let base = (0..<(headSize / 2)).map { 1 / pow(Double(ropeTheta), Double(2 * $0) / Double(headSize)) }
         switch ropeScaling {
         case .none: return base.map { Float($0) }
+        case let .dynamic(factor, original):
+            // transformers' _compute_dynamic_ntk_parameters: base · (f·L/ctx − (f − 1))^(d/(d−2))
+            let length = Double(max(sequenceLength, original)), dim = Double(headSize), f = Double(factor)
+            let theta = Double(ropeTheta) * pow(f * length / Double(original) - (f - 1), dim / (dim - 2))
+            return (0..<(headSize / 2)).map { Float(1 / pow(theta, Double(2 * $0) / dim)) }
         case .linear(let factor): return base.map { Float($0 / Double(factor)) }
         case let .llama3(factor, low, high, original):
             let lowWavelength = Double(original) / Double(low), highWavelength = Double(original) / Double(high)
@@ -151,6 +186,9 @@ public struct LlamaConfig: Sendable, Equatable {
             switch kind {
             case "default": ropeScaling = .none
             case "linear": ropeScaling = .linear(factor: factor)
+            case "dynamic":
+                ropeScaling = .dynamic(factor: factor, originalContext: contextLength)
+                contextLength = Int(Float(contextLength) * max(factor, 1))
             case "yarn":
                 func value(_ key: String) -> Double? { (scaling[key] as? Double) ?? (scaling[key] as? Int).map(Double.init) }
                 let original = (scaling["original_max_position_embeddings"] as? Int) ?? contextLength
@@ -171,7 +209,8 @@ public struct LlamaConfig: Sendable, Equatable {
                                       highFrequencyFactor: Float((scaling["high_freq_factor"] as? Double) ?? 4),
                                       originalContext: (scaling["original_max_position_embeddings"] as? Int) ?? 8192)
             default:
-                throw ModelError.missingKey(path: path, key: "rope_scaling type \"\(kind)\" (supported: default, linear, llama3, yarn)")
+                throw ModelError.unsupportedValue(path: path, key: "rope_scaling type", found: kind,
+                                                  supported: ["default", "linear", "dynamic", "llama3", "yarn"])
             }
         }
     }

@@ -195,7 +195,7 @@ public final class LlamaModel: Sendable {
         let cfg = config
         var x = try embed(tokens)
         let positions = (0..<n).map { Int32(start + $0) }
-        try runBlocks(&x, positions: positions) { l, q, k, v, att in
+        try runBlocks(&x, positions: positions, sequenceLengths: [Int](repeating: start + n, count: n)) { l, q, k, v, att in
             cache.store(layer: l, at: start, keys: k, values: v, count: n)
             cache.withLayer(l) { keys, values in
                 Layers.attention(att, q: q, keys: keys, values: values, start: start, n: n, heads: cfg.heads,
@@ -219,7 +219,7 @@ public final class LlamaModel: Sendable {
         let qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize
         var x = try embed(tokens)
         let positions = caches.map { Int32($0.count) }
-        try runBlocks(&x, positions: positions) { l, q, k, v, att in
+        try runBlocks(&x, positions: positions, sequenceLengths: caches.map { $0.count + 1 }) { l, q, k, v, att in
             for b in caches.indices {
                 let position = caches[b].count
                 caches[b].store(layer: l, at: position, keys: k + b * kvDim, values: v + b * kvDim, count: 1)
@@ -253,11 +253,27 @@ public final class LlamaModel: Sendable {
         return x
     }
 
+    /// RoPE frequencies for rows of a sequence `length` tokens long (in this call): fixed,
+    /// except under dynamic NTK scaling, which raises the base once a sequence outgrows the
+    /// trained context (as transformers does it, per forward call).
+    private func ropeFrequencies(sequenceLength length: Int) -> [Float] {
+        guard case let .dynamic(_, original) = config.ropeScaling, length > original else { return inverseFrequencies }
+        return config.inverseFrequencies(sequenceLength: length)
+    }
+
     /// The decoder blocks over x [N, C] in place; `attend(layer, q, k, v, out)` stores keys and
-    /// values and fills the attention output, which is where sequences differ.
-    private func runBlocks(_ x: inout [Float], positions: [Int32],
+    /// values and fills the attention output, which is where sequences differ. Row i is at
+    /// `positions[i]` of a sequence `sequenceLengths[i]` long.
+    private func runBlocks(_ x: inout [Float], positions: [Int32], sequenceLengths: [Int],
                            attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let cfg = config, n = positions.count
+        // runs of rows that share their frequencies: one run, unless dynamic scaling differs per sequence
+        var ropeRuns: [(rows: Range<Int>, frequencies: [Float])] = []
+        for i in 0..<n {
+            let frequencies = ropeFrequencies(sequenceLength: sequenceLengths[i])
+            if let last = ropeRuns.last, last.frequencies == frequencies { ropeRuns[ropeRuns.count - 1].rows = last.rows.lowerBound..<(i + 1) }
+            else { ropeRuns.append((i..<(i + 1), frequencies)) }
+        }
         let c = cfg.hiddenSize, qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize, ff = cfg.intermediateSize
         var h = [Float](repeating: 0, count: n * c)
         var q = [Float](repeating: 0, count: n * qDim)
@@ -276,10 +292,21 @@ public final class LlamaModel: Sendable {
                     }
                 }
             }
-            Layers.rope(&q, positions: positions, n: n, heads: cfg.heads, headSize: cfg.headSize,
-                        inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing, attentionFactor: cfg.ropeAttentionFactor)
-            Layers.rope(&k, positions: positions, n: n, heads: cfg.kvHeads, headSize: cfg.headSize,
-                        inverseFrequencies: inverseFrequencies, pairing: cfg.ropePairing, attentionFactor: cfg.ropeAttentionFactor)
+            q.withUnsafeMutableBufferPointer { qb in
+                k.withUnsafeMutableBufferPointer { kb in
+                    positions.withUnsafeBufferPointer { pb in
+                        for (rows, frequencies) in ropeRuns {
+                            let at = pb.baseAddress! + rows.lowerBound
+                            Layers.rope(qb.baseAddress! + rows.lowerBound * qDim, positions: at, n: rows.count, heads: cfg.heads,
+                                        headSize: cfg.headSize, inverseFrequencies: frequencies, pairing: cfg.ropePairing,
+                                        attentionFactor: cfg.ropeAttentionFactor)
+                            Layers.rope(kb.baseAddress! + rows.lowerBound * kvDim, positions: at, n: rows.count, heads: cfg.kvHeads,
+                                        headSize: cfg.headSize, inverseFrequencies: frequencies, pairing: cfg.ropePairing,
+                                        attentionFactor: cfg.ropeAttentionFactor)
+                        }
+                    }
+                }
+            }
             try q.withUnsafeBufferPointer { qb in
                 try k.withUnsafeBufferPointer { kb in
                     try v.withUnsafeBufferPointer { vb in

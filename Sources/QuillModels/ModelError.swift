@@ -4,6 +4,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case missingTensor(path: String, name: String)
     case shapeMismatch(path: String, name: String, expected: [Int], found: [Int])
     case missingKey(path: String, key: String)
+    case unsupportedValue(path: String, key: String, found: String, supported: [String])
     case contextOverflow(tokens: Int, context: Int)
     case unsupportedTensorType(path: String, name: String, type: String)
     case tokenOutOfRange(id: Int32, vocabularySize: Int)
@@ -16,6 +17,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case let .shapeMismatch(path, name, expected, found):
             return "\(path): tensor \(name) has shape \(found), expected \(expected)"
         case let .missingKey(path, key): return "\(path): metadata key \(key) is missing"
+        case let .unsupportedValue(path, key, found, supported):
+            return "\(path): \(key) \"\(found)\" is not supported; supported: \(supported.joined(separator: ", "))"
         case let .contextOverflow(tokens, context):
             return "\(tokens) tokens do not fit the model's context of \(context); shorten the prompt or ask for truncation"
         case let .unsupportedTensorType(path, name, type): return "\(path): tensor \(name) has unsupported type \(type)"

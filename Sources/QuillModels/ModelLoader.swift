@@ -16,11 +16,29 @@ public enum ModelLoader {
         if isDirectory.boolValue {
             let url = URL(fileURLWithPath: path)
             let config = try HuggingFaceConfig.read(url)   // read once; its model_type picks the architecture
-            let model: any LanguageModel = config.modelType == "gpt2"
-                ? try GPT2Model(huggingFace: url, config: config) : try LlamaModel(huggingFace: url, config: config)
+            let model: any LanguageModel
+            switch config.modelType {
+            case "gpt2": model = try GPT2Model(huggingFace: url, config: config)
+            case let type where LlamaConfig.supportedArchitectures.contains(type): model = try LlamaModel(huggingFace: url, config: config)
+            case let type: throw ModelError.unsupportedArchitecture(path: config.path, found: type, supported: supportedArchitectures)
+            }
             return (model, try Tokenizer(contentsOf: url))
         }
         let file = try GGUFFile(path: path)
-        return (try LlamaModel(gguf: file, weights: weights, denseBatchThreshold: denseBatchThreshold), try Tokenizer(gguf: file))
+        return (try model(gguf: file, weights: weights, denseBatchThreshold: denseBatchThreshold), try Tokenizer(gguf: file))
+    }
+
+    /// Every `model_type` (config.json) and `general.architecture` (GGUF) Quill runs.
+    public static let supportedArchitectures = ["gpt2"] + LlamaConfig.supportedArchitectures
+
+    /// The architecture a GGUF file names, loaded.
+    public static func model(gguf file: GGUFFile, weights: LlamaModel.WeightFormat = .quantized,
+                             denseBatchThreshold: Int = 32) throws -> any LanguageModel {
+        switch try file.string("general.architecture") {
+        case "gpt2": return try GPT2Model(gguf: file)
+        case let arch where LlamaConfig.supportedArchitectures.contains(arch):
+            return try LlamaModel(gguf: file, weights: weights, denseBatchThreshold: denseBatchThreshold)
+        case let arch: throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: supportedArchitectures)
+        }
     }
 }

@@ -17,7 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
 
     func run() async throws {
-        let path = model.path
+        let path = try model.path
         let (llama, _) = try model.load(weights: dense ? .dense : .quantized)
         let vocab = Int32(llama.vocabularySize)
         // deterministic pseudo-random tokens, as llama-bench uses random ones

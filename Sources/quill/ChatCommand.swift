@@ -17,7 +17,7 @@ struct ChatCommand: AsyncParsableCommand {
     @Option(help: "Seed for reproducible sampling.") var seed: UInt64?
 
     func run() async throws {
-        let path = model.path
+        let path = try model.path
         let (llama, tokenizer) = try model.load()
         let generator = Generator(model: llama, tokenizer: tokenizer)
         var options = GenerationOptions()

@@ -23,7 +23,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .customLong("stop"), help: "Stop at this text (repeatable).") var stops: [String] = []
 
     func run() async throws {
-        let path = model.path
+        let path = try model.path
         let (llama, tokenizer) = try model.load()
         var options = try GenerationOptions(generationConfig: URL(fileURLWithPath: path).appendingPathComponent("generation_config.json"))
         if let maxTokens { options.maxNewTokens = maxTokens }

@@ -6,12 +6,13 @@ import QuillTokenizers
 /// `-m/--model` as generate, chat and bench take it.
 struct ModelOption: ParsableArguments {
     @Option(name: [.customShort("m"), .customLong("model")],
-            help: "GGUF file or Hugging Face directory (default: SmolLM2 from the cache).")
+            help: "GGUF file, Hugging Face directory, or the name of a model in the cache (default: SmolLM2 from the cache).")
     var model: String?
 
-    var path: String { model ?? QuillCache.defaultModel.path }
+    /// The file or directory `-m` names.
+    var path: String { get throws { try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path } }
 
     func load(weights: LlamaModel.WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
-        try ModelLoader.load(path, weights: weights, denseBatchThreshold: denseBatchThreshold)
+        try ModelLoader.load(try path, weights: weights, denseBatchThreshold: denseBatchThreshold)
     }
 }

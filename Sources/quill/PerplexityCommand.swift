@@ -25,9 +25,10 @@ struct PerplexityCommand: AsyncParsableCommand {
         guard let text = String(validating: data, as: UTF8.self) else {
             throw ValidationError("\(file) is not valid UTF-8")
         }
+        let path = try model.path
         let (llama, tokenizer) = try model.load(weights: dense ? .dense : .quantized, denseBatchThreshold: int8Prompts ? .max : 32)
         let protocolDescription = "chunks of \(context) tokens, scoring the last \(context - context / 2 - 1) of each"
-        FileHandle.standardError.write(Data("\((model.path as NSString).lastPathComponent): \(protocolDescription)\n".utf8))
+        FileHandle.standardError.write(Data("\((path as NSString).lastPathComponent): \(protocolDescription)\n".utf8))
         let start = Date()
         let result = try Perplexity(context: context, maxChunks: chunks)
             .measure(llama, text: text, tokenizer: tokenizer) { running in

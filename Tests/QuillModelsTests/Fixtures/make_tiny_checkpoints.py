@@ -2,14 +2,17 @@
 """Tiny random Hugging Face checkpoints and their PyTorch logits, for the architecture tests.
 
     pip install torch transformers
-    python3 Tests/QuillModelsTests/Fixtures/make_tiny_checkpoints.py
+    python3 Tests/QuillModelsTests/Fixtures/make_tiny_checkpoints.py [NAME ...]
 
-For GPT-2, Llama (plus variants with Llama 3.1 and YaRN rope scaling), Mistral (sliding window 8) and
-Qwen2 (q/k/v biases): a 2-layer fp32 model with random weights saved with save_pretrained (the Mistral
-one in shards, to exercise the safetensors index), and the logits transformers computes for three
-prompts of 5, 11 and 20 tokens (tiny-checkpoints/NAME/expected.json).
+For GPT-2, Llama (plus variants with Llama 3.1, YaRN and dynamic NTK rope scaling), Mistral (sliding
+window 8) and Qwen2 (q/k/v biases): a 2-layer fp32 model with random weights saved with
+save_pretrained (the Mistral one in shards, to exercise the safetensors index), and the logits
+transformers computes for three prompts of 5, 11 and 20 tokens (tiny-checkpoints/NAME/expected.json).
+Dynamic NTK scaling depends on the sequence length of each forward call, so for it the logits of
+transformers' own KV-cache path (two tokens, then one at a time) are kept too ("cached_logits").
+Names given on the command line are remade alone.
 """
-import json, os, shutil
+import json, os, shutil, sys
 import torch
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
@@ -25,6 +28,8 @@ MODELS = {
                       "original_max_position_embeddings": 16})),
     "llama-yarn": (LlamaConfig, LlamaForCausalLM, dict(rope_theta=10000.0,
         rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16})),
+    "llama-dynamic": (LlamaConfig, LlamaForCausalLM, dict(rope_theta=10000.0, max_position_embeddings=16,
+        rope_scaling={"rope_type": "dynamic", "factor": 2.0})),
     "mistral": (MistralConfig, MistralForCausalLM, dict(sliding_window=8, rope_theta=10000.0)),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM, dict(rope_theta=1000000.0, use_sliding_window=False)),
 }
@@ -35,6 +40,8 @@ def main():
     models = dict(MODELS)
     models["gpt2"] = (GPT2Config, GPT2LMHeadModel, None)
     for name, (config_class, model_class, extra) in models.items():
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
         torch.manual_seed(1)
         if extra is None:
             config = GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=64, vocab_size=256,
@@ -55,6 +62,13 @@ def main():
             for ids in prompts:
                 logits = model(torch.tensor([ids])).logits[0]
                 expected.append({"tokens": ids, "logits": logits.tolist()})
+                if (extra or {}).get("rope_scaling", {}).get("rope_type") == "dynamic":
+                    step = model(torch.tensor([ids[:2]]), use_cache=True)
+                    cached, past = [step.logits[0, 0], step.logits[0, 1]], step.past_key_values
+                    for t in ids[2:]:
+                        step = model(torch.tensor([[t]]), past_key_values=past, use_cache=True)
+                        cached.append(step.logits[0, -1]); past = step.past_key_values
+                    expected[-1]["cached_logits"] = torch.stack(cached).tolist()
         with open(os.path.join(out, "expected.json"), "w") as f:
             json.dump(expected, f)
         print(name, sorted(os.listdir(out)))

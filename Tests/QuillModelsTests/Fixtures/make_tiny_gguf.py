@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""A GGUF copy of the tiny Llama 3.1-scaled checkpoint, written as llama.cpp's converter writes
-Llama files: q/k rows permuted for adjacent-pair RoPE, and Llama 3 rope scaling stored as the
-`rope_freqs.weight` tensor of per-frequency divisors (convert_hf_to_gguf.py's LlamaModel), not
-as metadata. The test loads it and compares with the same PyTorch logits (expected.json).
+"""GGUF copies of tiny checkpoints, written as llama.cpp's converter (convert_hf_to_gguf.py)
+writes them; the tests load each and compare with the checkpoint's PyTorch logits (expected.json):
+
+- tiny-llama3-scaled.gguf: q/k rows permuted for adjacent-pair RoPE, and Llama 3 rope scaling
+  stored as the `rope_freqs.weight` tensor of per-frequency divisors, not as metadata;
+- tiny-llama-yarn.gguf: YaRN as metadata (`llama.rope.scaling.type` = yarn, factor, original
+  context length);
+- tiny-gpt2.gguf: architecture gpt2, Conv1D weights transposed to [out, in], `output.weight` a
+  copy of the token embedding.
 
     pip install gguf safetensors numpy
     python3 Tests/QuillModelsTests/Fixtures/make_tiny_gguf.py
@@ -13,7 +18,7 @@ import gguf
 from safetensors.numpy import load_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(HERE, "tiny-checkpoints", "llama3-scaled")
+CHECKPOINTS = os.path.join(HERE, "tiny-checkpoints")
 
 def permute(w, heads):   # llama.cpp's LlamaModel.permute: rotate-half rows -> adjacent pairs
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
@@ -33,11 +38,17 @@ def rope_factors(cfg):   # per-frequency divisors for `llama3` scaling
             out.append(1 / ((1 - smooth) / factor + smooth))
     return np.array(out, dtype=np.float32)
 
-def main():
-    cfg = json.load(open(os.path.join(SRC, "config.json")))
-    t = load_file(os.path.join(SRC, "model.safetensors"))
+def load(name):
+    src = os.path.join(CHECKPOINTS, name)
+    return json.load(open(os.path.join(src, "config.json"))), load_file(os.path.join(src, "model.safetensors"))
+
+def write(w):
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+
+def llama(name, scaling):
+    cfg, t = load(name)
     heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    w = gguf.GGUFWriter(os.path.join(HERE, "tiny-llama3-scaled.gguf"), "llama")
+    w = gguf.GGUFWriter(os.path.join(HERE, f"tiny-{name}.gguf"), "llama")
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
@@ -51,7 +62,9 @@ def main():
     w.add_vocab_size(cfg["vocab_size"])
     w.add_tensor("token_embd.weight", t["model.embed_tokens.weight"])
     w.add_tensor("output_norm.weight", t["model.norm.weight"])
-    w.add_tensor("rope_freqs.weight", rope_factors(cfg))
+    if "lm_head.weight" in t and not cfg.get("tie_word_embeddings"):
+        w.add_tensor("output.weight", t["lm_head.weight"])
+    scaling(w, cfg)
     for l in range(cfg["num_hidden_layers"]):
         p, q = f"model.layers.{l}.", f"blk.{l}."
         w.add_tensor(q + "attn_norm.weight", t[p + "input_layernorm.weight"])
@@ -63,8 +76,51 @@ def main():
         w.add_tensor(q + "ffn_gate.weight", t[p + "mlp.gate_proj.weight"])
         w.add_tensor(q + "ffn_up.weight", t[p + "mlp.up_proj.weight"])
         w.add_tensor(q + "ffn_down.weight", t[p + "mlp.down_proj.weight"])
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
-    print("tiny-llama3-scaled.gguf written")
+    write(w)
+
+def llama3_scaling(w, cfg):
+    w.add_tensor("rope_freqs.weight", rope_factors(cfg))
+
+def yarn_scaling(w, cfg):
+    rp = cfg["rope_parameters"]
+    w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+    w.add_rope_scaling_factor(rp["factor"])
+    w.add_rope_scaling_orig_ctx_len(rp["original_max_position_embeddings"])
+
+def gpt2():
+    cfg, t = load("gpt2")
+    w = gguf.GGUFWriter(os.path.join(HERE, "tiny-gpt2.gguf"), "gpt2")
+    w.add_block_count(cfg["n_layer"])
+    w.add_context_length(cfg["n_positions"])
+    w.add_embedding_length(cfg["n_embd"])
+    w.add_feed_forward_length(4 * cfg["n_embd"])
+    w.add_head_count(cfg["n_head"])
+    w.add_layer_norm_eps(cfg["layer_norm_epsilon"])
+    names = {"wte": "token_embd", "wpe": "position_embd", "ln_f": "output_norm", "ln_1": "attn_norm",
+             "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
+             "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+    for key, value in t.items():
+        name = key.removeprefix("transformer.")
+        if name.endswith((".attn.bias", ".attn.masked_bias")) or name == "lm_head.weight":
+            continue
+        if name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")):
+            value = value.T.copy()   # Conv1D [in, out] -> [out, in]
+        parts = name.split(".")
+        if parts[0] == "h":
+            stem = ".".join(parts[2:-1])
+            out = f"blk.{parts[1]}.{names[stem]}.{parts[-1]}"
+        else:
+            out = f"{names[parts[0]]}.{parts[-1]}"
+        w.add_tensor(out, value)
+        if out == "token_embd.weight":
+            w.add_tensor("output.weight", value)
+    write(w)
+
+def main():
+    llama("llama3-scaled", llama3_scaling)
+    llama("llama-yarn", yarn_scaling)
+    gpt2()
+    print("tiny-llama3-scaled.gguf, tiny-llama-yarn.gguf, tiny-gpt2.gguf written")
 
 if __name__ == "__main__":
     main()
