@@ -167,3 +167,41 @@ import CQuillKernels
         }
     }
 }
+
+/// The AVX2 exponentials (SiLU gate, softmax) and one-query attention against their expf twins.
+@Suite struct ActivationKernelTests {
+    static func values(_ count: Int, seed: UInt64, range: Float) -> [Float] {
+        var rng = QuantizedKernelTests.SplitMix(seed)
+        return (0..<count).map { _ in (Float(rng.next() % 200_001) / 100_000 - 1) * range }
+    }
+
+    @Test func siluAndExpMatchLibm() {
+        let n = 1_003   // a tail after the 8-wide loop
+        let gate = Self.values(n, seed: 1, range: 30), up = Self.values(n, seed: 2, range: 3)
+        var fast = [Float](repeating: 0, count: n), twin = fast
+        quill_silu_mul(&fast, gate, up, Int64(n))
+        quill_silu_mul_ref(&twin, gate, up, Int64(n))
+        let siluError = zip(fast, twin).map { abs($0 - $1) / max(abs($1), 1e-30) }.max()!
+        var e = Self.values(n, seed: 3, range: 80), eTwin = e
+        let sum = quill_exp_sum(&e, Int64(n), 5), sumTwin = quill_exp_sum_ref(&eTwin, Int64(n), 5)
+        let expError = zip(e, eTwin).map { abs($0 - $1) / max(abs($1), 1e-30) }.max()!
+        print("silu·up max relative error \(siluError), exp \(expError), sum \(abs(sum - sumTwin) / sumTwin)")
+        #expect(siluError < 1e-6 && expError < 1e-6)
+        #expect(abs(sum - sumTwin) <= 1e-5 * sumTwin)
+    }
+
+    @Test(arguments: [64, 24, 36])   // 36: not a multiple of 8, the twin runs
+    func attendOneMatchesItsTwin(_ hs: Int) {
+        let count = 37, stride = 3 * hs
+        let q = Self.values(hs, seed: 4, range: 1), keys = Self.values(count * stride, seed: 5, range: 1)
+        let values = Self.values(count * stride, seed: 6, range: 1)
+        var scores = [Float](repeating: 0, count: count), fast = [Float](repeating: 0, count: hs), twin = fast
+        keys.withUnsafeBufferPointer { k in
+            values.withUnsafeBufferPointer { v in   // the second KV head of three
+                quill_attend_one(q, k.baseAddress! + hs, v.baseAddress! + hs, stride, Int64(count), Int64(hs), 0.125, &scores, &fast)
+                quill_attend_one_ref(q, k.baseAddress! + hs, v.baseAddress! + hs, stride, Int64(count), Int64(hs), 0.125, &scores, &twin)
+            }
+        }
+        #expect(zip(fast, twin).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
+}

@@ -71,6 +71,18 @@ void quill_gemv_q4x8_ref(const void *w, const void *y, int64_t cols, int centere
 void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int centered, int64_t group_begin, int64_t group_end);
 
+// activations.c: out = silu(gate) · up; x[i] = e^(x[i] - shift) returning Σ (softmax's middle);
+// one query row of one head over `count` keys and values (rows kv_stride floats apart):
+// out[hs] = softmax(q·kᵀ · scale) · v, with room for `count` floats in `scores`.
+void quill_silu_mul(float *out, const float *gate, const float *up, int64_t n);
+float quill_exp_sum(float *x, int64_t n, float shift);
+void quill_attend_one(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
+                      int64_t hs, float scale, float *scores, float *out);
+void quill_silu_mul_ref(float *out, const float *gate, const float *up, int64_t n);
+float quill_exp_sum_ref(float *x, int64_t n, float shift);
+void quill_attend_one_ref(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
+                          int64_t hs, float scale, float *scores, float *out);
+
 // A spin-wait hint (x86 PAUSE), for the thread pool's short waits.
 static inline void quill_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

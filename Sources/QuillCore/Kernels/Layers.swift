@@ -2,6 +2,7 @@
 // buffers (backward passes join them with training). Legend: N = tokens (B*T), C = channels,
 // NH = query heads, NKV = key/value heads, HS = head size, V = vocabulary.
 
+import CQuillKernels
 import Foundation
 
 public enum Layers {
@@ -71,10 +72,7 @@ public enum Layers {
     /// SiLU-gated MLP activation: out = silu(gate) · up, over count elements.
     public static func swiglu(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
                               _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            out[i] = g / (1 + exp(-g)) * up[i]
-        }
+        quill_silu_mul(out, gate, up, Int64(count))   // AVX2 exponentials; twin quill_silu_mul_ref
     }
 
     /// GELU, tanh approximation (GPT-2), in place.
@@ -96,50 +94,22 @@ public enum Layers {
                                  start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int,
                                  window: Int? = nil, pool: ThreadPool = .shared) {
         // attention is the only layer that mixes information across time
-        guard headSize % 8 == 0 else {
-            return attentionReference(out, q: q, keys: keys, values: values, start: start, n: n, heads: heads,
-                                      kvHeads: kvHeads, headSize: headSize, window: window)
-        }
         if n >= 16 {
             return blockedAttention(out, q: q, keys: keys, values: values, start: start, n: n, heads: heads,
                                     kvHeads: kvHeads, headSize: headSize, window: window, pool: pool)
         }
         let group = heads / kvHeads
         let scale = 1 / Float(headSize).squareRoot()
-        let kvStride = kvHeads * headSize, lanes = headSize / 8
+        let kvStride = kvHeads * headSize
         pool.parallelFor(heads) { h in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: start + n) { scores in
                 let kvh = h / group
                 for i in 0..<n {
                     let last = start + i
                     let first = window.map { max(0, last - $0 + 1) } ?? 0
-                    let qh = UnsafeRawPointer(q + (i * heads + h) * headSize)
-                    var maxScore = -Float.infinity
-                    for t in first...last {
-                        let k = UnsafeRawPointer(keys + t * kvStride + kvh * headSize)
-                        var acc = SIMD8<Float>()
-                        for l in 0..<lanes {
-                            acc += qh.loadUnaligned(fromByteOffset: l * 32, as: SIMD8<Float>.self)
-                                * k.loadUnaligned(fromByteOffset: l * 32, as: SIMD8<Float>.self)
-                        }
-                        let score = acc.sum() * scale
-                        scores[t] = score
-                        maxScore = max(maxScore, score)
-                    }
-                    var sum: Float = 0
-                    for t in first...last { scores[t] = exp(scores[t] - maxScore); sum += scores[t] }
-                    let o = UnsafeMutableRawPointer(out + (i * heads + h) * headSize)
-                    for l in 0..<lanes { o.storeBytes(of: SIMD8<Float>(), toByteOffset: l * 32, as: SIMD8<Float>.self) }
-                    let inverse = 1 / sum
-                    for t in first...last {
-                        let p = SIMD8<Float>(repeating: scores[t] * inverse)
-                        let v = UnsafeRawPointer(values + t * kvStride + kvh * headSize)
-                        for l in 0..<lanes {
-                            let current = o.load(fromByteOffset: l * 32, as: SIMD8<Float>.self)
-                            o.storeBytes(of: current + p * v.loadUnaligned(fromByteOffset: l * 32, as: SIMD8<Float>.self),
-                                         toByteOffset: l * 32, as: SIMD8<Float>.self)
-                        }
-                    }
+                    quill_attend_one(q + (i * heads + h) * headSize, keys + first * kvStride + kvh * headSize,
+                                     values + first * kvStride + kvh * headSize, kvStride, Int64(last - first + 1),
+                                     Int64(headSize), scale, scores.baseAddress!, out + (i * heads + h) * headSize)
                 }
             }
         }
@@ -173,9 +143,7 @@ public enum Layers {
                     let row = scores + r * span
                     var maxScore = -Float.infinity
                     for t in from...to { maxScore = max(maxScore, row[t]) }
-                    var sum: Float = 0
-                    for t in from...to { row[t] = exp(row[t] - maxScore); sum += row[t] }
-                    let inverse = 1 / sum
+                    let inverse = 1 / quill_exp_sum(row + from, Int64(to - from + 1), maxScore)
                     for t in 0..<from { row[t] = 0 }
                     for t in from...to { row[t] *= inverse }
                     for t in (to + 1)..<span { row[t] = 0 }
