@@ -12,12 +12,14 @@ let package = Package(
         .library(name: "QuillTokenizers", targets: ["QuillTokenizers"]),
         .library(name: "QuillFormats", targets: ["QuillFormats"]),
         .library(name: "QuillModels", targets: ["QuillModels"]),
+        .library(name: "QuillData", targets: ["QuillData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CQuillKernels"),
         .target(name: "QuillCore", dependencies: [
             "CQuillKernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux])),
@@ -25,6 +27,7 @@ let package = Package(
         .target(name: "QuillTokenizers"),
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
+        .target(name: "QuillData", dependencies: ["QuillTokenizers", "CZlib"]),
         .executableTarget(
             name: "quill",
             dependencies: [
@@ -37,6 +40,7 @@ let package = Package(
         .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats"]),
         .testTarget(name: "QuillModelsTests", dependencies: ["QuillModels", "QuillCore", "QuillFormats", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "QuillDataTests", dependencies: ["QuillData"]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
     ],
