@@ -31,7 +31,7 @@ let package = Package(
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillTokenizers", "QuillFormats", "QuillModels",
+                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

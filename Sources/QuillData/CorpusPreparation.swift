@@ -1,0 +1,212 @@
+import Foundation
+
+/// `quill prepare`: raw files in, a clean deduplicated corpus out, with an account of every
+/// document. Two passes over the inputs: the first counts in how many documents each short line
+/// appears (share buttons, copyright lines and slogans repeat across a site), the second cleans,
+/// filters, deduplicates and writes. Outputs in the output folder:
+///
+/// - `train.jsonl`, `validation.jsonl`, `test.jsonl`: `{"id", "text", "source", "position",
+///   "language", "encoding"}`, split by a stable hash of the id;
+/// - `dropped.jsonl`: every dropped document's id, source, position, reason and detail;
+/// - `report.json`: counts in and out, per drop reason (with examples), encodings, languages.
+public struct CorpusPreparation: Sendable {
+    public var reader = CorpusReader()
+    public var html = HTMLText()
+    public var cleaning = TextCleaning()
+    public var filters: QualityFilters? = QualityFilters()
+    /// Lines (under 200 characters) found in at least this many documents are removed from all of them.
+    public var repeatedLineDocuments: Int? = 10
+    /// Keep only these languages (`Script.language` codes); nil keeps all.
+    public var languages: Set<String>?
+    public var exactDeduplication = true
+    public var nearDuplicates: NearDuplicates? = NearDuplicates()
+    public var validationFraction = 0.01, testFraction = 0.01
+
+    public init() {}
+
+    public struct Report: Codable, Sendable {
+        public struct Example: Codable, Sendable { public var source: String; public var position: Int; public var detail: String; public var excerpt: String }
+        public struct Reason: Codable, Sendable { public var count = 0; public var examples: [Example] = [] }
+        public var files = 0
+        public var documentsIn = 0, documentsKept = 0, documentsDropped = 0
+        public var charactersIn = 0, charactersOut = 0
+        public var dropped: [String: Reason] = [:]
+        public var encodings: [String: Int] = [:]
+        public var invalidBytes = 0
+        public var languages: [String: Int] = [:]
+        public var repeatedLinesRemoved = 0
+        public var splits: [String: Int] = ["train": 0, "validation": 0, "test": 0]
+        public var seconds = 0.0
+
+        /// The readable summary `quill prepare` prints.
+        public var summary: String {
+            var lines = [String(format: "%d files, %d documents in: %d kept, %d dropped (%.1f s)", files, documentsIn, documentsKept,
+                                documentsDropped, seconds),
+                         "characters: \(charactersIn) in, \(charactersOut) out",
+                         "splits: train \(splits["train"]!), validation \(splits["validation"]!), test \(splits["test"]!)",
+                         "encodings: " + encodings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                            + (invalidBytes > 0 ? " (\(invalidBytes) undecodable bytes replaced)" : ""),
+                         "languages kept: " + languages.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
+                         "repeated boilerplate lines removed: \(repeatedLinesRemoved)"]
+            if !dropped.isEmpty {
+                lines.append("dropped:")
+                for (reason, r) in dropped.sorted(by: { $0.value.count > $1.value.count }) {
+                    lines.append("  \(reason.padding(toLength: 28, withPad: " ", startingAt: 0)) \(r.count)"
+                                 + (r.examples.first.map { "   e.g. \(($0.source as NSString).lastPathComponent)#\($0.position): \($0.detail)" } ?? ""))
+                }
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// A stable id for a document: 16 hex digits of a hash of its source and position.
+    public static func id(source: String, position: Int) -> String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in "\(source)#\(position)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return String(h, radix: 16).leftPadding(to: 16)
+    }
+
+    /// The split an id falls in.
+    func split(of id: String) -> String {
+        var h: UInt64 = 0x8422_2325_CBF2_9CE4
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        let u = Double(h >> 11) / Double(1 << 53)
+        return u < validationFraction ? "validation" : u < validationFraction + testFraction ? "test" : "train"
+    }
+
+    /// Raw text to the text filters see: HTML extracted, cleaning applied.
+    func cleaned(_ doc: RawDocument) -> String {
+        cleaning.clean(doc.isHTML ? html.extract(doc.text).text : doc.text)
+    }
+
+    static func lineKey(_ line: Substring) -> UInt64? {
+        guard line.count >= 3 && line.count < 200 else { return nil }
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in line.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
+
+    public func run(inputs: [String], output: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
+        let start = Date()
+        let files = try CorpusReader.files(inputs)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        var report = Report()
+        report.files = files.count
+
+        // pass 1: in how many documents does each short line appear?
+        var lineDocuments: [UInt64: Int] = [:]
+        if repeatedLineDocuments != nil {
+            for file in files {
+                let docs = reader.documents(in: file).filter { $0.failure == nil }
+                let keys = concurrentMap(docs) { Set(cleaned($0).split(separator: "\n").compactMap(Self.lineKey)) }
+                for set in keys { for k in set { lineDocuments[k, default: 0] += 1 } }
+            }
+        }
+        let repeated = Set(lineDocuments.filter { $0.value >= (repeatedLineDocuments ?? .max) }.keys)
+
+        // pass 2
+        var writers: [String: FileHandle] = [:]
+        for name in ["train", "validation", "test", "dropped"] {
+            let path = (output as NSString).appendingPathComponent("\(name).jsonl")
+            FileManager.default.createFile(atPath: path, contents: nil)
+            writers[name] = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        }
+        defer { for w in writers.values { try? w.close() } }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        var exact = Set<UInt64>()
+        var near = nearDuplicates.map { NearDuplicates.Index($0) }
+        var nearIds: [String] = []
+
+        func drop(_ doc: RawDocument, _ reason: String, _ detail: String, text: String) throws {
+            report.documentsDropped += 1
+            var r = report.dropped[reason] ?? Report.Reason()
+            r.count += 1
+            if r.examples.count < 3 {
+                r.examples.append(.init(source: doc.source, position: doc.position, detail: detail, excerpt: String(text.prefix(200))))
+            }
+            report.dropped[reason] = r
+            let record = DroppedRecord(id: Self.id(source: doc.source, position: doc.position), source: doc.source,
+                                       position: doc.position, reason: reason, detail: detail)
+            try writers["dropped"]!.write(contentsOf: encoder.encode(record) + [0x0A])
+        }
+
+        for (f, file) in files.enumerated() {
+            let docs = reader.documents(in: file)
+            if let e = docs.first(where: { $0.encoding != nil })?.encoding { report.encodings[e.rawValue, default: 0] += 1 }
+            // the expensive part in parallel, then the order-dependent part (dedup) in order
+            let prepared = concurrentMap(docs) { doc -> (text: String, language: String, failure: (String, String)?) in
+                if let failure = doc.failure { return ("", "und", (failure.reason, failure.detail)) }
+                var text = cleaned(doc)
+                if !repeated.isEmpty {
+                    text = text.split(separator: "\n", omittingEmptySubsequences: false)
+                        .filter { line in Self.lineKey(line).map { !repeated.contains($0) } ?? true }.joined(separator: "\n")
+                    text = TextCleaning.normalizeWhitespace(text)
+                }
+                if text.isEmpty { return (text, "und", ("empty_after_cleaning", "no text left after cleaning")) }
+                let language = Script.language(of: text)
+                if let languages, !languages.contains(language) { return (text, language, ("language", "language \(language)")) }
+                if let failure = filters?.check(text) { return (text, language, failure) }
+                return (text, language, nil)
+            }
+            for (doc, p) in zip(docs, prepared) {
+                report.documentsIn += 1
+                report.charactersIn += doc.text.count
+                report.invalidBytes += doc.invalidBytes
+                if let (reason, detail) = p.failure { try drop(doc, reason, detail, text: p.text.isEmpty ? doc.text : p.text); continue }
+                let id = Self.id(source: doc.source, position: doc.position)
+                if exactDeduplication {
+                    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+                    for b in p.text.lowercased().utf8 where b != 0x20 && b != 0x0A { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+                    if !exact.insert(h).inserted { try drop(doc, "exact_duplicate", "same normalized text as an earlier document", text: p.text); continue }
+                }
+                if var index = near {
+                    let signature = index.signature(p.text)
+                    if let (of, similarity) = index.match(signature) {
+                        try drop(doc, "near_duplicate", String(format: "%.2f similar to %@", similarity, nearIds[of]), text: p.text); continue
+                    }
+                    index.insert(signature, id: nearIds.count)
+                    nearIds.append(id)
+                    near = index
+                }
+                let split = split(of: id)
+                let record = KeptRecord(id: id, text: p.text, source: doc.source, position: doc.position, language: p.language,
+                                        encoding: doc.encoding?.rawValue ?? "")
+                try writers[split]!.write(contentsOf: encoder.encode(record) + [0x0A])
+                report.splits[split, default: 0] += 1
+                report.documentsKept += 1
+                report.charactersOut += p.text.count
+                report.languages[p.language, default: 0] += 1
+            }
+            progress(f + 1, files.count)
+        }
+        report.repeatedLinesRemoved = repeated.count
+        report.seconds = Date().timeIntervalSince(start)
+        let reportPath = (output as NSString).appendingPathComponent("report.json")
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(report).write(to: URL(fileURLWithPath: reportPath))
+        return report
+    }
+
+    struct KeptRecord: Codable { var id, text, source: String; var position: Int; var language, encoding: String }
+    struct DroppedRecord: Codable { var id, source: String; var position: Int; var reason, detail: String }
+
+    /// `transform` over `items` on all cores, results in order.
+    func concurrentMap<T: Sendable, R>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+        guard items.count > 1 else { return items.map(transform) }
+        return [R](unsafeUninitializedCapacity: items.count) { buffer, initialized in
+            // each index is written by exactly one iteration
+            let base = UncheckedPointer(pointer: buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: items.count) { i in (base.pointer + i).initialize(to: transform(items[i])) }
+            initialized = items.count
+        }
+    }
+}
+
+private struct UncheckedPointer<R>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<R>
+}
+
+extension String {
+    func leftPadding(to length: Int) -> String { count >= length ? self : String(repeating: "0", count: length - count) + self }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import QuillData
+
+/// `quill prepare`: clean, filter and deduplicate a raw corpus (one call into QuillData).
+struct PrepareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prepare",
+        abstract: "Clean, filter and deduplicate raw text (txt, md, html, jsonl, csv; gzip; any encoding) into train/validation/test JSONL with a report.")
+
+    @Argument(help: "Files, folders or globs.") var inputs: [String]
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Output folder.") var output: String
+    @Option(help: "Documents per text file: auto (one per file), file, line, paragraph.") var unit: CorpusReader.Unit = .auto
+    @Option(name: .customLong("text-field"), help: "JSONL field holding the text.") var textField = "text"
+    @Option(help: "CSV/TSV column holding the text (header name or 0-based index).") var column: String?
+    @Option(help: "Force an encoding: UTF-8, UTF-16LE, UTF-16BE, GB18030, Big5, Windows-1252 (default: detect per file).")
+    var encoding: String?
+    @Option(help: "Unicode normalization: nfc, nfkc, none.") var normalize: TextCleaning.Normalization = .nfc
+    @Option(help: "Links, e-mail addresses, phone numbers: remove, mask, keep.") var contacts: TextCleaning.Contacts = .remove
+    @Flag(name: .customLong("keep-boilerplate"), help: "Keep navigation, headers and footers of HTML pages.") var keepBoilerplate = false
+    @Flag(name: .customLong("keep-full-width"), help: "Leave full-width ASCII letters and digits as they are.") var keepFullWidth = false
+    @Flag(name: .customLong("keep-gutenberg"), help: "Leave Project Gutenberg headers and footers.") var keepGutenberg = false
+    @Option(name: .customLong("repeated-lines"), help: "Remove lines found in this many documents or more (0: off).") var repeatedLines = 10
+    @Flag(name: .customLong("no-filters"), help: "Skip the length, quality and repetition filters.") var noFilters = false
+    @Option(name: .customLong("min-chars"), help: "Shortest document kept, in characters.") var minCharacters = 50
+    @Option(name: .customLong("min-words"), help: "Fewest words (CJK: characters) kept.") var minWords = 50
+    @Option(help: "Keep only these languages, comma-separated (zh, ja, ko, latin, ru, ar, ...).") var languages: String?
+    @Flag(name: .customLong("no-dedup"), help: "Keep exact and near duplicates.") var noDedup = false
+    @Option(name: .customLong("near-threshold"), help: "MinHash similarity that makes a near duplicate.") var nearThreshold = 0.4
+    @Option(help: "Fraction of documents for validation.") var validation = 0.01
+    @Option(help: "Fraction of documents for test.") var test = 0.01
+
+    func run() async throws {
+        var p = CorpusPreparation()
+        p.reader.unit = unit
+        p.reader.textField = textField
+        p.reader.column = column
+        if let encoding {
+            guard let e = TextDecoding.Encoding.allCases.first(where: { $0.rawValue.lowercased() == encoding.lowercased() }) else {
+                throw ValidationError("unknown encoding \(encoding); known: \(TextDecoding.Encoding.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            p.reader.encoding = e
+        }
+        p.html.dropBoilerplate = !keepBoilerplate
+        p.cleaning.normalization = normalize
+        p.cleaning.contacts = contacts
+        p.cleaning.halfWidthASCII = !keepFullWidth
+        p.cleaning.stripGutenberg = !keepGutenberg
+        p.repeatedLineDocuments = repeatedLines > 0 ? repeatedLines : nil
+        if noFilters { p.filters = nil } else {
+            p.filters!.minCharacters = minCharacters
+            p.filters!.minWords = minWords
+        }
+        p.languages = languages.map { Set($0.split(separator: ",").map(String.init)) }
+        p.exactDeduplication = !noDedup
+        if noDedup { p.nearDuplicates = nil } else { p.nearDuplicates!.threshold = nearThreshold }
+        p.validationFraction = validation
+        p.testFraction = test
+        let report = try p.run(inputs: inputs, output: output) { done, total in
+            FileHandle.standardError.write(Data("\r\u{1B}[Kprepare: \(done)/\(total) files".utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        print(report.summary)
+        print("wrote \(output)/{train,validation,test,dropped}.jsonl and report.json")
+    }
+}
+
+extension CorpusReader.Unit: ExpressibleByArgument {}
+extension TextCleaning.Normalization: ExpressibleByArgument {}
+extension TextCleaning.Contacts: ExpressibleByArgument {}
