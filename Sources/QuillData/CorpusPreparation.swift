@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 
 /// `quill prepare`: raw files in, a clean deduplicated corpus out, with an account of every
 /// document. Two passes over the inputs: the first counts in how many documents each short line
@@ -8,7 +9,8 @@ import Foundation
 /// - `train.jsonl`, `validation.jsonl`, `test.jsonl`: `{"id", "text", "source", "position",
 ///   "language", "encoding"}`, split by a stable hash of the id;
 /// - `dropped.jsonl`: every dropped document's id, source, position, reason and detail;
-/// - `report.json`: counts in and out, per drop reason (with examples), encodings, languages.
+/// - `report.json`: counts in and out, per drop reason (with examples), encodings, languages;
+/// - with a tokenizer, `tokens/{train,validation,test}.{bin,json}` (see `TokenShardWriter`).
 public struct CorpusPreparation: Sendable {
     public var reader = CorpusReader()
     public var html = HTMLText()
@@ -21,6 +23,8 @@ public struct CorpusPreparation: Sendable {
     public var exactDeduplication = true
     public var nearDuplicates: NearDuplicates? = NearDuplicates()
     public var validationFraction = 0.01, testFraction = 0.01
+    /// Token counts in the report and token shards for the kept documents.
+    public var tokenizer: Tokenizer?
 
     public init() {}
 
@@ -30,6 +34,8 @@ public struct CorpusPreparation: Sendable {
         public var files = 0
         public var documentsIn = 0, documentsKept = 0, documentsDropped = 0
         public var charactersIn = 0, charactersOut = 0
+        /// With a tokenizer: tokens of every input document as read, and of the kept cleaned text.
+        public var tokensIn: Int?, tokensOut: Int?
         public var dropped: [String: Reason] = [:]
         public var encodings: [String: Int] = [:]
         public var invalidBytes = 0
@@ -42,7 +48,8 @@ public struct CorpusPreparation: Sendable {
         public var summary: String {
             var lines = [String(format: "%d files, %d documents in: %d kept, %d dropped (%.1f s)", files, documentsIn, documentsKept,
                                 documentsDropped, seconds),
-                         "characters: \(charactersIn) in, \(charactersOut) out",
+                         "characters: \(charactersIn) in, \(charactersOut) out"
+                            + (tokensIn.map { ", tokens: \($0) in, \(tokensOut ?? 0) out" } ?? ""),
                          "splits: train \(splits["train"]!), validation \(splits["validation"]!), test \(splits["test"]!)",
                          "encodings: " + encodings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                             + (invalidBytes > 0 ? " (\(invalidBytes) undecodable bytes replaced)" : ""),
@@ -86,25 +93,69 @@ public struct CorpusPreparation: Sendable {
         return h
     }
 
+    /// What pass 1 keeps of a document in memory (its cleaned text goes to a spill file).
+    struct Pending {
+        var file: Int, position: Int
+        var encoding: TextDecoding.Encoding?
+        var invalidBytes: Int, rawCharacters: Int, rawTokens: Int
+        var failure: RawDocument.Failure?
+        var bytes: Int
+        var rawExcerpt: String   // for the report's examples when the document fails before cleaning
+    }
+
     public func run(inputs: [String], output: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         let start = Date()
         let files = try CorpusReader.files(inputs)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         var report = Report()
         report.files = files.count
+        let tokenizer = self.tokenizer
 
-        // pass 1: in how many documents does each short line appear?
+        // pass 1: read, decode, extract and clean, all cores on batches of documents; cleaned
+        // texts go to a spill file (memory stays bounded), and each short line's document count
+        // is kept for the repeated-line rule
+        let spillURL = URL(fileURLWithPath: output).appendingPathComponent(".prepare-\(getpid()).spill")
+        FileManager.default.createFile(atPath: spillURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: spillURL) }
+        let spill = try FileHandle(forWritingTo: spillURL)
+        var pending: [Pending] = []
         var lineDocuments: [UInt64: Int] = [:]
-        if repeatedLineDocuments != nil {
-            for file in files {
-                let docs = reader.documents(in: file).filter { $0.failure == nil }
-                let keys = concurrentMap(docs) { Set(cleaned($0).split(separator: "\n").compactMap(Self.lineKey)) }
+        var batch: [(file: Int, doc: RawDocument)] = [], batchBytes = 0
+        func flush() throws {
+            let cleanedTexts = concurrentMap(batch.map(\.doc)) { $0.failure == nil ? cleaned($0) : "" }
+            if repeatedLineDocuments != nil {
+                let keys = concurrentMap(cleanedTexts) { Set($0.split(separator: "\n").compactMap(Self.lineKey)) }
                 for set in keys { for k in set { lineDocuments[k, default: 0] += 1 } }
             }
+            let rawTokens = tokenizer.map { t in concurrentMap(batch.map(\.doc.text)) { t.encode($0, addSpecialTokens: false).count } }
+            var bytes: [UInt8] = []
+            for (i, (file, doc)) in batch.enumerated() {
+                let utf8 = Array(cleanedTexts[i].utf8)
+                bytes += utf8
+                pending.append(Pending(file: file, position: doc.position, encoding: doc.encoding, invalidBytes: doc.invalidBytes,
+                                       rawCharacters: doc.text.unicodeScalars.count, rawTokens: rawTokens?[i] ?? 0,
+                                       failure: doc.failure, bytes: utf8.count, rawExcerpt: String(doc.text.prefix(200))))
+            }
+            try spill.write(contentsOf: bytes)
+            batch = []; batchBytes = 0
         }
+        for (f, file) in files.enumerated() {
+            let docs = reader.documents(in: file)
+            if let e = docs.first(where: { $0.encoding != nil })?.encoding { report.encodings[e.rawValue, default: 0] += 1 }
+            for doc in docs {
+                batch.append((f, doc))
+                batchBytes += doc.text.utf8.count
+                if batch.count >= 512 || batchBytes >= 8 << 20 { try flush() }
+            }
+            progress(f + 1, 2 * files.count)
+        }
+        try flush()
+        try spill.close()
         let repeated = Set(lineDocuments.filter { $0.value >= (repeatedLineDocuments ?? .max) }.keys)
+        lineDocuments = [:]
 
-        // pass 2
+        // pass 2: repeated lines, language and quality filters on all cores, then deduplication
+        // and writing in input order
         var writers: [String: FileHandle] = [:]
         for name in ["train", "validation", "test", "dropped"] {
             let path = (output as NSString).appendingPathComponent("\(name).jsonl")
@@ -117,31 +168,45 @@ public struct CorpusPreparation: Sendable {
         var exact = Set<UInt64>()
         var near = nearDuplicates.map { NearDuplicates.Index($0) }
         var nearIds: [String] = []
+        var shards: [String: TokenShardWriter] = [:]
+        if let tokenizer {
+            for split in ["train", "validation", "test"] {
+                shards[split] = try TokenShardWriter(directory: (output as NSString).appendingPathComponent("tokens"), split: split,
+                                                     vocabularySize: tokenizer.vocabularySize)
+            }
+            report.tokensIn = 0; report.tokensOut = 0
+        }
 
-        func drop(_ doc: RawDocument, _ reason: String, _ detail: String, text: String) throws {
+        func drop(_ doc: Pending, _ reason: String, _ detail: String, excerpt: String) throws {
             report.documentsDropped += 1
             var r = report.dropped[reason] ?? Report.Reason()
             r.count += 1
             if r.examples.count < 3 {
-                r.examples.append(.init(source: doc.source, position: doc.position, detail: detail, excerpt: String(text.prefix(200))))
+                r.examples.append(.init(source: files[doc.file], position: doc.position, detail: detail, excerpt: String(excerpt.prefix(200))))
             }
             report.dropped[reason] = r
-            let record = DroppedRecord(id: Self.id(source: doc.source, position: doc.position), source: doc.source,
+            let record = DroppedRecord(id: Self.id(source: files[doc.file], position: doc.position), source: files[doc.file],
                                        position: doc.position, reason: reason, detail: detail)
             try writers["dropped"]!.write(contentsOf: encoder.encode(record) + [0x0A])
         }
 
-        for (f, file) in files.enumerated() {
-            let docs = reader.documents(in: file)
-            if let e = docs.first(where: { $0.encoding != nil })?.encoding { report.encodings[e.rawValue, default: 0] += 1 }
-            // the expensive part in parallel, then the order-dependent part (dedup) in order
-            let prepared = concurrentMap(docs) { doc -> (text: String, language: String, failure: (String, String)?) in
-                if let failure = doc.failure { return ("", "und", (failure.reason, failure.detail)) }
-                var text = cleaned(doc)
+        let reader = try FileHandle(forReadingFrom: spillURL)
+        defer { try? reader.close() }
+        var next = 0
+        while next < pending.count {
+            let chunk = Array(pending[next..<min(next + 512, pending.count)])
+            let data = try reader.read(upToCount: chunk.reduce(0) { $0 + $1.bytes }) ?? Data()
+            var texts: [String] = [], offset = 0
+            for doc in chunk {
+                texts.append(String(decoding: data[(data.startIndex + offset)..<(data.startIndex + offset + doc.bytes)], as: UTF8.self))
+                offset += doc.bytes
+            }
+            let judged = concurrentMap(Array(zip(chunk.map(\.failure), texts))) { failure, cleanedText -> (text: String, language: String, failure: (String, String)?) in
+                if let failure { return ("", "und", (failure.reason, failure.detail)) }
+                var text = cleanedText
                 if !repeated.isEmpty {
-                    text = text.split(separator: "\n", omittingEmptySubsequences: false)
-                        .filter { line in Self.lineKey(line).map { !repeated.contains($0) } ?? true }.joined(separator: "\n")
-                    text = TextCleaning.normalizeWhitespace(text)
+                    text = TextCleaning.normalizeWhitespace(text.split(separator: "\n", omittingEmptySubsequences: false)
+                        .filter { line in Self.lineKey(line).map { !repeated.contains($0) } ?? true }.joined(separator: "\n"))
                 }
                 if text.isEmpty { return (text, "und", ("empty_after_cleaning", "no text left after cleaning")) }
                 let language = Script.language(of: text)
@@ -149,37 +214,46 @@ public struct CorpusPreparation: Sendable {
                 if let failure = filters?.check(text) { return (text, language, failure) }
                 return (text, language, nil)
             }
-            for (doc, p) in zip(docs, prepared) {
+            for (doc, p) in zip(chunk, judged) {
                 report.documentsIn += 1
-                report.charactersIn += doc.text.count
+                report.charactersIn += doc.rawCharacters
                 report.invalidBytes += doc.invalidBytes
-                if let (reason, detail) = p.failure { try drop(doc, reason, detail, text: p.text.isEmpty ? doc.text : p.text); continue }
-                let id = Self.id(source: doc.source, position: doc.position)
+                if tokenizer != nil { report.tokensIn! += doc.rawTokens }
+                if let (reason, detail) = p.failure { try drop(doc, reason, detail, excerpt: p.text.isEmpty ? doc.rawExcerpt : p.text); continue }
+                let source = files[doc.file]
+                let id = Self.id(source: source, position: doc.position)
                 if exactDeduplication {
                     var h: UInt64 = 0xCBF2_9CE4_8422_2325
                     for b in p.text.lowercased().utf8 where b != 0x20 && b != 0x0A { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-                    if !exact.insert(h).inserted { try drop(doc, "exact_duplicate", "same normalized text as an earlier document", text: p.text); continue }
+                    if !exact.insert(h).inserted { try drop(doc, "exact_duplicate", "same normalized text as an earlier document", excerpt: p.text); continue }
                 }
                 if var index = near {
                     let signature = index.signature(p.text)
                     if let (of, similarity) = index.match(signature) {
-                        try drop(doc, "near_duplicate", String(format: "%.2f similar to %@", similarity, nearIds[of]), text: p.text); continue
+                        try drop(doc, "near_duplicate", String(format: "%.2f similar to %@", similarity, nearIds[of]), excerpt: p.text); continue
                     }
                     index.insert(signature, id: nearIds.count)
                     nearIds.append(id)
                     near = index
                 }
                 let split = split(of: id)
-                let record = KeptRecord(id: id, text: p.text, source: doc.source, position: doc.position, language: p.language,
+                let record = KeptRecord(id: id, text: p.text, source: source, position: doc.position, language: p.language,
                                         encoding: doc.encoding?.rawValue ?? "")
                 try writers[split]!.write(contentsOf: encoder.encode(record) + [0x0A])
                 report.splits[split, default: 0] += 1
                 report.documentsKept += 1
-                report.charactersOut += p.text.count
+                report.charactersOut += p.text.unicodeScalars.count
                 report.languages[p.language, default: 0] += 1
+                if let tokenizer {
+                    let ids = tokenizer.encode(p.text, addSpecialTokens: false)
+                    try shards[split]!.append(ids)
+                    report.tokensOut! += ids.count
+                }
             }
-            progress(f + 1, files.count)
+            next += chunk.count
+            progress(files.count + files.count * next / max(pending.count, 1), 2 * files.count)
         }
+        for shard in shards.values { try shard.finish() }
         report.repeatedLinesRemoved = repeated.count
         report.seconds = Date().timeIntervalSince(start)
         let reportPath = (output as NSString).appendingPathComponent("report.json")

@@ -24,129 +24,197 @@ public struct QualityFilters: Sendable, Codable {
 
     public init() {}
 
-    static let englishStopWords: Set<Substring> = ["the", "be", "to", "of", "and", "that", "have", "with"]
-    static let chineseStopCharacters: Set<Character> = ["的", "了", "是", "在", "和", "有", "不", "我", "这", "也", "就", "人", "之", "而", "其", "以"]
+    static let englishStopWords: Set<String> = ["the", "be", "to", "of", "and", "that", "have", "with"]
+    static let chineseStopCharacters: Set<Unicode.Scalar> = Set("的了是在和有不我这也就人之而其以".unicodeScalars)
+    static let bullets: Set<Unicode.Scalar> = Set("•●○■□▪-*·◆".unicodeScalars)
 
-    /// The first rule `text` breaks, as a reason code and a readable detail.
+    /// A text seen as Unicode scalars: its units (words, or single CJK characters) and lines as
+    /// index ranges, so that every rule reads the same arrays and no strings are built.
+    struct Analysis {
+        let scalars: [Unicode.Scalar]
+        var units: [Range<Int>] = []
+        var lines: [Range<Int>] = []      // trimmed, non-empty
+        var paragraphs: [Range<Int>] = [] // runs of lines between blank lines
+        var cjkUnits = 0
+
+        init(_ text: String) {
+            scalars = Array(text.unicodeScalars)
+            var start: Int?, lineStart = 0, paragraphStart: Int?
+            var cjk = 0
+            for (i, s) in scalars.enumerated() {
+                let word = isWordScalar(s)
+                if word && !s.isASCII && Script.isCJK(s) {
+                    if let b = start { units.append(b..<i); start = nil }
+                    units.append(i..<(i + 1)); cjk += 1
+                } else if word || ((s == "'" || s == "-") && start != nil) {
+                    if start == nil { start = i }
+                } else if let b = start {
+                    units.append(b..<i); start = nil
+                }
+                if s == "\n" || i == scalars.count - 1 {
+                    let end = s == "\n" ? i : i + 1
+                    let line = Self.trim(lineStart..<end, scalars)
+                    if line.isEmpty {
+                        if let p = paragraphStart, let last = lines.last { paragraphs.append(p..<last.upperBound); paragraphStart = nil }
+                    } else {
+                        lines.append(line)
+                        if paragraphStart == nil { paragraphStart = line.lowerBound }
+                    }
+                    lineStart = i + 1
+                }
+            }
+            if let b = start { units.append(b..<scalars.count) }
+            if let p = paragraphStart, let last = lines.last { paragraphs.append(p..<last.upperBound) }
+            cjkUnits = cjk
+        }
+
+        static func trim(_ r: Range<Int>, _ s: [Unicode.Scalar]) -> Range<Int> {
+            var a = r.lowerBound, b = r.upperBound
+            while a < b, s[a] == " " || s[a] == "\t" || s[a] == "\r" || s[a] == "\u{00A0}" || s[a] == "\u{3000}" { a += 1 }
+            while b > a, s[b - 1] == " " || s[b - 1] == "\t" || s[b - 1] == "\r" || s[b - 1] == "\u{00A0}" || s[b - 1] == "\u{3000}" { b -= 1 }
+            return a..<b
+        }
+
+        func hash(_ r: Range<Int>) -> UInt64 {
+            var h: UInt64 = 0xCBF2_9CE4_8422_2325
+            for i in r { h = (h ^ UInt64(scalars[i].value)) &* 0x100_0000_01B3 }
+            return h
+        }
+
+        func hasSuffix(_ r: Range<Int>, _ suffix: String) -> Bool {
+            let tail = Array(suffix.unicodeScalars)
+            return r.count >= tail.count && Array(scalars[(r.upperBound - tail.count)..<r.upperBound]) == tail
+        }
+    }
+
+    /// Letters and digits: ASCII by range, others by their Unicode properties.
+    @inline(__always) static func isWordScalar(_ s: Unicode.Scalar) -> Bool {
+        if s.isASCII {
+            let v = s.value | 0x20
+            return (v >= 0x61 && v <= 0x7A) || (s.value >= 0x30 && s.value <= 0x39)
+        }
+        return s.properties.isAlphabetic || s.properties.numericType != nil
+    }
+
+    /// The first rule `text` breaks, as a reason code and a readable detail. Characters are
+    /// counted as Unicode scalars (every CJK character is one).
     public func check(_ text: String) -> (reason: String, detail: String)? {
-        let characters = text.count
+        let a = Analysis(text)
+        let characters = a.scalars.count
         if characters < minCharacters { return ("too_short", "\(characters) characters < \(minCharacters)") }
         if characters > maxCharacters { return ("too_long", "\(characters) characters > \(maxCharacters)") }
-        let cjk = text.unicodeScalars.lazy.filter(Script.isCJK).count
-        let isCJK = cjk * 2 >= text.unicodeScalars.lazy.filter({ $0.properties.isAlphabetic }).count
-        // units: words, or CJK characters (plus any Latin words among them)
-        let units = Self.units(text, cjk: isCJK)
-        if units.count < minWords { return ("too_few_words", "\(units.count) \(isCJK ? "characters" : "words") < \(minWords)") }
-        if units.count > maxWords { return ("too_many_words", "\(units.count) > \(maxWords)") }
+        let isCJK = a.cjkUnits >= a.units.count - a.cjkUnits   // more Han/kana/Hangul characters than other words
+        let units = a.units.count
+        if units < minWords { return ("too_few_words", "\(units) \(isCJK ? "characters" : "words") < \(minWords)") }
+        if units > maxWords { return ("too_many_words", "\(units) > \(maxWords)") }
         if !isCJK {
-            let mean = Double(units.reduce(0) { $0 + $1.count }) / Double(units.count)
+            let mean = Double(a.units.reduce(0) { $0 + $1.count }) / Double(units)
             if mean < minMeanWordLength || mean > maxMeanWordLength {
                 return ("mean_word_length", String(format: "mean word length %.2f outside [%.0f, %.0f]", mean, minMeanWordLength, maxMeanWordLength))
             }
         }
-        let hashes = text.filter { $0 == "#" }.count
-        let ellipses = text.components(separatedBy: "...").count - 1 + text.filter { $0 == "…" }.count
-        let symbolRatio = Double(hashes + ellipses) / Double(units.count)
+        var hashes = 0, ellipses = 0, dots = 0
+        for s in a.scalars {
+            if s == "#" { hashes += 1 }
+            if s == "…" { ellipses += 1 }
+            if s == "." { dots += 1; if dots == 3 { ellipses += 1; dots = 0 } } else { dots = 0 }
+        }
+        let symbolRatio = Double(hashes + ellipses) / Double(units)
         if symbolRatio > maxSymbolRatio { return ("symbol_ratio", String(format: "%.3f # and ... per word > %.2f", symbolRatio, maxSymbolRatio)) }
-        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        if !lines.isEmpty {
-            let bullets = lines.filter { l in ["•", "●", "○", "■", "□", "▪", "-", "*", "·", "◆"].contains { l.hasPrefix($0) } }.count
-            if Double(bullets) / Double(lines.count) > maxBulletLineRatio {
-                return ("bullet_lines", "\(bullets) of \(lines.count) lines start with a bullet")
+        if !a.lines.isEmpty {
+            let bulletLines = a.lines.filter { Self.bullets.contains(a.scalars[$0.lowerBound]) }.count
+            if Double(bulletLines) / Double(a.lines.count) > maxBulletLineRatio {
+                return ("bullet_lines", "\(bulletLines) of \(a.lines.count) lines start with a bullet")
             }
-            let ellipsisLines = lines.filter { $0.hasSuffix("...") || $0.hasSuffix("…") }.count
-            if Double(ellipsisLines) / Double(lines.count) > maxEllipsisLineRatio {
-                return ("ellipsis_lines", "\(ellipsisLines) of \(lines.count) lines end with an ellipsis")
+            let ellipsisLines = a.lines.filter { a.hasSuffix($0, "...") || a.hasSuffix($0, "…") }.count
+            if Double(ellipsisLines) / Double(a.lines.count) > maxEllipsisLineRatio {
+                return ("ellipsis_lines", "\(ellipsisLines) of \(a.lines.count) lines end with an ellipsis")
             }
         }
         if !isCJK {
-            let alphabetic = units.filter { $0.contains { $0.isLetter } }.count
-            if Double(alphabetic) / Double(units.count) < minAlphabeticWordRatio {
-                return ("non_alphabetic_words", "\(units.count - alphabetic) of \(units.count) words have no letter")
+            let alphabetic = a.units.filter { r in r.contains { a.scalars[$0].properties.isAlphabetic } }.count
+            if Double(alphabetic) / Double(units) < minAlphabeticWordRatio {
+                return ("non_alphabetic_words", "\(units - alphabetic) of \(units) words have no letter")
             }
-            let stops = units.filter { Self.englishStopWords.contains(Substring($0.lowercased())) }.count
-            if stops < minStopWords, text.unicodeScalars.contains(where: { $0.properties.isAlphabetic && $0.isASCII }) {
-                // stop words apply to English-like Latin text only
-                if Self.looksEnglish(units) { return ("stop_words", "\(stops) English stop words < \(minStopWords)") }
+            // stop words apply to English-like text (mostly ASCII words) only
+            var ascii = 0, stops = 0
+            for r in a.units {
+                guard r.allSatisfy({ a.scalars[$0].isASCII }) else { continue }
+                ascii += 1
+                if r.count <= 4, Self.englishStopWords.contains(String(String.UnicodeScalarView(a.scalars[r])).lowercased()) { stops += 1 }
+            }
+            if stops < minStopWords, Double(ascii) / Double(units) > 0.9 {
+                return ("stop_words", "\(stops) English stop words < \(minStopWords)")
             }
         } else {
-            let stops = text.filter { Self.chineseStopCharacters.contains($0) }.count
+            let stops = a.scalars.filter { Self.chineseStopCharacters.contains($0) }.count
             if stops < minStopWords { return ("stop_words", "\(stops) Chinese function characters < \(minStopWords)") }
         }
-        return repetition(text, units: units, ngramScale: isCJK ? 2 : 1)
+        return repetition(a, ngramScale: isCJK ? 2 : 1)
     }
 
     /// Gopher's repetition rules: duplicated lines and paragraphs, the most frequent n-grams,
     /// characters covered by repeated n-grams. In CJK text the units are characters, about half
     /// a word each, so the n-gram rules look at 2n characters where English looks at n words.
-    func repetition(_ text: String, units: [Substring], ngramScale: Int) -> (reason: String, detail: String)? {
-        for (separator, maxRatio, maxCharacterRatio, name) in [("\n\n", maxDuplicateParagraphRatio, maxDuplicateParagraphCharacterRatio, "paragraph"),
-                                                                ("\n", maxDuplicateLineRatio, maxDuplicateLineCharacterRatio, "line")] {
-            let pieces = text.components(separatedBy: separator).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+    func repetition(_ a: Analysis, ngramScale: Int) -> (reason: String, detail: String)? {
+        let characters = Double(a.scalars.count)
+        for (pieces, maxRatio, maxCharacterRatio, name) in [(a.paragraphs, maxDuplicateParagraphRatio, maxDuplicateParagraphCharacterRatio, "paragraph"),
+                                                             (a.lines, maxDuplicateLineRatio, maxDuplicateLineCharacterRatio, "line")] {
             guard pieces.count > 1 else { continue }
-            var seen = Set<String>(), duplicates = 0, duplicateCharacters = 0
-            for p in pieces where !seen.insert(p).inserted { duplicates += 1; duplicateCharacters += p.count }
+            var seen = Set<UInt64>(), duplicates = 0, duplicateCharacters = 0
+            for p in pieces where !seen.insert(a.hash(p)).inserted { duplicates += 1; duplicateCharacters += p.count }
             if Double(duplicates) / Double(pieces.count) > maxRatio {
                 return ("duplicate_\(name)s", "\(duplicates) of \(pieces.count) \(name)s repeat")
             }
-            if Double(duplicateCharacters) / Double(text.count) > maxCharacterRatio {
-                return ("duplicate_\(name)_characters", String(format: "repeated %@s hold %.0f%% of the characters", name, 100 * Double(duplicateCharacters) / Double(text.count)))
+            if Double(duplicateCharacters) / characters > maxCharacterRatio {
+                return ("duplicate_\(name)_characters", String(format: "repeated %@s hold %.0f%% of the characters", name, 100 * Double(duplicateCharacters) / characters))
             }
         }
-        let totalCharacters = Double(units.reduce(0) { $0 + $1.count })
+        // n-grams as rolling hashes of per-unit hashes: no strings built per position
+        let units = a.units
+        let lengths = units.map(\.count)
+        let totalCharacters = Double(lengths.reduce(0, +))
         guard totalCharacters > 0 else { return nil }
+        let hashes = units.map { r -> UInt64 in
+            var h: UInt64 = 0xCBF2_9CE4_8422_2325
+            for i in r {
+                let v = a.scalars[i].value
+                h = (h ^ UInt64(v >= 0x41 && v <= 0x5A ? v | 0x20 : v)) &* 0x100_0000_01B3
+            }
+            return h
+        }
+        func grams(_ n: Int) -> [UInt64] {
+            (0...(units.count - n)).map { i in
+                var h: UInt64 = UInt64(n)
+                for k in i..<(i + n) { h = (h &* 0x9E37_79B9_7F4A_7C15) ^ hashes[k]; h ^= h >> 31 }
+                return h
+            }
+        }
         for (words, maxRatio) in maxTopNgramRatio.sorted(by: { $0.key < $1.key }) where units.count >= words * ngramScale {
             let n = words * ngramScale
-            var counts: [String: Int] = [:]
-            for i in 0...(units.count - n) { counts[units[i..<(i + n)].joined(separator: " "), default: 0] += 1 }
-            if let (gram, count) = counts.max(by: { $0.value < $1.value }), count > 1 {
-                let ratio = Double(count * gram.filter { $0 != " " }.count) / totalCharacters
-                if ratio > maxRatio { return ("top_\(words)gram", String(format: "\"%@\" covers %.0f%% of the characters", String(gram.prefix(40)), 100 * ratio)) }
+            var counts: [UInt64: (count: Int, first: Int)] = [:]
+            for (i, g) in grams(n).enumerated() { counts[g, default: (0, i)].count += 1 }
+            if let (_, top) = counts.max(by: { $0.value.count < $1.value.count }), top.count > 1 {
+                let ratio = Double(top.count * lengths[top.first..<(top.first + n)].reduce(0, +)) / totalCharacters
+                if ratio > maxRatio {
+                    let gram = units[top.first..<(top.first + n)].map { String(String.UnicodeScalarView(a.scalars[$0])) }
+                        .joined(separator: ngramScale > 1 ? "" : " ")
+                    return ("top_\(words)gram", String(format: "\"%@\" covers %.0f%% of the characters", String(gram.prefix(40)), 100 * ratio))
+                }
             }
         }
         for (words, maxRatio) in maxDuplicateNgramRatio.sorted(by: { $0.key < $1.key }) where units.count >= words * ngramScale {
             let n = words * ngramScale
-            var seen = Set<String>()
+            var seen = Set<UInt64>()
             var covered = [Bool](repeating: false, count: units.count)
-            for i in 0...(units.count - n) {
-                let gram = units[i..<(i + n)].joined(separator: " ")
-                if !seen.insert(gram).inserted { for k in i..<(i + n) { covered[k] = true } }
-            }
-            let duplicated = Double(zip(units, covered).filter(\.1).reduce(0) { $0 + $1.0.count })
+            for (i, g) in grams(n).enumerated() where !seen.insert(g).inserted { for k in i..<(i + n) { covered[k] = true } }
+            let duplicated = Double(zip(lengths, covered).filter(\.1).reduce(0) { $0 + $1.0 })
             if duplicated / totalCharacters > maxRatio {
                 return ("duplicate_\(words)grams", String(format: "repeated %d-grams (%@) cover %.0f%% of the characters", n,
                                                           ngramScale > 1 ? "characters" : "words", 100 * duplicated / totalCharacters))
             }
         }
         return nil
-    }
-
-    /// Words (runs of letters and digits, with inner apostrophes and hyphens); in CJK text each
-    /// CJK character is a unit of its own.
-    static func units(_ text: String, cjk: Bool) -> [Substring] {
-        var units: [Substring] = []
-        var start: String.Index?
-        var i = text.startIndex
-        while i < text.endIndex {
-            let c = text[i]
-            let isCJKChar = cjk && c.unicodeScalars.first.map(Script.isCJK) == true && c.isLetter
-            if isCJKChar {
-                if let s = start { units.append(text[s..<i]); start = nil }
-                units.append(text[i...i])
-            } else if c.isLetter || c.isNumber || ((c == "'" || c == "-") && start != nil) {
-                if start == nil { start = i }
-            } else if let s = start {
-                units.append(text[s..<i]); start = nil
-            }
-            i = text.index(after: i)
-        }
-        if let s = start { units.append(text[s...]) }
-        return units
-    }
-
-    static func looksEnglish(_ units: [Substring]) -> Bool {
-        let ascii = units.filter { $0.allSatisfy { $0.isASCII } }.count
-        return Double(ascii) / Double(max(units.count, 1)) > 0.9
     }
 }
 

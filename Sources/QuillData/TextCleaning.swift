@@ -73,24 +73,35 @@ public struct TextCleaning: Sendable {
     }
 
     /// Spaces and tabs within a line collapsed to one space, lines trimmed, at most one blank
-    /// line in a row, none at the start or end.
+    /// line in a row, none at the start or end. One pass over the UTF-8 bytes (a no-break
+    /// space, C2 A0, counts as a space).
     static func normalizeWhitespace(_ text: String) -> String {
-        var lines: [String] = []
-        var blank = false
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\u{00A0}" }).joined(separator: " ")
-            if line.isEmpty { blank = !lines.isEmpty; continue }
-            if blank { lines.append("") }
-            blank = false
-            lines.append(line)
+        var out: [UInt8] = []
+        var utf8 = Array(text.utf8)
+        utf8.append(0x0A)
+        out.reserveCapacity(utf8.count)
+        var pendingSpace = false, newlines = 0, i = 0
+        while i < utf8.count {
+            let b = utf8[i]
+            if b == 0x20 || b == 0x09 || (b == 0xC2 && i + 1 < utf8.count && utf8[i + 1] == 0xA0) {
+                pendingSpace = true
+                i += b == 0xC2 ? 2 : 1
+                continue
+            }
+            if b == 0x0A { newlines += 1; pendingSpace = false; i += 1; continue }
+            if !out.isEmpty && newlines > 0 { out.append(0x0A); if newlines > 1 { out.append(0x0A) } }
+            else if pendingSpace && !out.isEmpty { out.append(0x20) }
+            newlines = 0; pendingSpace = false
+            out.append(b)
+            i += 1
         }
-        return lines.joined(separator: "\n")
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Project Gutenberg's licence header and footer: everything up to the "*** START OF" line
     /// and from the "*** END OF" line on (older "END OF THE PROJECT GUTENBERG" forms too).
     static func stripGutenberg(_ text: String) -> String {
-        guard text.contains("Project Gutenberg") || text.contains("PROJECT GUTENBERG") else { return text }
+        guard containsASCII(text, "Project Gutenberg") || containsASCII(text, "PROJECT GUTENBERG") else { return text }
         var lines = text.components(separatedBy: "\n")
         if let start = lines.firstIndex(where: { $0.hasPrefix("*** START OF") || $0.hasPrefix("***START OF") || $0.hasPrefix("*END*THE SMALL PRINT") }) {
             lines.removeSubrange(0...start)
@@ -102,24 +113,52 @@ public struct TextCleaning: Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// A byte search for an ASCII needle (Foundation's `contains` goes through CFString).
+    static func containsASCII(_ text: String, _ needle: StaticString) -> Bool {
+        var text = text
+        text.makeContiguousUTF8()
+        return needle.withUTF8Buffer { n in
+            text.utf8.withContiguousStorageIfAvailable { h in
+                guard h.count >= n.count, let first = n.first else { return false }
+                var i = 0
+                while i <= h.count - n.count {
+                    if h[i] == first, (1..<n.count).allSatisfy({ h[i + $0] == n[$0] }) { return true }
+                    i += 1
+                }
+                return false
+            } ?? false
+        }
+    }
+
     /// URLs, e-mail addresses and phone numbers removed, or masked as <URL>, <EMAIL>, <PHONE>.
     static func replaceContacts(_ text: String, mask: Bool) -> String {
         var out = String.UnicodeScalarView()
         let s = Array(text.unicodeScalars)
         var i = 0
-        func isWordChar(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "_" }
+        func isWordChar(_ c: Unicode.Scalar) -> Bool {
+            if c.isASCII { let v = c.value | 0x20; return (v >= 0x61 && v <= 0x7A) || (c.value >= 0x30 && c.value <= 0x39) || c == "_" }
+            return c.properties.isAlphabetic
+        }
         func isURLChar(_ c: Unicode.Scalar) -> Bool {
             c.value > 0x20 && c.value < 0x7F && !"<>\"'`{}|\\^".unicodeScalars.contains(c)
         }
-        func matches(_ prefix: String, at p: Int) -> Bool {
-            let pre = Array(prefix.unicodeScalars)
-            guard p + pre.count <= s.count else { return false }
-            return (0..<pre.count).allSatisfy { Character(s[p + $0]).lowercased() == String(pre[$0]) }
+        /// ASCII `prefix` (lowercase) at p, case-insensitively.
+        func matches(_ prefix: StaticString, at p: Int) -> Bool {
+            let count = prefix.utf8CodeUnitCount
+            guard p + count <= s.count else { return false }
+            return prefix.withUTF8Buffer { pre in
+                (0..<count).allSatisfy { k in
+                    let v = s[p + k].value
+                    return (v >= 0x41 && v <= 0x5A ? v | 0x20 : v) == UInt32(pre[k])
+                }
+            }
         }
         while i < s.count {
             let atWordStart = i == 0 || !isWordChar(s[i - 1])
+            let lower = s[i].value | 0x20
             // URL: scheme:// or www.
-            if atWordStart, matches("http://", at: i) || matches("https://", at: i) || matches("ftp://", at: i) || matches("www.", at: i) {
+            if atWordStart, lower == 0x68 || lower == 0x66 || lower == 0x77,   // h, f, w
+               matches("http://", at: i) || matches("https://", at: i) || matches("ftp://", at: i) || matches("www.", at: i) {
                 var j = i
                 while j < s.count, isURLChar(s[j]) { j += 1 }
                 while j > i, ".,;:!?)]".unicodeScalars.contains(s[j - 1]) { j -= 1 }   // sentence punctuation after a link

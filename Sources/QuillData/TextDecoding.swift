@@ -62,6 +62,7 @@ public enum TextDecoding {
         switch encoding {
         case .utf8, .utf8BOM:
             let body = encoding == .utf8BOM ? Array(bytes.dropFirst(3)) : bytes
+            if let valid = String(validating: body, as: UTF8.self) { return Decoded(text: valid, encoding: encoding, invalidBytes: 0) }
             var invalid = 0, text = ""
             text.reserveCapacity(body.count)
             var decoder = UTF8()

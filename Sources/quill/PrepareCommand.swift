@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuillData
+import QuillFormats
 
 /// `quill prepare`: clean, filter and deduplicate a raw corpus (one call into QuillData).
 struct PrepareCommand: AsyncParsableCommand {
@@ -29,6 +30,8 @@ struct PrepareCommand: AsyncParsableCommand {
     @Option(name: .customLong("near-threshold"), help: "MinHash similarity that makes a near duplicate.") var nearThreshold = 0.4
     @Option(help: "Fraction of documents for validation.") var validation = 0.01
     @Option(help: "Fraction of documents for test.") var test = 0.01
+    @Option(help: "Tokenizer for token counts and training shards (GGUF, HF directory, tokenizer.json; \"default\": the default model's).")
+    var tokenizer: String?
 
     func run() async throws {
         var p = CorpusPreparation()
@@ -54,6 +57,9 @@ struct PrepareCommand: AsyncParsableCommand {
         p.languages = languages.map { Set($0.split(separator: ",").map(String.init)) }
         p.exactDeduplication = !noDedup
         if noDedup { p.nearDuplicates = nil } else { p.nearDuplicates!.threshold = nearThreshold }
+        if let tokenizer {
+            p.tokenizer = try TokenizerLoader.load(tokenizer == "default" ? QuillCache.defaultModel.path : try QuillCache.resolveModel(tokenizer))
+        }
         p.validationFraction = validation
         p.testFraction = test
         let report = try p.run(inputs: inputs, output: output) { done, total in
@@ -61,7 +67,7 @@ struct PrepareCommand: AsyncParsableCommand {
         }
         FileHandle.standardError.write(Data("\n".utf8))
         print(report.summary)
-        print("wrote \(output)/{train,validation,test,dropped}.jsonl and report.json")
+        print("wrote \(output)/{train,validation,test,dropped}.jsonl, report.json" + (tokenizer != nil ? " and tokens/" : ""))
     }
 }
 
