@@ -34,6 +34,8 @@ public struct CorpusReader: Sendable {
     public var column: String?
     /// Force one encoding instead of detecting it per file.
     public var encoding: TextDecoding.Encoding?
+    /// JSONL / CSV records hold HTML pages (crawls store them so).
+    public var recordsAreHTML = false
 
     public init() {}
 
@@ -147,7 +149,7 @@ public struct CorpusReader: Sendable {
             guard let value = object[textField] as? String else {
                 docs.append(failed(path, i + 1, "missing_field", "line \(i + 1) has no string field \"\(textField)\"")); continue
             }
-            docs.append(document(i + 1, value, false))
+            docs.append(document(i + 1, value, recordsAreHTML))
         }
         return docs
     }
@@ -186,7 +188,7 @@ public struct CorpusReader: Sendable {
             guard index < fields.count else {
                 return failed(path, i + 1, "missing_field", "record \(i + 1) has \(fields.count) fields, no column \(index)")
             }
-            return document(i + 1, fields[index], false)
+            return document(i + 1, fields[index], recordsAreHTML)
         }
     }
 }

@@ -14,6 +14,7 @@ struct PrepareCommand: AsyncParsableCommand {
     @Option(help: "Documents per text file: auto (one per file), file, line, paragraph.") var unit: CorpusReader.Unit = .auto
     @Option(name: .customLong("text-field"), help: "JSONL field holding the text.") var textField = "text"
     @Option(help: "CSV/TSV column holding the text (header name or 0-based index).") var column: String?
+    @Flag(name: .customLong("html-records"), help: "JSONL/CSV records hold HTML pages: extract their text.") var htmlRecords = false
     @Option(help: "Force an encoding: UTF-8, UTF-16LE, UTF-16BE, GB18030, Big5, Windows-1252 (default: detect per file).")
     var encoding: String?
     @Option(help: "Unicode normalization: nfc, nfkc, none.") var normalize: TextCleaning.Normalization = .nfc
@@ -38,6 +39,7 @@ struct PrepareCommand: AsyncParsableCommand {
         p.reader.unit = unit
         p.reader.textField = textField
         p.reader.column = column
+        p.reader.recordsAreHTML = htmlRecords
         if let encoding {
             guard let e = TextDecoding.Encoding.allCases.first(where: { $0.rawValue.lowercased() == encoding.lowercased() }) else {
                 throw ValidationError("unknown encoding \(encoding); known: \(TextDecoding.Encoding.allCases.map(\.rawValue).joined(separator: ", "))")
