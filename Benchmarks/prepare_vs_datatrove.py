@@ -72,19 +72,23 @@ from datatrove.pipeline.extractors import Trafilatura
 from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
 from datatrove.pipeline.dedup import MinhashDedupSignature, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter
 from datatrove.pipeline.dedup.minhash import MinhashConfig
-data, work = sys.argv[1], sys.argv[2]
-config = MinhashConfig()
-tasks = 2
-LocalPipelineExecutor(pipeline=[JsonlReader(data), Trafilatura(favour_precision=True), GopherRepetitionFilter(), GopherQualityFilter(),
-                                MinhashDedupSignature(output_folder=f"{work}/signatures", config=config)],
-                      tasks=tasks, workers=2, logging_dir=f"{work}/logs1").run()
-LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(input_folder=f"{work}/signatures", output_folder=f"{work}/buckets", config=config)],
-                      tasks=config.num_buckets, workers=2, logging_dir=f"{work}/logs2").run()
-LocalPipelineExecutor(pipeline=[MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)],
-                      tasks=1, logging_dir=f"{work}/logs3").run()
-LocalPipelineExecutor(pipeline=[JsonlReader(data), Trafilatura(favour_precision=True), GopherRepetitionFilter(), GopherQualityFilter(),
-                                MinhashDedupFilter(input_folder=f"{work}/remove_ids"), JsonlWriter(f"{work}/out")],
-                      tasks=tasks, workers=2, logging_dir=f"{work}/logs4").run()
+def run():
+    data, work = sys.argv[1], sys.argv[2]
+    config = MinhashConfig()
+    tasks = 2
+    LocalPipelineExecutor(pipeline=[JsonlReader(data), Trafilatura(favour_precision=True), GopherRepetitionFilter(), GopherQualityFilter(),
+                                    MinhashDedupSignature(output_folder=f"{work}/signatures", config=config)],
+                          tasks=tasks, workers=2, logging_dir=f"{work}/logs1").run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(input_folder=f"{work}/signatures", output_folder=f"{work}/buckets", config=config)],
+                          tasks=config.num_buckets, workers=2, logging_dir=f"{work}/logs2").run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)],
+                          tasks=1, logging_dir=f"{work}/logs3").run()
+    LocalPipelineExecutor(pipeline=[JsonlReader(data), Trafilatura(favour_precision=True), GopherRepetitionFilter(), GopherQualityFilter(),
+                                    MinhashDedupFilter(input_folder=f"{work}/remove_ids"), JsonlWriter(f"{work}/out")],
+                          tasks=tasks, workers=2, logging_dir=f"{work}/logs4").run()
+
+if __name__ == "__main__":
+    run()
 '''
 
 def main():
