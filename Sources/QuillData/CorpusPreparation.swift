@@ -100,7 +100,6 @@ public struct CorpusPreparation: Sendable {
         var invalidBytes: Int, rawCharacters: Int, rawTokens: Int
         var failure: RawDocument.Failure?
         var bytes: Int
-        var rawExcerpt: String   // for the report's examples when the document fails before cleaning
     }
 
     public func run(inputs: [String], output: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
@@ -134,19 +133,20 @@ public struct CorpusPreparation: Sendable {
                 bytes += utf8
                 pending.append(Pending(file: file, position: doc.position, encoding: doc.encoding, invalidBytes: doc.invalidBytes,
                                        rawCharacters: doc.text.unicodeScalars.count, rawTokens: rawTokens?[i] ?? 0,
-                                       failure: doc.failure, bytes: utf8.count, rawExcerpt: String(doc.text.prefix(200))))
+                                       failure: doc.failure, bytes: utf8.count))
             }
             try spill.write(contentsOf: bytes)
             batch = []; batchBytes = 0
         }
         for (f, file) in files.enumerated() {
-            let docs = reader.documents(in: file)
-            if let e = docs.first(where: { $0.encoding != nil })?.encoding { report.encodings[e.rawValue, default: 0] += 1 }
-            for doc in docs {
+            var encoding: TextDecoding.Encoding?
+            try reader.forEachDocument(in: file) { doc in
+                if encoding == nil { encoding = doc.encoding }
                 batch.append((f, doc))
                 batchBytes += doc.text.utf8.count
                 if batch.count >= 512 || batchBytes >= 8 << 20 { try flush() }
             }
+            if let encoding { report.encodings[encoding.rawValue, default: 0] += 1 }
             progress(f + 1, 2 * files.count)
         }
         try flush()
@@ -219,7 +219,7 @@ public struct CorpusPreparation: Sendable {
                 report.charactersIn += doc.rawCharacters
                 report.invalidBytes += doc.invalidBytes
                 if tokenizer != nil { report.tokensIn! += doc.rawTokens }
-                if let (reason, detail) = p.failure { try drop(doc, reason, detail, excerpt: p.text.isEmpty ? doc.rawExcerpt : p.text); continue }
+                if let (reason, detail) = p.failure { try drop(doc, reason, detail, excerpt: p.text); continue }
                 let source = files[doc.file]
                 let id = Self.id(source: source, position: doc.position)
                 if exactDeduplication {

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -74,7 +75,82 @@ public struct CorpusReader: Sendable {
         return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }.sorted()
     }
 
-    /// The documents of one file.
+    /// The documents of one file, one at a time: JSONL files and text read line by line stream
+    /// through a 1 MB buffer (gzip or not), so a file larger than memory works; other files are
+    /// read whole (an HTML page, a text per file, a CSV whose quoted fields may span lines).
+    public func forEachDocument(in path: String, _ body: (RawDocument) throws -> Void) throws {
+        var name = (path as NSString).lastPathComponent.lowercased()
+        if name.hasSuffix(".gz") { name.removeLast(3) }
+        let ext = (name as NSString).pathExtension
+        let lineOriented = ext == "jsonl" || ext == "ndjson" || (unit == .line && !["html", "htm", "xhtml", "csv", "tsv"].contains(ext))
+        guard lineOriented, let file = gzopen(path, "rb") else {
+            for doc in documents(in: path) { try body(doc) }
+            return
+        }
+        defer { gzclose(file) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var carry: [UInt8] = [], line = 0, sawText = false, total = 0
+        var detected = encoding
+        while true {
+            let n = buffer.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+            if n < 0 {
+                var code: Int32 = 0
+                let message = gzerror(file, &code).map { String(cString: $0) } ?? "read error"
+                return try body(failed(path, line + 1, "corrupt_gzip", "gzip: \(message) after \(total) bytes"))
+            }
+            let end = n == 0
+            if end {   // a stream cut short reads as a clean end; zlib says otherwise
+                var code: Int32 = 0
+                let message = gzerror(file, &code).map { String(cString: $0) } ?? ""
+                if code != Z_OK && code != Z_STREAM_END {
+                    return try body(failed(path, line + 1, "corrupt_gzip", "gzip: \(message) after \(total) bytes; the last partial line is not read"))
+                }
+            }
+            var chunk = carry + buffer[0..<Int(n)]
+            total += Int(n)
+            if detected == nil, !chunk.isEmpty {
+                if Self.looksBinary(chunk) { return try body(failed(path, 0, "binary", "binary data in the first \(chunk.count) bytes")) }
+                // detect on whole lines: a sample cut inside a character would look like another encoding
+                var sample = chunk.prefix(1 << 16)
+                if sample.count < chunk.count, let newline = sample.lastIndex(of: 0x0A) { sample = sample[...newline] }
+                detected = TextDecoding.decode(Array(sample)).encoding
+                if detected == .utf16LE || detected == .utf16BE {   // newline bytes are not lines there: read it whole
+                    for doc in documents(in: path) { try body(doc) }
+                    return
+                }
+                if detected == .utf8BOM { chunk.removeFirst(3); detected = .utf8 }
+            }
+            let cut = end ? chunk.count : (chunk.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0)
+            carry = Array(chunk[cut...])
+            var start = 0
+            while start < cut {
+                let stop = chunk[start..<cut].firstIndex(of: 0x0A) ?? cut
+                line += 1
+                let bytes = Array(chunk[start..<stop])
+                start = stop + 1
+                guard bytes.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }) else { continue }
+                sawText = true
+                let decoded = TextDecoding.convert(bytes, from: detected ?? .utf8)
+                var doc = RawDocument(source: path, position: line, text: decoded.text, isHTML: false, encoding: decoded.encoding,
+                                      invalidBytes: decoded.invalidBytes, failure: nil)
+                if ext == "jsonl" || ext == "ndjson" {
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+                        try body(failed(path, line, "invalid_json", "line \(line) is not a JSON object")); continue
+                    }
+                    guard let value = object[textField] as? String else {
+                        try body(failed(path, line, "missing_field", "line \(line) has no string field \"\(textField)\"")); continue
+                    }
+                    doc.text = value
+                    doc.isHTML = recordsAreHTML
+                }
+                try body(doc)
+            }
+            if end { break }
+        }
+        if !sawText { try body(failed(path, 0, "empty", "\(total) bytes, no text")) }
+    }
+
+    /// The documents of one file, read whole.
     public func documents(in path: String) -> [RawDocument] {
         var name = (path as NSString).lastPathComponent.lowercased()
         guard var bytes = FileManager.default.contents(atPath: path).map(Array.init) else {

@@ -70,7 +70,7 @@ import Testing
 
 /// Every input document is kept or dropped with a reason, for a corpus of everything that goes
 /// wrong in practice: binary junk, empty files, legacy encodings, broken HTML, bad JSONL and CSV
-/// records, gzip (one corrupt), exact and near duplicates.
+/// records, gzip (one corrupt, one cut short), exact and near duplicates.
 @Suite struct PreparationAccountingTests {
     @Test func inEqualsKeptPlusDropped() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quill-prepare-\(getpid())")
@@ -94,6 +94,10 @@ import Testing
         try write("table.csv", Array("id,text\n1,\"\(story.replacingOccurrences(of: "lamp", with: "lantern, "))\"\n2,short\n3\n".utf8))
         try write("story.txt.gz", try gzip(Array(story.utf8)))
         try write("corrupt.txt.gz", [0x1F, 0x8B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x02])
+        // a gzip stream cut short: the lines before the cut are read, the cut is a drop reason
+        let lines = (0..<40).map { "{\"text\": \"\(story) Record \($0).\"}" }.joined(separator: "\n")
+        let compressed = try gzip(Array(lines.utf8))
+        try write("cut.jsonl.gz", Array(compressed.prefix(compressed.count * 2 / 3)))
         try write("utf16.txt", [0xFF, 0xFE] + Array(poem.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
 
         var p = CorpusPreparation()
@@ -105,7 +109,8 @@ import Testing
         let dropped = try String(contentsOf: out.appendingPathComponent("dropped.jsonl"), encoding: .utf8).split(separator: "\n").count
         #expect(report.documentsIn == report.documentsKept + report.documentsDropped)
         #expect(kept == report.documentsKept && dropped == report.documentsDropped)
-        #expect(report.documentsIn == 18)
+        #expect(report.dropped["corrupt_gzip"]?.count == 2)
+        #expect(report.documentsIn > 19)   // every record before the cut, and the cut itself
         for reason in ["binary", "empty", "invalid_json", "missing_field", "corrupt_gzip", "exact_duplicate", "near_duplicate", "too_short"] {
             #expect(report.dropped[reason] != nil, "no document dropped as \(reason)")
         }
