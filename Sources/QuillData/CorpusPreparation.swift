@@ -25,6 +25,9 @@ public struct CorpusPreparation: Sendable {
     public var validationFraction = 0.01, testFraction = 0.01
     /// Token counts in the report and token shards for the kept documents.
     public var tokenizer: Tokenizer?
+    /// Run one part of the input on one worker: file k goes to shard k mod count. A `merge` of
+    /// the parts' outputs finishes deduplication across them.
+    public var shard: (index: Int, count: Int)?
 
     public init() {}
 
@@ -104,7 +107,8 @@ public struct CorpusPreparation: Sendable {
 
     public func run(inputs: [String], output: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         let start = Date()
-        let files = try CorpusReader.files(inputs)
+        var files = try CorpusReader.files(inputs)
+        if let shard { files = files.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         var report = Report()
         report.files = files.count
@@ -156,18 +160,11 @@ public struct CorpusPreparation: Sendable {
 
         // pass 2: repeated lines, language and quality filters on all cores, then deduplication
         // and writing in input order
-        var writers: [String: FileHandle] = [:]
-        for name in ["train", "validation", "test", "dropped"] {
-            let path = (output as NSString).appendingPathComponent("\(name).jsonl")
-            FileManager.default.createFile(atPath: path, contents: nil)
-            writers[name] = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        }
+        let writers = try Self.openWriters(output)
         defer { for w in writers.values { try? w.close() } }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        var exact = Set<UInt64>()
-        var near = nearDuplicates.map { NearDuplicates.Index($0) }
-        var nearIds: [String] = []
+        var dedup = Deduplicator(self)
         var shards: [String: TokenShardWriter] = [:]
         if let tokenizer {
             for split in ["train", "validation", "test"] {
@@ -222,20 +219,7 @@ public struct CorpusPreparation: Sendable {
                 if let (reason, detail) = p.failure { try drop(doc, reason, detail, excerpt: p.text); continue }
                 let source = files[doc.file]
                 let id = Self.id(source: source, position: doc.position)
-                if exactDeduplication {
-                    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-                    for b in p.text.lowercased().utf8 where b != 0x20 && b != 0x0A { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-                    if !exact.insert(h).inserted { try drop(doc, "exact_duplicate", "same normalized text as an earlier document", excerpt: p.text); continue }
-                }
-                if var index = near {
-                    let signature = index.signature(p.text)
-                    if let (of, similarity) = index.match(signature) {
-                        try drop(doc, "near_duplicate", String(format: "%.2f similar to %@", similarity, nearIds[of]), excerpt: p.text); continue
-                    }
-                    index.insert(signature, id: nearIds.count)
-                    nearIds.append(id)
-                    near = index
-                }
+                if let (reason, detail) = dedup.check(p.text, id: id) { try drop(doc, reason, detail, excerpt: p.text); continue }
                 let split = split(of: id)
                 let record = KeptRecord(id: id, text: p.text, source: source, position: doc.position, language: p.language,
                                         encoding: doc.encoding?.rawValue ?? "")
@@ -260,6 +244,108 @@ public struct CorpusPreparation: Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(report).write(to: URL(fileURLWithPath: reportPath))
         return report
+    }
+
+    /// Joins the outputs of `--shard i/N` runs (given in shard order) into one: their reports
+    /// add up, their dropped documents are kept, and exact and near deduplication runs again
+    /// across the parts (a document is checked against every earlier part's kept ones).
+    public func merge(shards: [String], output: String) throws -> Report {
+        let start = Date()
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        var report = Report()
+        report.splits = ["train": 0, "validation": 0, "test": 0]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        let writers = try Self.openWriters(output)
+        defer { for w in writers.values { try? w.close() } }
+        var dedup = Deduplicator(self)
+        for dir in shards {
+            let part = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: dir).appendingPathComponent("report.json")))
+            report.files += part.files
+            report.documentsIn += part.documentsIn
+            report.documentsDropped += part.documentsDropped
+            report.charactersIn += part.charactersIn
+            report.invalidBytes += part.invalidBytes
+            report.repeatedLinesRemoved += part.repeatedLinesRemoved
+            for (k, v) in part.encodings { report.encodings[k, default: 0] += v }
+            for (k, v) in part.dropped {
+                var r = report.dropped[k] ?? Report.Reason()
+                r.count += v.count
+                r.examples = Array((r.examples + v.examples).prefix(3))
+                report.dropped[k] = r
+            }
+            if let t = part.tokensIn { report.tokensIn = (report.tokensIn ?? 0) + t }
+            let dropped = try Data(contentsOf: URL(fileURLWithPath: dir).appendingPathComponent("dropped.jsonl"))
+            try writers["dropped"]!.write(contentsOf: dropped)
+            for split in ["train", "validation", "test"] {
+                let url = URL(fileURLWithPath: dir).appendingPathComponent("\(split).jsonl")
+                for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
+                    let record = try JSONDecoder().decode(KeptRecord.self, from: Data(line.utf8))
+                    func drop(_ reason: String, _ detail: String) throws {
+                        report.documentsDropped += 1
+                        var r = report.dropped[reason] ?? Report.Reason()
+                        r.count += 1
+                        if r.examples.count < 3 {
+                            r.examples.append(.init(source: record.source, position: record.position, detail: detail, excerpt: String(record.text.prefix(200))))
+                        }
+                        report.dropped[reason] = r
+                        let d = DroppedRecord(id: record.id, source: record.source, position: record.position, reason: reason, detail: detail)
+                        try writers["dropped"]!.write(contentsOf: encoder.encode(d) + [0x0A])
+                    }
+                    if let (reason, detail) = dedup.check(record.text, id: record.id) { try drop(reason, detail + " (across parts)"); continue }
+                    try writers[split]!.write(contentsOf: Data(line.utf8) + [0x0A])
+                    report.documentsKept += 1
+                    report.splits[split, default: 0] += 1
+                    report.charactersOut += record.text.unicodeScalars.count
+                    report.languages[record.language, default: 0] += 1
+                }
+            }
+        }
+        report.seconds = Date().timeIntervalSince(start)
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(report).write(to: URL(fileURLWithPath: output).appendingPathComponent("report.json"))
+        return report
+    }
+
+    static func openWriters(_ output: String) throws -> [String: FileHandle] {
+        var writers: [String: FileHandle] = [:]
+        for name in ["train", "validation", "test", "dropped"] {
+            let path = (output as NSString).appendingPathComponent("\(name).jsonl")
+            FileManager.default.createFile(atPath: path, contents: nil)
+            writers[name] = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        }
+        return writers
+    }
+
+    /// Exact (normalized text) and near (MinHash) deduplication over documents taken in order:
+    /// the first of a group is kept and remembered.
+    struct Deduplicator {
+        var exact: Set<UInt64>?
+        var near: NearDuplicates.Index?
+        var nearIds: [String] = []
+
+        init(_ p: CorpusPreparation) {
+            exact = p.exactDeduplication ? [] : nil
+            near = p.nearDuplicates.map { NearDuplicates.Index($0) }
+        }
+
+        /// Why `text` is a duplicate, or nil (and it is remembered as kept).
+        mutating func check(_ text: String, id: String) -> (reason: String, detail: String)? {
+            if exact != nil {
+                var h: UInt64 = 0xCBF2_9CE4_8422_2325
+                for b in text.lowercased().utf8 where b != 0x20 && b != 0x0A { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+                if !exact!.insert(h).inserted { return ("exact_duplicate", "same normalized text as an earlier document") }
+            }
+            if near != nil {   // in place: a copy of the index would be copied again on insert
+                let signature = near!.signature(text)
+                if let (of, similarity) = near!.match(signature) {
+                    return ("near_duplicate", String(format: "%.2f similar to %@", similarity, nearIds[of]))
+                }
+                near!.insert(signature, id: nearIds.count)
+                nearIds.append(id)
+            }
+            return nil
+        }
     }
 
     struct KeptRecord: Codable { var id, text, source: String; var position: Int; var language, encoding: String }

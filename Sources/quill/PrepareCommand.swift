@@ -9,7 +9,9 @@ struct PrepareCommand: AsyncParsableCommand {
         commandName: "prepare",
         abstract: "Clean, filter and deduplicate raw text (txt, md, html, jsonl, csv; gzip; any encoding) into train/validation/test JSONL with a report.")
 
-    @Argument(help: "Files, folders or globs.") var inputs: [String]
+    @Argument(help: "Files, folders or globs (with --merge: the output folders of --shard runs, in shard order).") var inputs: [String]
+    @Option(help: "Run part i of N (0-based), e.g. 0/4: file k goes to part k mod N; then --merge the parts.") var shard: String?
+    @Flag(help: "Join the outputs of --shard runs, deduplicating across them.") var merge = false
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output folder.") var output: String
     @Option(help: "Documents per text file: auto (one per file), file, line, paragraph.") var unit: CorpusReader.Unit = .auto
     @Option(name: .customLong("text-field"), help: "JSONL field holding the text.") var textField = "text"
@@ -64,6 +66,19 @@ struct PrepareCommand: AsyncParsableCommand {
         }
         p.validationFraction = validation
         p.testFraction = test
+        if let shard {
+            let parts = shard.split(separator: "/").compactMap { Int($0) }
+            guard parts.count == 2, parts[1] > 0, (0..<parts[1]).contains(parts[0]) else {
+                throw ValidationError("--shard takes i/N with 0 <= i < N, e.g. 0/4; got \(shard)")
+            }
+            p.shard = (parts[0], parts[1])
+        }
+        if merge {
+            let report = try p.merge(shards: inputs, output: output)
+            print(report.summary)
+            print("merged \(inputs.count) parts into \(output)")
+            return
+        }
         let report = try p.run(inputs: inputs, output: output) { done, total in
             FileHandle.standardError.write(Data("\r\u{1B}[Kprepare: \(done)/\(total) files".utf8))
         }

@@ -117,6 +117,45 @@ import Testing
         #expect(report.encodings["GB18030"] == 1 && report.encodings["UTF-16LE"] == 1)
     }
 
+    /// `--shard i/N` runs merged give the same counts as one run: duplicates across parts are
+    /// found by the merge.
+    @Test func shardsMergeToOneRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quill-shards-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("in"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let stories = [
+            "The old lighthouse keeper climbed the narrow stairs every evening to light the great lamp, and for forty years he watched the ships pass the rocks while the villagers slept in their small houses by the harbour.",
+            "In the spring the farmers of the valley planted barley and beans, and their children carried water from the river to the fields until the long summer days turned the green hills to gold.",
+            "The merchant counted his coins by candlelight and wrote letters to his brother across the sea, asking about the price of silk, the health of their mother and the news from the king's court.",
+            "When the snow closed the mountain pass, the monks in the monastery copied old books by hand, sang at midnight and shared their bread with the travellers who knocked at the heavy wooden gate.",
+        ]
+        for i in 0..<8 {   // files 0-3 distinct; 4-7 copies (exact, or with a note added) that land in the other part
+            let text = i < 4 ? stories[i] : (i % 2 == 1 ? "A note. " : "") + stories[(i + 1) % 4]
+            try Data(text.utf8).write(to: dir.appendingPathComponent("in/\(i).txt"))
+        }
+        var p = CorpusPreparation()
+        p.filters?.minWords = 20
+        p.validationFraction = 0; p.testFraction = 0   // ids depend on the temporary path: keep every split in train
+        let whole = try p.run(inputs: [dir.appendingPathComponent("in").path], output: dir.appendingPathComponent("whole").path)
+        var parts: [String] = []
+        for i in 0..<2 {
+            p.shard = (i, 2)
+            let out = dir.appendingPathComponent("part\(i)").path
+            _ = try p.run(inputs: [dir.appendingPathComponent("in").path], output: out)
+            parts.append(out)
+        }
+        p.shard = nil
+        let merged = try p.merge(shards: parts, output: dir.appendingPathComponent("merged").path)
+        #expect(try String(contentsOf: URL(fileURLWithPath: parts[0]).appendingPathComponent("train.jsonl"), encoding: .utf8)
+            .split(separator: "\n").count == 4)   // each part alone sees no duplicate
+        #expect(merged.documentsIn == whole.documentsIn && merged.documentsIn == 8)
+        #expect(merged.documentsKept == whole.documentsKept && whole.documentsKept == 4)
+        #expect(merged.documentsIn == merged.documentsKept + merged.documentsDropped)
+        let dropped = try String(contentsOf: dir.appendingPathComponent("merged/dropped.jsonl"), encoding: .utf8).split(separator: "\n").count
+        #expect(dropped == merged.documentsDropped)
+    }
+
     func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("quill-gz-\(getpid())")
         try Data(bytes).write(to: url)
