@@ -53,18 +53,24 @@ static inline int k4_mins(const uint8_t *scales, const int16_t *bsums) {
 
 // --- plain twins ------------------------------------------------------------------------------
 
+// Σ (v_j − offset) · y_j over one block of 32 five-bit values: nibble j (low for 0-15, high for
+// 16-31) with bit j of qh as the fifth bit; offset 16 for Q5_0 (centred), 0 for Q5_1
+static inline int q5_block_dot(const uint8_t *qs, const uint8_t *qh_bytes, const int8_t *y, int offset) {
+    uint32_t qh; memcpy(&qh, qh_bytes, 4);
+    int s = 0;
+    for (int j = 0; j < 16; j++) {
+        const int lo = ((qs[j] & 0x0F) | ((qh >> j & 1) << 4)) - offset;
+        const int hi = ((qs[j] >> 4) | ((qh >> (j + 16) & 1) << 4)) - offset;
+        s += lo * y[j] + hi * y[j + 16];
+    }
+    return s;
+}
+
 float quill_vec_dot_q5_0_q8_0_ref(int64_t n, const void *vx, const void *vy) {
     const block_q5_0 *x = vx; const block_q8_0 *y = vy;
     float sum = 0;
     for (int64_t i = 0; i < n / 32; i++) {
-        uint32_t qh; memcpy(&qh, x[i].qh, 4);
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            const int lo = ((x[i].qs[j] & 0x0F) | ((qh >> j & 1) << 4)) - 16;
-            const int hi = ((x[i].qs[j] >> 4) | ((qh >> (j + 16) & 1) << 4)) - 16;
-            s += lo * y[i].qs[j] + hi * y[i].qs[j + 16];
-        }
-        sum += (float)s * (half_to_float(x[i].d) * half_to_float(y[i].d));
+        sum += (float)q5_block_dot(x[i].qs, x[i].qh, y[i].qs, 16) * (half_to_float(x[i].d) * half_to_float(y[i].d));
     }
     return sum;
 }
@@ -73,14 +79,8 @@ float quill_vec_dot_q5_1_q8_1_ref(int64_t n, const void *vx, const void *vy) {
     const block_q5_1 *x = vx; const block_q8_1 *y = vy;
     float sum = 0;
     for (int64_t i = 0; i < n / 32; i++) {
-        uint32_t qh; memcpy(&qh, x[i].qh, 4);
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            const int lo = (x[i].qs[j] & 0x0F) | ((qh >> j & 1) << 4);
-            const int hi = (x[i].qs[j] >> 4) | ((qh >> (j + 16) & 1) << 4);
-            s += lo * y[i].qs[j] + hi * y[i].qs[j + 16];
-        }
-        sum += (half_to_float(x[i].d) * half_to_float(y[i].d)) * (float)s + half_to_float(x[i].m) * half_to_float(y[i].s);
+        sum += (half_to_float(x[i].d) * half_to_float(y[i].d)) * (float)q5_block_dot(x[i].qs, x[i].qh, y[i].qs, 0)
+             + half_to_float(x[i].m) * half_to_float(y[i].s);
     }
     return sum;
 }
@@ -147,22 +147,9 @@ float quill_vec_dot_q6_K_q8_K_ref(int64_t n, const void *vx, const void *vy) {
 // --- AVX2 -------------------------------------------------------------------------------------
 #ifdef QUILL_X86
 
-AVX2 static inline float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
 // unsigned a × signed b over 32 bytes, pairs weighted by 16-bit `w` → 8 int32
 AVX2 static inline __m256i dot_weighted(__m256i a, __m256i b, __m256i w) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), w);
-}
-
-// 16 bytes of nibbles → 32 bytes: low nibbles (values 0-15), then high nibbles (16-31)
-AVX2 static inline __m256i nibbles_32(const uint8_t *qs) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), mask), _mm_and_si128(b, mask));
 }
 
 // the 32 bits of qh as 32 bytes of 0x10 (bit set) or 0
@@ -181,7 +168,7 @@ AVX2 static float vec_dot_q5_0_q8_0_avx2(int64_t n, const void *vx, const void *
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i qx = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(x[i].qs), fifth_bits(x[i].qh)), _mm256_set1_epi8(16));
+        const __m256i qx = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(x[i].qs), fifth_bits(x[i].qh)), _mm256_set1_epi8(16));
         const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         // |qx| · sign(qy, qx): maddubs needs an unsigned left operand
         const __m256i p = dot_weighted(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx), ones);
@@ -196,7 +183,7 @@ AVX2 static float vec_dot_q5_1_q8_1_avx2(int64_t n, const void *vx, const void *
     __m256 acc = _mm256_setzero_ps();
     float mins = 0;
     for (int64_t i = 0; i < n / 32; i++) {
-        const __m256i qx = _mm256_or_si256(nibbles_32(x[i].qs), fifth_bits(x[i].qh));
+        const __m256i qx = _mm256_or_si256(unpack_nibbles(x[i].qs), fifth_bits(x[i].qh));
         const __m256i p = dot_weighted(qx, _mm256_loadu_si256((const __m256i *)y[i].qs), ones);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), _mm256_cvtepi32_ps(p), acc);
         mins += _cvtsh_ss(x[i].m) * _cvtsh_ss(y[i].s);

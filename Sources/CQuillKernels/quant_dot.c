@@ -120,19 +120,6 @@ AVX2 static inline __m256 dot_u8_s8(__m256i a, __m256i b) {
 // F16C conversion: one instruction instead of the portable bit juggling
 AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-AVX2 static inline float hsum(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-// 16 bytes of nibbles → 32 bytes: low nibbles (elements 0-15), then high nibbles (16-31)
-AVX2 static inline __m256i unpack_nibbles(const uint8_t *qs) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), mask), _mm_and_si128(b, mask));
-}
-
 AVX2 static void convert_f16_avx2(const uint16_t *x, float *y, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
@@ -149,7 +136,7 @@ AVX2 static float vec_dot_q4_0_q8_0_avx2(int64_t n, const void *vx, const void *
         const __m256 p = dot_u8_s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 AVX2 static float vec_dot_q4_1_q8_1_avx2(int64_t n, const void *vx, const void *vy) {
@@ -171,7 +158,7 @@ AVX2 static float vec_dot_q4_1_q8_1_avx2(int64_t n, const void *vx, const void *
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc0);
         mins += h2f(x[i].m) * h2f(y[i].s);
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) + mins;
+    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
 }
 
 AVX2 static float vec_dot_q8_0_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
@@ -192,7 +179,7 @@ AVX2 static float vec_dot_q8_0_q8_0_avx2(int64_t n, const void *vx, const void *
         const __m256 p = dot_u8_s8(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), p, acc0);
     }
-    return hsum(_mm256_add_ps(acc0, acc1));
+    return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 // 16-bit floats widened 8 at a time (F16C for f16, a shift for bf16), four FMA chains
@@ -207,7 +194,7 @@ AVX2 static float name(int64_t n, const void *vx, const void *vy) {             
             acc[u] = _mm256_fmadd_ps(widen(h), _mm256_loadu_ps(y + i + 8 * u), acc[u]);          \
         }                                                                                          \
     }                                                                                              \
-    float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))); \
+    float sum = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))); \
     for (; i < n; i++) sum += scalar(x[i]) * y[i];                                                 \
     return sum;                                                                                    \
 }
