@@ -71,16 +71,12 @@ public struct CorpusPreparation: Sendable {
 
     /// A stable id for a document: 16 hex digits of a hash of its source and position.
     public static func id(source: String, position: Int) -> String {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in "\(source)#\(position)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        return String(h, radix: 16).leftPadding(to: 16)
+        String(format: "%016llx", FNV1a.hash("\(source)#\(position)".utf8))
     }
 
     /// The split an id falls in.
     func split(of id: String) -> String {
-        var h: UInt64 = 0x8422_2325_CBF2_9CE4
-        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        let u = Double(h >> 11) / Double(1 << 53)
+        let u = Double(FNV1a.hash(id.utf8, seed: 0x8422_2325_CBF2_9CE4) >> 11) / Double(1 << 53)
         return u < validationFraction ? "validation" : u < validationFraction + testFraction ? "test" : "train"
     }
 
@@ -91,9 +87,7 @@ public struct CorpusPreparation: Sendable {
 
     static func lineKey(_ line: Substring) -> UInt64? {
         guard line.count >= 3 && line.count < 200 else { return nil }
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in line.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        return h
+        return FNV1a.hash(line.utf8)
     }
 
     /// What pass 1 keeps of a document in memory (its cleaned text goes to a spill file).
@@ -118,7 +112,7 @@ public struct CorpusPreparation: Sendable {
         // texts go to a spill file (memory stays bounded), and each short line's document count
         // is kept for the repeated-line rule
         let spillURL = URL(fileURLWithPath: output).appendingPathComponent(".prepare-\(getpid()).spill")
-        FileManager.default.createFile(atPath: spillURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: spillURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: spillURL) }
         let spill = try FileHandle(forWritingTo: spillURL)
         var pending: [Pending] = []
@@ -311,7 +305,7 @@ public struct CorpusPreparation: Sendable {
         var writers: [String: FileHandle] = [:]
         for name in ["train", "validation", "test", "dropped"] {
             let path = (output as NSString).appendingPathComponent("\(name).jsonl")
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             writers[name] = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         }
         return writers
@@ -332,8 +326,7 @@ public struct CorpusPreparation: Sendable {
         /// Why `text` is a duplicate, or nil (and it is remembered as kept).
         mutating func check(_ text: String, id: String) -> (reason: String, detail: String)? {
             if exact != nil {
-                var h: UInt64 = 0xCBF2_9CE4_8422_2325
-                for b in text.lowercased().utf8 where b != 0x20 && b != 0x0A { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+                let h = FNV1a.hash(text.lowercased().utf8.lazy.filter { $0 != 0x20 && $0 != 0x0A })
                 if !exact!.insert(h).inserted { return ("exact_duplicate", "same normalized text as an earlier document") }
             }
             if near != nil {   // in place: a copy of the index would be copied again on insert
@@ -365,8 +358,4 @@ public struct CorpusPreparation: Sendable {
 
 private struct UncheckedPointer<R>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<R>
-}
-
-extension String {
-    func leftPadding(to length: Int) -> String { count >= length ? self : String(repeating: "0", count: length - count) + self }
 }

@@ -39,16 +39,16 @@ public struct NearDuplicates: Sendable {
     /// Whitespace and punctuation only separate units.
     public func shingles(_ text: String) -> [UInt64] {
         var units: [UInt64] = [], cjk = 0
-        var word: UInt64 = 0, inWord = false
-        func endWord() { if inWord { units.append(word); inWord = false } }
+        var word = FNV1a(), inWord = false
+        func endWord() { if inWord { units.append(word.value); inWord = false } }
         for scalar in text.unicodeScalars {
             if Script.isCJK(scalar) && (scalar.properties.isAlphabetic || scalar.properties.numericType != nil) {
                 endWord()
                 units.append(UInt64(scalar.value) &* 0x9E37_79B9_7F4A_7C15)
                 cjk += 1
             } else if scalar.properties.isAlphabetic || scalar.properties.numericType != nil {
-                if !inWord { word = 0xCBF2_9CE4_8422_2325; inWord = true }
-                for s in String(scalar).lowercased().unicodeScalars { word = (word ^ UInt64(s.value)) &* 0x100_0000_01B3 }
+                if !inWord { word = FNV1a(); inWord = true }
+                for s in String(scalar).lowercased().unicodeScalars { word.add(UInt64(s.value)) }
             } else {
                 endWord()
             }
@@ -57,17 +57,13 @@ public struct NearDuplicates: Sendable {
         let n = min(cjk * 2 >= units.count ? characterNgram : wordNgram, units.count)
         guard n > 0 else { return [] }
         return (0...(units.count - n)).map { i in
-            var h: UInt64 = 0x8422_2325_CBF2_9CE4
-            for u in units[i..<(i + n)] { h = (h ^ u) &* 0x100_0000_01B3; h ^= h >> 29 }
-            return h % Self.prime
+            var h = FNV1a(seed: 0x8422_2325_CBF2_9CE4)
+            for u in units[i..<(i + n)] { h.add(u); h.value ^= h.value >> 29 }
+            return h.value % Self.prime
         }
     }
 
     /// The MinHash signature: `permutations` minimums (empty text: all UInt64.max).
-    public func signature(_ text: String) -> [UInt64] {
-        signature(shingles: shingles(text), coefficients: coefficients)
-    }
-
     func signature(shingles: [UInt64], coefficients: [(a: UInt64, b: UInt64)]) -> [UInt64] {
         var minimums = [UInt64](repeating: .max, count: coefficients.count)
         for x in Set(shingles) {
@@ -105,7 +101,7 @@ public struct NearDuplicates: Sendable {
         var index = Index(self)
         var matches: [Match] = []
         for (i, text) in texts.enumerated() {
-            let sig = signature(shingles: shingles(text), coefficients: index.coefficients)
+            let sig = index.signature(text)
             if let match = index.match(sig) { matches.append(Match(index: i, of: match.0, similarity: match.1)) }
             else { index.insert(sig, id: i) }
         }
@@ -151,11 +147,7 @@ public struct NearDuplicates: Sendable {
 
         func bandKeys(_ signature: [UInt64]) -> [UInt64] {
             let rows = config.permutations / config.bands
-            return (0..<config.bands).map { band in
-                var h: UInt64 = 0xCBF2_9CE4_8422_2325
-                for v in signature[(band * rows)..<((band + 1) * rows)] { h = (h ^ v) &* 0x100_0000_01B3 }
-                return h
-            }
+            return (0..<config.bands).map { band in FNV1a.hash(signature[(band * rows)..<((band + 1) * rows)]) }
         }
     }
 }

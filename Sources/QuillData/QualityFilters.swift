@@ -75,11 +75,7 @@ public struct QualityFilters: Sendable, Codable {
             return a..<b
         }
 
-        func hash(_ r: Range<Int>) -> UInt64 {
-            var h: UInt64 = 0xCBF2_9CE4_8422_2325
-            for i in r { h = (h ^ UInt64(scalars[i].value)) &* 0x100_0000_01B3 }
-            return h
-        }
+        func hash(_ r: Range<Int>) -> UInt64 { FNV1a.hash(scalars[r].lazy.map(\.value)) }
 
         func hasSuffix(_ r: Range<Int>, _ suffix: String) -> Bool {
             let tail = Array(suffix.unicodeScalars)
@@ -175,13 +171,8 @@ public struct QualityFilters: Sendable, Codable {
         let lengths = units.map(\.count)
         let totalCharacters = Double(lengths.reduce(0, +))
         guard totalCharacters > 0 else { return nil }
-        let hashes = units.map { r -> UInt64 in
-            var h: UInt64 = 0xCBF2_9CE4_8422_2325
-            for i in r {
-                let v = a.scalars[i].value
-                h = (h ^ UInt64(v >= 0x41 && v <= 0x5A ? v | 0x20 : v)) &* 0x100_0000_01B3
-            }
-            return h
+        let hashes = units.map { r in   // ASCII case folded
+            FNV1a.hash(a.scalars[r].lazy.map { $0.value >= 0x41 && $0.value <= 0x5A ? $0.value | 0x20 : $0.value })
         }
         func grams(_ n: Int) -> [UInt64] {
             (0...(units.count - n)).map { i in

@@ -24,7 +24,7 @@ public struct TokenShardWriter {
         let dir = URL(fileURLWithPath: directory)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let bin = dir.appendingPathComponent("\(split).bin")
-        FileManager.default.createFile(atPath: bin.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: bin.path, contents: nil)
         handle = try FileHandle(forWritingTo: bin)
         indexURL = dir.appendingPathComponent("\(split).json")
         wide = vocabularySize > 65_536
