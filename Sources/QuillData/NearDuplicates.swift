@@ -38,22 +38,17 @@ public struct NearDuplicates: Sendable {
     /// `characterNgram` when CJK characters are most of the units, `wordNgram` otherwise.
     /// Whitespace and punctuation only separate units.
     public func shingles(_ text: String) -> [UInt64] {
-        var units: [UInt64] = [], cjk = 0
-        var word = FNV1a(), inWord = false
-        func endWord() { if inWord { units.append(word.value); inWord = false } }
-        for scalar in text.unicodeScalars {
-            if Script.isCJK(scalar) && (scalar.properties.isAlphabetic || scalar.properties.numericType != nil) {
-                endWord()
-                units.append(UInt64(scalar.value) &* 0x9E37_79B9_7F4A_7C15)
-                cjk += 1
-            } else if scalar.properties.isAlphabetic || scalar.properties.numericType != nil {
-                if !inWord { word = FNV1a(); inWord = true }
-                for s in String(scalar).lowercased().unicodeScalars { word.add(UInt64(s.value)) }
-            } else {
-                endWord()
+        let scalars = Array(text.unicodeScalars)
+        let (ranges, cjk) = Script.units(of: scalars, joiningApostrophesAndHyphens: false)
+        let units = ranges.map { r -> UInt64 in
+            if r.count == 1, Script.isCJK(scalars[r.lowerBound]) { return UInt64(scalars[r.lowerBound].value) &* 0x9E37_79B9_7F4A_7C15 }
+            var word = FNV1a()
+            for scalar in scalars[r] {   // lowercased: ASCII by arithmetic, the rest through String
+                if scalar.isASCII { word.add(UInt64(scalar.value >= 0x41 && scalar.value <= 0x5A ? scalar.value | 0x20 : scalar.value)) }
+                else { for s in String(scalar).lowercased().unicodeScalars { word.add(UInt64(s.value)) } }
             }
+            return word.value
         }
-        endWord()
         let n = min(cjk * 2 >= units.count ? characterNgram : wordNgram, units.count)
         guard n > 0 else { return [] }
         return (0...(units.count - n)).map { i in

@@ -39,33 +39,19 @@ public struct QualityFilters: Sendable, Codable {
 
         init(_ text: String) {
             scalars = Array(text.unicodeScalars)
-            var start: Int?, lineStart = 0, paragraphStart: Int?
-            var cjk = 0
-            for (i, s) in scalars.enumerated() {
-                let word = isWordScalar(s)
-                if word && !s.isASCII && Script.isCJK(s) {
-                    if let b = start { units.append(b..<i); start = nil }
-                    units.append(i..<(i + 1)); cjk += 1
-                } else if word || ((s == "'" || s == "-") && start != nil) {
-                    if start == nil { start = i }
-                } else if let b = start {
-                    units.append(b..<i); start = nil
+            (units, cjkUnits) = Script.units(of: scalars, joiningApostrophesAndHyphens: true)
+            var lineStart = 0, paragraphStart: Int?
+            for (i, s) in scalars.enumerated() where s == "\n" || i == scalars.count - 1 {
+                let line = Self.trim(lineStart..<(s == "\n" ? i : i + 1), scalars)
+                if line.isEmpty {
+                    if let p = paragraphStart, let last = lines.last { paragraphs.append(p..<last.upperBound); paragraphStart = nil }
+                } else {
+                    lines.append(line)
+                    if paragraphStart == nil { paragraphStart = line.lowerBound }
                 }
-                if s == "\n" || i == scalars.count - 1 {
-                    let end = s == "\n" ? i : i + 1
-                    let line = Self.trim(lineStart..<end, scalars)
-                    if line.isEmpty {
-                        if let p = paragraphStart, let last = lines.last { paragraphs.append(p..<last.upperBound); paragraphStart = nil }
-                    } else {
-                        lines.append(line)
-                        if paragraphStart == nil { paragraphStart = line.lowerBound }
-                    }
-                    lineStart = i + 1
-                }
+                lineStart = i + 1
             }
-            if let b = start { units.append(b..<scalars.count) }
             if let p = paragraphStart, let last = lines.last { paragraphs.append(p..<last.upperBound) }
-            cjkUnits = cjk
         }
 
         static func trim(_ r: Range<Int>, _ s: [Unicode.Scalar]) -> Range<Int> {
@@ -81,15 +67,6 @@ public struct QualityFilters: Sendable, Codable {
             let tail = Array(suffix.unicodeScalars)
             return r.count >= tail.count && Array(scalars[(r.upperBound - tail.count)..<r.upperBound]) == tail
         }
-    }
-
-    /// Letters and digits: ASCII by range, others by their Unicode properties.
-    @inline(__always) static func isWordScalar(_ s: Unicode.Scalar) -> Bool {
-        if s.isASCII {
-            let v = s.value | 0x20
-            return (v >= 0x61 && v <= 0x7A) || (s.value >= 0x30 && s.value <= 0x39)
-        }
-        return s.properties.isAlphabetic || s.properties.numericType != nil
     }
 
     /// The first rule `text` breaks, as a reason code and a readable detail. Characters are
@@ -210,6 +187,35 @@ public struct QualityFilters: Sendable, Codable {
 }
 
 extension Script {
+    /// Letters and digits: ASCII by range, others by their Unicode properties.
+    @inline(__always) static func isWordCharacter(_ s: Unicode.Scalar) -> Bool {
+        if s.isASCII {
+            let v = s.value | 0x20
+            return (v >= 0x61 && v <= 0x7A) || (s.value >= 0x30 && s.value <= 0x39)
+        }
+        return s.properties.isAlphabetic || s.properties.numericType != nil
+    }
+
+    /// The units the quality rules and MinHash count: each CJK character alone, and runs of other
+    /// letters and digits (with inner apostrophes and hyphens when asked: "don't", "well-known")
+    /// as words. Returns their index ranges and how many are CJK characters.
+    static func units(of scalars: [Unicode.Scalar], joiningApostrophesAndHyphens joining: Bool) -> (units: [Range<Int>], cjk: Int) {
+        var units: [Range<Int>] = [], cjk = 0, start: Int?
+        for (i, s) in scalars.enumerated() {
+            let word = isWordCharacter(s)
+            if word && !s.isASCII && isCJK(s) {
+                if let b = start { units.append(b..<i); start = nil }
+                units.append(i..<(i + 1)); cjk += 1
+            } else if word || (joining && (s == "'" || s == "-") && start != nil) {
+                if start == nil { start = i }
+            } else if let b = start {
+                units.append(b..<i); start = nil
+            }
+        }
+        if let b = start { units.append(b..<scalars.count) }
+        return (units, cjk)
+    }
+
     /// The dominant writing system of a text, as a language code where the script tells it:
     /// "zh" (Han without kana), "ja" (kana), "ko" (Hangul), "ru" for Cyrillic, "ar", "el", "he",
     /// "hi" (Devanagari), "th", "latin" for Latin-script languages; "und" without letters.
