@@ -1,4 +1,3 @@
-import CZlib
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -75,52 +74,43 @@ public struct CorpusReader: Sendable {
         return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }.sorted()
     }
 
+    /// A file's format by its extension, under a `.gz` if there is one.
+    static func format(of path: String) -> String {
+        var name = (path as NSString).lastPathComponent.lowercased()
+        if name.hasSuffix(".gz") { name.removeLast(3) }
+        return (name as NSString).pathExtension
+    }
+
     /// The documents of one file, one at a time: JSONL files and text read line by line stream
     /// through a 1 MB buffer (gzip or not), so a file larger than memory works; other files are
     /// read whole (an HTML page, a text per file, a CSV whose quoted fields may span lines).
     public func forEachDocument(in path: String, _ body: (RawDocument) throws -> Void) throws {
-        var name = (path as NSString).lastPathComponent.lowercased()
-        if name.hasSuffix(".gz") { name.removeLast(3) }
-        let ext = (name as NSString).pathExtension
-        let lineOriented = ext == "jsonl" || ext == "ndjson" || (unit == .line && !["html", "htm", "xhtml", "csv", "tsv"].contains(ext))
-        guard lineOriented, let file = gzopen(path, "rb") else {
+        let ext = Self.format(of: path)
+        let jsonl = ext == "jsonl" || ext == "ndjson"
+        guard jsonl || (unit == .line && !["html", "htm", "xhtml", "csv", "tsv"].contains(ext)),
+              let file = try? GzipFile(path: path) else {
             for doc in documents(in: path) { try body(doc) }
             return
         }
-        defer { gzclose(file) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var carry: [UInt8] = [], line = 0, sawText = false, total = 0
+        var carry: [UInt8] = [], line = 0, sawText = false
         var detected = encoding
         while true {
-            let n = buffer.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 {
-                var code: Int32 = 0
-                let message = gzerror(file, &code).map { String(cString: $0) } ?? "read error"
-                return try body(failed(path, line + 1, "corrupt_gzip", "gzip: \(message) after \(total) bytes"))
+            let n: Int
+            do { n = try file.read(into: &buffer) } catch {
+                return try body(failed(path, line + 1, "corrupt_gzip", "\(error); the last partial line is not read"))
             }
-            let end = n == 0
-            if end {   // a stream cut short reads as a clean end; zlib says otherwise
-                var code: Int32 = 0
-                let message = gzerror(file, &code).map { String(cString: $0) } ?? ""
-                if code != Z_OK && code != Z_STREAM_END {
-                    return try body(failed(path, line + 1, "corrupt_gzip", "gzip: \(message) after \(total) bytes; the last partial line is not read"))
-                }
-            }
-            var chunk = carry + buffer[0..<Int(n)]
-            total += Int(n)
+            var chunk = carry + buffer[0..<n]
             if detected == nil, !chunk.isEmpty {
                 if Self.looksBinary(chunk) { return try body(failed(path, 0, "binary", "binary data in the first \(chunk.count) bytes")) }
-                // detect on whole lines: a sample cut inside a character would look like another encoding
-                var sample = chunk.prefix(1 << 16)
-                if sample.count < chunk.count, let newline = sample.lastIndex(of: 0x0A) { sample = sample[...newline] }
-                detected = TextDecoding.decode(Array(sample)).encoding
+                detected = TextDecoding.detect(chunk)
                 if detected == .utf16LE || detected == .utf16BE {   // newline bytes are not lines there: read it whole
                     for doc in documents(in: path) { try body(doc) }
                     return
                 }
                 if detected == .utf8BOM { chunk.removeFirst(3); detected = .utf8 }
             }
-            let cut = end ? chunk.count : (chunk.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0)
+            let cut = n == 0 ? chunk.count : (chunk.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0)
             carry = Array(chunk[cut...])
             var start = 0
             while start < cut {
@@ -131,54 +121,56 @@ public struct CorpusReader: Sendable {
                 guard bytes.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }) else { continue }
                 sawText = true
                 let decoded = TextDecoding.convert(bytes, from: detected ?? .utf8)
-                var doc = RawDocument(source: path, position: line, text: decoded.text, isHTML: false, encoding: decoded.encoding,
+                let doc = RawDocument(source: path, position: line, text: decoded.text, isHTML: false, encoding: decoded.encoding,
                                       invalidBytes: decoded.invalidBytes, failure: nil)
-                if ext == "jsonl" || ext == "ndjson" {
-                    guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-                        try body(failed(path, line, "invalid_json", "line \(line) is not a JSON object")); continue
-                    }
-                    guard let value = object[textField] as? String else {
-                        try body(failed(path, line, "missing_field", "line \(line) has no string field \"\(textField)\"")); continue
-                    }
-                    doc.text = value
-                    doc.isHTML = recordsAreHTML
-                }
-                try body(doc)
+                try body(jsonl ? record(Data(bytes), of: doc) : doc)
             }
-            if end { break }
+            if n == 0 { break }
         }
-        if !sawText { try body(failed(path, 0, "empty", "\(total) bytes, no text")) }
+        if !sawText { try body(failed(path, 0, "empty", "\(file.bytesRead) bytes, no text")) }
+    }
+
+    /// A JSONL line as a document: its `textField`, or why it has none. `line` carries the
+    /// position, encoding and invalid-byte count.
+    func record(_ json: Data, of line: RawDocument) -> RawDocument {
+        guard let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+            return failed(line.source, line.position, "invalid_json", "line \(line.position) is not a JSON object")
+        }
+        guard let value = object[textField] as? String else {
+            return failed(line.source, line.position, "missing_field", "line \(line.position) has no string field \"\(textField)\"")
+        }
+        var doc = line
+        doc.text = value
+        doc.isHTML = recordsAreHTML
+        return doc
     }
 
     /// The documents of one file, read whole.
     public func documents(in path: String) -> [RawDocument] {
-        var name = (path as NSString).lastPathComponent.lowercased()
-        guard var bytes = FileManager.default.contents(atPath: path).map(Array.init) else {
-            return [failed(path, 0, "unreadable", "cannot read the file")]
-        }
-        if name.hasSuffix(".gz") || Gzip.isCompressed(bytes) {
-            do { bytes = try Gzip.decompress(bytes) } catch { return [failed(path, 0, "corrupt_gzip", "\(error)")] }
-            if name.hasSuffix(".gz") { name.removeLast(3) }
-        }
+        guard FileManager.default.isReadableFile(atPath: path) else { return [failed(path, 0, "unreadable", "cannot read the file")] }
+        let bytes: [UInt8]
+        do { bytes = try GzipFile.contents(of: path) } catch { return [failed(path, 0, "corrupt_gzip", "\(error)")] }
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             return [failed(path, 0, "empty", "\(bytes.count) bytes, no text")]
         }
         if Self.looksBinary(bytes) { return [failed(path, 0, "binary", "\(bytes.count) bytes of binary data")] }
         let decoded = TextDecoding.decode(bytes, as: encoding)
-        let ext = (name as NSString).pathExtension
+        let ext = Self.format(of: path)
         func document(_ position: Int, _ text: String, html: Bool = false) -> RawDocument {
             RawDocument(source: path, position: position, text: text, isHTML: html, encoding: decoded.encoding,
                         invalidBytes: position <= 1 ? decoded.invalidBytes : 0, failure: nil)
         }
+        let lines = decoded.text.split(separator: "\n", omittingEmptySubsequences: false)
         switch ext {
         case "html", "htm", "xhtml":
             return [document(0, decoded.text, html: true)]
         case "jsonl", "ndjson":
-            return jsonlDocuments(decoded.text, path: path, document: document)
+            return lines.enumerated().compactMap { i, line in
+                line.trimmingCharacters(in: .whitespaces).isEmpty ? nil : record(Data(line.utf8), of: document(i + 1, ""))
+            }
         case "csv", "tsv":
             return csvDocuments(decoded.text, separator: ext == "tsv" ? "\t" : ",", path: path, document: document)
         default:
-            let lines = decoded.text.split(separator: "\n", omittingEmptySubsequences: false)
             switch unit {
             case .line:
                 return lines.enumerated().compactMap { i, line in
@@ -213,21 +205,6 @@ public struct CorpusReader: Sendable {
         if head.contains(0) { return true }
         let control = head.filter { $0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D && $0 != 0x0C && $0 != 0x1B }.count
         return control * 10 > head.count
-    }
-
-    func jsonlDocuments(_ text: String, path: String, document: (Int, String, Bool) -> RawDocument) -> [RawDocument] {
-        var docs: [RawDocument] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                docs.append(failed(path, i + 1, "invalid_json", "line \(i + 1) is not a JSON object")); continue
-            }
-            guard let value = object[textField] as? String else {
-                docs.append(failed(path, i + 1, "missing_field", "line \(i + 1) has no string field \"\(textField)\"")); continue
-            }
-            docs.append(document(i + 1, value, recordsAreHTML))
-        }
-        return docs
     }
 
     /// RFC 4180 records (quoted fields may hold separators, quotes as "" and newlines).

@@ -1,50 +1,47 @@
 import CZlib
 
-/// gzip (and zlib) decompression through zlib; concatenated gzip members are read one after
-/// another, as `gzip -d` does.
-public enum Gzip {
+/// Files read through zlib's gz* functions: gzip-compressed (one or several members) or plain,
+/// the same calls either way, whole or a buffer at a time.
+public final class GzipFile {
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
         public var description: String { "gzip: \(message)" }
     }
 
-    /// True when `bytes` start with the gzip magic number.
-    public static func isCompressed(_ bytes: some Collection<UInt8>) -> Bool {
-        bytes.count >= 2 && bytes.first == 0x1F && bytes.dropFirst().first == 0x8B
+    private let file: gzFile
+    /// Uncompressed bytes read so far.
+    public private(set) var bytesRead = 0
+
+    public init(path: String) throws {
+        guard let file = gzopen(path, "rb") else { throw Failure(message: "\(path): cannot open") }
+        self.file = file
     }
 
-    public static func decompress(_ input: [UInt8]) throws -> [UInt8] {
-        var stream = z_stream()
-        guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw Failure(message: "zlib could not start")
-        }
-        defer { inflateEnd(&stream) }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        try input.withUnsafeBufferPointer { source in
-            stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
-            stream.avail_in = UInt32(source.count)
-            while true {
-                let status = chunk.withUnsafeMutableBufferPointer { buffer -> Int32 in
-                    stream.next_out = buffer.baseAddress
-                    stream.avail_out = UInt32(buffer.count)
-                    return inflate(&stream, Z_NO_FLUSH)
-                }
-                output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.avail_out))])
-                switch status {
-                case Z_STREAM_END:
-                    // another member may follow (skip trailing zero padding)
-                    guard stream.avail_in > 0, stream.next_in.pointee == 0x1F else { return }
-                    inflateReset(&stream)
-                case Z_OK: continue
-                case Z_BUF_ERROR where stream.avail_in == 0:
-                    throw Failure(message: "input ends before the compressed stream does (\(input.count) bytes read)")
-                default:
-                    let reason = stream.msg.map { String(cString: $0) } ?? "error \(status)"
-                    throw Failure(message: "\(reason) at compressed byte \(Int(stream.total_in))")
-                }
+    deinit { gzclose(file) }
+
+    /// Fills the start of `buffer`; 0 at the end. A stream cut short or corrupt throws (zlib
+    /// reports a cut stream only at the end, as a clean-looking end of file).
+    public func read(into buffer: inout [UInt8]) throws -> Int {
+        let n = buffer.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+        var code: Int32 = 0
+        if n < 0 || n == 0 {
+            let message = gzerror(file, &code).map { String(cString: $0) } ?? "read error"
+            if n < 0 || (code != Z_OK && code != Z_STREAM_END) {
+                throw Failure(message: "\(message) after \(bytesRead) bytes")
             }
         }
-        return output
+        bytesRead += Int(n)
+        return Int(n)
+    }
+
+    /// The whole (uncompressed) content of a file.
+    public static func contents(of path: String) throws -> [UInt8] {
+        let file = try GzipFile(path: path)
+        var out: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = try file.read(into: &buffer)
+            if n == 0 { return out }
+            out += buffer[0..<n]
+        }
     }
 }

@@ -21,24 +21,40 @@ public enum TextDecoding {
         public var invalidBytes: Int
     }
 
-    /// Decodes with `encoding`, or detects it when nil.
+    /// Decodes with `encoding`, or with the one `detect` finds.
     public static func decode(_ bytes: [UInt8], as encoding: Encoding? = nil) -> Decoded {
         if let encoding { return convert(bytes, from: encoding) }
+        let sample = sample(bytes)
+        let best = bestDecoding(sample)
+        return sample.count == bytes.count ? best : convert(bytes, from: best.encoding)
+    }
+
+    /// The encoding of `bytes` (a whole file, or the start of one), judged on their first 64 KB
+    /// of whole lines: a sample cut inside a character would look like another encoding.
+    public static func detect(_ bytes: [UInt8]) -> Encoding { bestDecoding(sample(bytes)).encoding }
+
+    static func sample(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count > 1 << 16 else { return bytes }
+        let head = bytes.prefix(1 << 16)
+        return Array(head.lastIndex(of: 0x0A).map { head[...$0] } ?? head)
+    }
+
+    /// A byte order mark; else UTF-8 if it decodes cleanly; else the legacy Chinese encoding with
+    /// the fewest errors and the most common characters; else Windows-1252.
+    static func bestDecoding(_ bytes: [UInt8]) -> Decoded {
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { return convert(bytes, from: .utf8BOM) }
         if bytes.starts(with: [0xFF, 0xFE]) { return convert(bytes, from: .utf16LE) }
         if bytes.starts(with: [0xFE, 0xFF]) { return convert(bytes, from: .utf16BE) }
         let utf8 = convert(bytes, from: .utf8)
         if utf8.invalidBytes == 0 { return utf8 }
-        // legacy encodings: the one with the fewest errors, then the most common Chinese characters
         let candidates = [convert(bytes, from: .gb18030), convert(bytes, from: .big5)]
         let best = candidates.min { a, b in
             a.invalidBytes != b.invalidBytes ? a.invalidBytes < b.invalidBytes : commonness(a) > commonness(b)
         }!
         // text that is mostly ASCII with scattered high bytes reads as Latin-1, not as rare Han
         if best.invalidBytes > bytes.count / 200 || commonness(best) < 0.3 {
-            let latin = convert(bytes, from: .latin1)
             if utf8.invalidBytes <= best.invalidBytes && utf8.invalidBytes < bytes.count / 100 { return utf8 }
-            return latin
+            return convert(bytes, from: .latin1)
         }
         return best
     }

@@ -60,7 +60,7 @@ import Testing
             let html = try String(contentsOf: folder.appendingPathComponent("\(page).\(language).html"), encoding: .utf8)
             extracted += HTMLText().extract(html).text + "\n\n"
         }
-        let twin = String(decoding: try Gzip.decompress(Array(Data(contentsOf: folder.appendingPathComponent("debian-reference.\(language).txt.gz")))),
+        let twin = String(decoding: try GzipFile.contents(of: folder.appendingPathComponent("debian-reference.\(language).txt.gz").path),
                           as: UTF8.self)
         let overlap = TextOverlap(candidate: extracted, reference: twin)
         print(String(format: "debian-reference %@: precision %.4f, recall %.4f, F1 %.4f (%d pages)", language,

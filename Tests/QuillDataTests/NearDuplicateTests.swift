@@ -40,9 +40,9 @@ import Testing
             let text = poem.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.unicodeScalars.filter(Script.isCJK).count >= 20 { docs.append(("tang", text)) }
         }
-        let data = try Data(contentsOf: cache.appendingPathComponent("texts/debian-reference/debian-reference.zh-cn.txt.gz"))
+        let book = try GzipFile.contents(of: cache.appendingPathComponent("texts/debian-reference/debian-reference.zh-cn.txt.gz").path)
         var seen = Set<String>()
-        for paragraph in String(decoding: try Gzip.decompress(Array(data)), as: UTF8.self).components(separatedBy: "\n\n") {
+        for paragraph in String(decoding: book, as: UTF8.self).components(separatedBy: "\n\n") {
             let text = paragraph.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined()
             if text.unicodeScalars.filter(Script.isCJK).count >= 60, seen.insert(text).inserted { docs.append(("zh-prose", text)) }
         }
