@@ -205,6 +205,7 @@ public struct CorpusPreparation: Sendable {
                 if let failure = filters?.check(text) { return (text, language, failure) }
                 return (text, language, nil)
             }
+            var kept: [(split: String, text: String)] = []
             for (doc, p) in zip(chunk, judged) {
                 report.documentsIn += 1
                 report.charactersIn += doc.rawCharacters
@@ -222,9 +223,12 @@ public struct CorpusPreparation: Sendable {
                 report.documentsKept += 1
                 report.charactersOut += p.text.unicodeScalars.count
                 report.languages[p.language, default: 0] += 1
-                if let tokenizer {
-                    let ids = tokenizer.encode(p.text, addSpecialTokens: false)
-                    try shards[split]!.append(ids)
+                if tokenizer != nil { kept.append((split, p.text)) }
+            }
+            // the kept documents' tokens on all cores, appended in order
+            if let tokenizer {
+                for (k, ids) in concurrentMap(kept.map(\.text), { tokenizer.encode($0, addSpecialTokens: false) }).enumerated() {
+                    try shards[kept[k].split]!.append(ids)
                     report.tokensOut! += ids.count
                 }
             }
