@@ -1,8 +1,7 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // Layers follow shared/DESIGN.md: a lower target never imports a higher one.
-// Targets for the later layers (QuillCore, QuillModels, ...) arrive with their issues.
 let package = Package(
     name: "Quill",
     platforms: [.macOS(.v15)],
@@ -13,9 +12,14 @@ let package = Package(
         .library(name: "QuillFormats", targets: ["QuillFormats"]),
         .library(name: "QuillModels", targets: ["QuillModels"]),
         .library(name: "QuillData", targets: ["QuillData"]),
+        .library(name: "QuillServer", targets: ["QuillServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -28,10 +32,17 @@ let package = Package(
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillData", dependencies: ["QuillTokenizers", "CZlib"]),
+        .target(name: "QuillServer", dependencies: [
+            "QuillModels", "QuillTokenizers",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData",
+                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -40,7 +51,9 @@ let package = Package(
         .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats"]),
         .testTarget(name: "QuillModelsTests", dependencies: ["QuillModels", "QuillCore", "QuillFormats", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "QuillDataTests", dependencies: ["QuillData"]),
+        .testTarget(name: "QuillDataTests", dependencies: ["QuillData", "QuillTokenizers"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers"]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
     ],

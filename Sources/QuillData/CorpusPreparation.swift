@@ -9,12 +9,15 @@ import QuillTokenizers
 /// - `train.jsonl`, `validation.jsonl`, `test.jsonl`: `{"id", "text", "source", "position",
 ///   "language", "encoding"}`, split by a stable hash of the id;
 /// - `dropped.jsonl`: every dropped document's id, source, position, reason and detail;
-/// - `report.json`: counts in and out, per drop reason (with examples), encodings, languages;
+/// - `report.json`: counts in and out, per drop reason (with examples), encodings, languages,
+///   and `report.html`, the same as a page to read;
 /// - with a tokenizer, `tokens/{train,validation,test}.{bin,json}` (see `TokenShardWriter`).
 public struct CorpusPreparation: Sendable {
     public var reader = CorpusReader()
     public var html = HTMLText()
     public var cleaning = TextCleaning()
+    /// Traditional Chinese to Simplified (OpenCC's dictionaries), after cleaning; nil leaves it.
+    public var traditionalToSimplified: ChineseConversion?
     public var filters: QualityFilters? = QualityFilters()
     /// Lines (under 200 characters) found in at least this many documents are removed from all of them.
     public var repeatedLineDocuments: Int? = 10
@@ -30,6 +33,13 @@ public struct CorpusPreparation: Sendable {
     public var shard: (index: Int, count: Int)?
 
     public init() {}
+
+    /// How far a run is: pass 1 (read, decode, extract and clean) counts bytes of the input
+    /// files as stored; pass 2 (filter, deduplicate, write) counts documents.
+    public struct Progress: Sendable {
+        public var pass: Int
+        public var done: Int, total: Int
+    }
 
     public struct Report: Codable, Sendable {
         public struct Example: Codable, Sendable { public var source: String; public var position: Int; public var detail: String; public var excerpt: String }
@@ -82,7 +92,8 @@ public struct CorpusPreparation: Sendable {
 
     /// Raw text to the text filters see: HTML extracted, cleaning applied.
     func cleaned(_ doc: RawDocument) -> String {
-        cleaning.clean(doc.isHTML ? html.extract(doc.text).text : doc.text)
+        let text = cleaning.clean(doc.isHTML ? html.extract(doc.text).text : doc.text)
+        return traditionalToSimplified?.convert(text) ?? text
     }
 
     static func lineKey(_ line: Substring) -> UInt64? {
@@ -99,7 +110,7 @@ public struct CorpusPreparation: Sendable {
         var bytes: Int
     }
 
-    public func run(inputs: [String], output: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
+    public func run(inputs: [String], output: String, progress: (Progress) -> Void = { _ in }) throws -> Report {
         let start = Date()
         var files = try CorpusReader.files(inputs)
         if let shard { files = files.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
@@ -136,16 +147,20 @@ public struct CorpusPreparation: Sendable {
             try spill.write(contentsOf: bytes)
             batch = []; batchBytes = 0
         }
+        let sizes = files.map { ((try? FileManager.default.attributesOfItem(atPath: $0)[.size]) as? Int) ?? 0 }
+        let totalBytes = sizes.reduce(0, +)
+        var bytesBefore = 0
         for (f, file) in files.enumerated() {
             var encoding: TextDecoding.Encoding?
-            try reader.forEachDocument(in: file) { doc in
+            try reader.forEachDocument(in: file, consumed: { progress(Progress(pass: 1, done: bytesBefore + $0, total: totalBytes)) }) { doc in
                 if encoding == nil { encoding = doc.encoding }
                 batch.append((f, doc))
                 batchBytes += doc.text.utf8.count
                 if batch.count >= 512 || batchBytes >= 8 << 20 { try flush() }
             }
             if let encoding { report.encodings[encoding.rawValue, default: 0] += 1 }
-            progress(f + 1, 2 * files.count)
+            bytesBefore += sizes[f]
+            progress(Progress(pass: 1, done: bytesBefore, total: totalBytes))
         }
         try flush()
         try spill.close()
@@ -159,14 +174,8 @@ public struct CorpusPreparation: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         var dedup = Deduplicator(self)
-        var shards: [String: TokenShardWriter] = [:]
-        if let tokenizer {
-            for split in ["train", "validation", "test"] {
-                shards[split] = try TokenShardWriter(directory: (output as NSString).appendingPathComponent("tokens"), split: split,
-                                                     vocabularySize: tokenizer.vocabularySize)
-            }
-            report.tokensIn = 0; report.tokensOut = 0
-        }
+        var shards = try tokenizer.map { try SplitTokenShards(tokenizer: $0, output: output) }
+        if tokenizer != nil { report.tokensIn = 0; report.tokensOut = 0 }
 
         func drop(_ doc: Pending, _ reason: String, _ detail: String, excerpt: String) throws {
             report.documentsDropped += 1
@@ -225,28 +234,21 @@ public struct CorpusPreparation: Sendable {
                 report.languages[p.language, default: 0] += 1
                 if tokenizer != nil { kept.append((split, p.text)) }
             }
-            // the kept documents' tokens on all cores, appended in order
-            if let tokenizer {
-                for (k, ids) in concurrentMap(kept.map(\.text), { tokenizer.encode($0, addSpecialTokens: false) }).enumerated() {
-                    try shards[kept[k].split]!.append(ids)
-                    report.tokensOut! += ids.count
-                }
-            }
+            if shards != nil { report.tokensOut! += try shards!.append(kept) }
             next += chunk.count
-            progress(files.count + files.count * next / max(pending.count, 1), 2 * files.count)
+            progress(Progress(pass: 2, done: next, total: pending.count))
         }
-        for shard in shards.values { try shard.finish() }
+        try shards?.finish()
         report.repeatedLinesRemoved = repeated.count
         report.seconds = Date().timeIntervalSince(start)
-        let reportPath = (output as NSString).appendingPathComponent("report.json")
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(report).write(to: URL(fileURLWithPath: reportPath))
+        try report.write(to: output)
         return report
     }
 
     /// Joins the outputs of `--shard i/N` runs (given in shard order) into one: their reports
     /// add up, their dropped documents are kept, and exact and near deduplication runs again
-    /// across the parts (a document is checked against every earlier part's kept ones).
+    /// across the parts (a document is checked against every earlier part's kept ones). With a
+    /// tokenizer, token shards are written for the merged corpus.
     public func merge(shards: [String], output: String) throws -> Report {
         let start = Date()
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -257,6 +259,8 @@ public struct CorpusPreparation: Sendable {
         let writers = try Self.openWriters(output)
         defer { for w in writers.values { try? w.close() } }
         var dedup = Deduplicator(self)
+        var tokens = try tokenizer.map { try SplitTokenShards(tokenizer: $0, output: output) }
+        if tokenizer != nil { report.tokensOut = 0 }
         for dir in shards {
             let part = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: dir).appendingPathComponent("report.json")))
             report.files += part.files
@@ -276,6 +280,7 @@ public struct CorpusPreparation: Sendable {
             let dropped = try Data(contentsOf: URL(fileURLWithPath: dir).appendingPathComponent("dropped.jsonl"))
             try writers["dropped"]!.write(contentsOf: dropped)
             for split in ["train", "validation", "test"] {
+                var kept: [(split: String, text: String)] = []
                 let url = URL(fileURLWithPath: dir).appendingPathComponent("\(split).jsonl")
                 for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
                     let record = try JSONDecoder().decode(KeptRecord.self, from: Data(line.utf8))
@@ -296,12 +301,17 @@ public struct CorpusPreparation: Sendable {
                     report.splits[split, default: 0] += 1
                     report.charactersOut += record.text.unicodeScalars.count
                     report.languages[record.language, default: 0] += 1
+                    if tokens != nil {
+                        kept.append((split, record.text))
+                        if kept.count == 512 { report.tokensOut! += try tokens!.append(kept); kept = [] }
+                    }
                 }
+                if tokens != nil { report.tokensOut! += try tokens!.append(kept) }
             }
         }
+        try tokens?.finish()
         report.seconds = Date().timeIntervalSince(start)
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(report).write(to: URL(fileURLWithPath: output).appendingPathComponent("report.json"))
+        try report.write(to: output)
         return report
     }
 
@@ -348,15 +358,16 @@ public struct CorpusPreparation: Sendable {
     struct KeptRecord: Codable { var id, text, source: String; var position: Int; var language, encoding: String }
     struct DroppedRecord: Codable { var id, source: String; var position: Int; var reason, detail: String }
 
-    /// `transform` over `items` on all cores, results in order.
-    func concurrentMap<T: Sendable, R>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
-        guard items.count > 1 else { return items.map(transform) }
-        return [R](unsafeUninitializedCapacity: items.count) { buffer, initialized in
-            // each index is written by exactly one iteration
-            let base = UncheckedPointer(pointer: buffer.baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: items.count) { i in (base.pointer + i).initialize(to: transform(items[i])) }
-            initialized = items.count
-        }
+}
+
+/// `transform` over `items` on all cores, results in order.
+func concurrentMap<T: Sendable, R>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+    guard items.count > 1 else { return items.map(transform) }
+    return [R](unsafeUninitializedCapacity: items.count) { buffer, initialized in
+        // each index is written by exactly one iteration
+        let base = UncheckedPointer(pointer: buffer.baseAddress!)
+        DispatchQueue.concurrentPerform(iterations: items.count) { i in (base.pointer + i).initialize(to: transform(items[i])) }
+        initialized = items.count
     }
 }
 

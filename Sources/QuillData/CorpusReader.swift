@@ -84,7 +84,9 @@ public struct CorpusReader: Sendable {
     /// The documents of one file, one at a time: JSONL files and text read line by line stream
     /// through a 1 MB buffer (gzip or not), so a file larger than memory works; other files are
     /// read whole (an HTML page, a text per file, a CSV whose quoted fields may span lines).
-    public func forEachDocument(in path: String, _ body: (RawDocument) throws -> Void) throws {
+    /// `consumed` hears how many bytes of the file (as stored, compressed or not) are read.
+    public func forEachDocument(in path: String, consumed: (Int) -> Void = { _ in },
+                                _ body: (RawDocument) throws -> Void) throws {
         let ext = Self.format(of: path)
         let jsonl = ext == "jsonl" || ext == "ndjson"
         guard jsonl || (unit == .line && !["html", "htm", "xhtml", "csv", "tsv"].contains(ext)),
@@ -100,6 +102,7 @@ public struct CorpusReader: Sendable {
             do { n = try file.read(into: &buffer) } catch {
                 return try body(failed(path, line + 1, "corrupt_gzip", "\(error); the last partial line is not read"))
             }
+            consumed(file.fileOffset)
             var chunk = carry + buffer[0..<n]
             if detected == nil, !chunk.isEmpty {
                 if Self.looksBinary(chunk) { return try body(failed(path, 0, "binary", "binary data in the first \(chunk.count) bytes")) }

@@ -19,6 +19,9 @@ public final class GzipFile {
 
     deinit { gzclose(file) }
 
+    /// Bytes of the file itself (compressed, for a gzip file) consumed so far.
+    public var fileOffset: Int { Int(gzoffset(file)) }
+
     /// Fills the start of `buffer`; 0 at the end. A stream cut short or corrupt throws (zlib
     /// reports a cut stream only at the end, as a clean-looking end of file).
     public func read(into buffer: inout [UInt8]) throws -> Int {

@@ -67,3 +67,31 @@ public struct TokenShardWriter {
         return (0..<index.documents).map { Array(ids[index.offsets[$0]..<index.offsets[$0 + 1]]) }
     }
 }
+
+/// The token shards of the three splits, filled a batch of kept documents at a time (the batch
+/// tokenized on all cores, appended in order).
+struct SplitTokenShards {
+    let tokenizer: Tokenizer
+    var shards: [String: TokenShardWriter] = [:]
+
+    init(tokenizer: Tokenizer, output: String) throws {
+        self.tokenizer = tokenizer
+        for split in ["train", "validation", "test"] {
+            shards[split] = try TokenShardWriter(directory: (output as NSString).appendingPathComponent("tokens"), split: split,
+                                                 vocabularySize: tokenizer.vocabularySize)
+        }
+    }
+
+    /// Appends each document to its split's shard; returns the number of tokens written.
+    mutating func append(_ documents: [(split: String, text: String)]) throws -> Int {
+        let tokenizer = self.tokenizer
+        var count = 0
+        for (k, ids) in concurrentMap(documents.map(\.text), { tokenizer.encode($0, addSpecialTokens: false) }).enumerated() {
+            try shards[documents[k].split]!.append(ids)
+            count += ids.count
+        }
+        return count
+    }
+
+    func finish() throws { for shard in shards.values { try shard.finish() } }
+}

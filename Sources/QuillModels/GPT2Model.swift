@@ -129,12 +129,47 @@ public final class GPT2Model: LanguageModel {
     }
 
     public func forward(_ tokens: [Int32], cache: inout KVCache, allLogits: Bool) throws -> [Float] {
-        let n = tokens.count, start = cache.count, c = config.hiddenSize, vocab = config.vocabularySize
+        let n = tokens.count, start = cache.count, c = config.hiddenSize
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
+        let heads = config.heads
+        let x = try run(tokens, positions: (0..<n).map { start + $0 }) { l, q, k, v, att in
+            cache.store(layer: l, at: start, keys: k, values: v, count: n)
+            cache.withLayer(l) { keys, values in
+                Layers.attention(att, q: q, keys: keys, values: values, start: start, n: n, heads: heads, kvHeads: heads, headSize: c / heads)
+            }
+        }
+        cache.count = start + n
+        return head(x, rows: allLogits ? 0..<n : (n - 1)..<n)
+    }
+
+    /// One decoding step for several independent sequences (see `LanguageModel.forwardBatch`).
+    public func forwardBatch(_ tokens: [Int32], caches: inout [KVCache]) throws -> [Float] {
+        precondition(tokens.count == caches.count, "one token per sequence")
+        try KVCache.requireRoom(caches, for: 1)
+        let c = config.hiddenSize, heads = config.heads
+        let x = try run(tokens, positions: caches.map(\.count)) { l, q, k, v, att in
+            for b in caches.indices {
+                let position = caches[b].count
+                caches[b].store(layer: l, at: position, keys: k + b * c, values: v + b * c, count: 1)
+                caches[b].withLayer(l) { keys, values in
+                    Layers.attention(att + b * c, q: q + b * c, keys: keys, values: values, start: position, n: 1,
+                                     heads: heads, kvHeads: heads, headSize: c / heads)
+                }
+            }
+        }
+        for b in caches.indices { caches[b].count += 1 }
+        return head(x, rows: 0..<tokens.count)
+    }
+
+    /// The blocks over token rows at the given positions; `attend(layer, q, k, v, out)` stores
+    /// keys and values and writes attention output [N, C] for the rows.
+    private func run(_ tokens: [Int32], positions: [Int],
+                     attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) throws -> [Float] {
+        let n = tokens.count, c = config.hiddenSize, vocab = config.vocabularySize
         var x = [Float](repeating: 0, count: n * c)
         for (i, t) in tokens.enumerated() {
             guard t >= 0 && Int(t) < vocab else { throw ModelError.tokenOutOfRange(id: t, vocabularySize: vocab) }
-            for k in 0..<c { x[i * c + k] = tokenEmbedding[Int(t) * c + k] + positionEmbedding[(start + i) * c + k] }
+            for k in 0..<c { x[i * c + k] = tokenEmbedding[Int(t) * c + k] + positionEmbedding[positions[i] * c + k] }
         }
         var h = [Float](repeating: 0, count: n * c), qkv = [Float](repeating: 0, count: n * 3 * c)
         var q = [Float](repeating: 0, count: n * c), k = q, v = q, att = q
@@ -148,11 +183,9 @@ public final class GPT2Model: LanguageModel {
                     q[i * c + j] = qkv[i * 3 * c + j]; k[i * c + j] = qkv[i * 3 * c + c + j]; v[i * c + j] = qkv[i * 3 * c + 2 * c + j]
                 }
             }
-            cache.store(layer: l, at: start, keys: k, values: v, count: n)
-            cache.withLayer(l) { keys, values in
-                Layers.attention(&att, q: q, keys: keys, values: values, start: start, n: n, heads: config.heads,
-                                 kvHeads: config.heads, headSize: c / config.heads)
-            }
+            q.withUnsafeBufferPointer { q in k.withUnsafeBufferPointer { k in v.withUnsafeBufferPointer { v in
+                att.withUnsafeMutableBufferPointer { attend(l, q.baseAddress!, k.baseAddress!, v.baseAddress!, $0.baseAddress!) }
+            } } }
             Matmul.forward(&h, att, b.proj, b.projBias, n: n, c: c, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
             Layers.layernorm(&h, x, b.ln2Weight, b.ln2Bias, n: n, c: c, eps: config.layerNormEpsilon)
@@ -161,14 +194,19 @@ public final class GPT2Model: LanguageModel {
             Matmul.forward(&h, fc, b.fcProj, b.fcProjBias, n: n, c: ff, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
         }
-        cache.count = start + n
-        let rows = allLogits ? n : 1, first = allLogits ? 0 : n - 1
-        var final = [Float](repeating: 0, count: rows * c)
+        return x
+    }
+
+    /// Final LayerNorm and output head for the given rows of x: logits [rows, V].
+    private func head(_ x: [Float], rows: Range<Int>) -> [Float] {
+        let c = config.hiddenSize, vocab = config.vocabularySize
+        var final = [Float](repeating: 0, count: rows.count * c)
         x.withUnsafeBufferPointer { xb in
-            Layers.layernorm(&final, xb.baseAddress! + first * c, finalWeight, finalBias, n: rows, c: c, eps: config.layerNormEpsilon)
+            Layers.layernorm(&final, xb.baseAddress! + rows.lowerBound * c, finalWeight, finalBias, n: rows.count, c: c,
+                             eps: config.layerNormEpsilon)
         }
-        var logits = [Float](repeating: 0, count: rows * vocab)
-        Matmul.forward(&logits, final, outputHead, nil, n: rows, c: c, oc: vocab)
+        var logits = [Float](repeating: 0, count: rows.count * vocab)
+        Matmul.forward(&logits, final, outputHead, nil, n: rows.count, c: c, oc: vocab)
         return logits
     }
 }

@@ -9,6 +9,8 @@ public struct GenerationOptions: Sendable {
     public var stopStrings: [String] = []
     /// Token ids that end generation, besides the tokenizer's EOS.
     public var stopTokenIds: Set<Int32> = []
+    /// Generate past the tokenizer's EOS (benchmarks that need a fixed length).
+    public var ignoreEOS = false
     /// Record the log-probability of each chosen token and of the `topLogprobs` most likely ones
     /// (from the model's distribution, before sampling filters); nil records nothing.
     public var topLogprobs: Int? = nil
@@ -34,7 +36,11 @@ public struct TokenLogprob: Sendable, Equatable {
     }
 }
 
-public enum FinishReason: String, Sendable, Codable { case length, stop, eos }
+public enum FinishReason: String, Sendable, Codable {
+    case length, stop, eos
+    /// Ended from outside: the client went away, or the request ran past its time limit.
+    case cancelled, timeout
+}
 
 public struct GenerationResult: Sendable {
     public var text: String
@@ -77,44 +83,101 @@ public struct Generator: Sendable {
             throw ModelError.contextOverflow(tokens: capacity, context: model.contextLength)
         }
         var cache = model.makeCache(capacity: capacity)
-        var sampler = Sampler(options.sampling)
-        var stream = tokenizer.makeStreamingDecoder()
-        var stops = options.stopTokenIds
-        if let eos = tokenizer.eosTokenId { stops.insert(eos) }
-
+        var sequence = GenerationSequence(promptIds: promptIds, options: options, tokenizer: tokenizer)
         let t0 = Date()
         var logits = try model.forward(promptIds, cache: &cache)
         let promptSeconds = Date().timeIntervalSince(t0)
         let t1 = Date()
-        var history = promptIds
-        var generated: [Int32] = []
-        var text = "", emitted = 0
-        var reason = FinishReason.length
-        var logprobs: [TokenLogprob] = []
-        while generated.count < options.maxNewTokens {
-            let next = sampler.sample(logits, history: history)
-            if let top = options.topLogprobs { logprobs.append(TokenLogprob(logits: logits, id: next, top: top)) }
-            if stops.contains(next) { reason = .eos; break }
-            generated.append(next); history.append(next)
-            text += stream.push(next)
-            if let cut = Self.firstStop(in: text, options.stopStrings) {
-                text = String(text[..<cut]); reason = .stop; break
-            }
-            // emit what can no longer become part of a stop string
-            let safe = text.count - Self.heldBack(text, options.stopStrings)
-            if safe > emitted {
-                onText(String(text.dropFirst(emitted).prefix(safe - emitted)))
-                emitted = safe
-            }
-            if generated.count == options.maxNewTokens { break }
-            logits = try model.forward([next], cache: &cache)
+        while true {
+            let step = sequence.step(logits)
+            if !step.text.isEmpty { onText(step.text) }
+            guard step.finished == nil, let token = step.token else { break }
+            logits = try model.forward([token], cache: &cache)
         }
-        if reason == .length { text += stream.finish() }
-        if text.count > emitted { onText(String(text.dropFirst(emitted))) }
-        if reason == .eos, !logprobs.isEmpty { logprobs.removeLast() }   // the stop token is not output
-        return GenerationResult(text: text, tokens: generated, promptTokens: promptIds.count, finishReason: reason,
-                                logprobs: logprobs, promptSeconds: promptSeconds, generationSeconds: Date().timeIntervalSince(t1))
+        return GenerationResult(text: sequence.text, tokens: sequence.generated, promptTokens: promptIds.count,
+                                finishReason: sequence.finishReason!, logprobs: sequence.logprobs, promptSeconds: promptSeconds,
+                                generationSeconds: Date().timeIntervalSince(t1))
     }
+}
+
+/// One sequence being generated, advanced a token at a time by whoever runs the model (the
+/// `Generator` alone, a server in batches): sampling, stop tokens and stop strings, text that is
+/// complete UTF-8 and cannot still turn into a stop string, log-probabilities.
+public struct GenerationSequence: Sendable {
+    public let promptIds: [Int32]
+    public let options: GenerationOptions
+    var sampler: Sampler
+    var decoder: StreamingDecoder
+    let stops: Set<Int32>
+    var history: [Int32]
+    public private(set) var generated: [Int32] = []
+    public private(set) var logprobs: [TokenLogprob] = []
+    /// The generated text so far (cut at a stop string).
+    public private(set) var text = ""
+    /// Characters of `text` already handed out.
+    var emitted = 0
+    public private(set) var finishReason: FinishReason?
+
+    public struct Step: Sendable {
+        /// The token chosen and output at this step: fed to the model next unless `finished`;
+        /// nil when the step output none (a stop token, or a stop from outside).
+        public var token: Int32?
+        /// Text that became safe to show with this step (may be empty).
+        public var text: String
+        /// The chosen token's log-probability, when asked for (not for a stop token).
+        public var logprob: TokenLogprob?
+        public var finished: FinishReason?
+    }
+
+    public init(promptIds: [Int32], options: GenerationOptions, tokenizer: Tokenizer) {
+        self.promptIds = promptIds
+        self.options = options
+        sampler = Sampler(options.sampling)
+        decoder = tokenizer.makeStreamingDecoder()
+        var stops = options.stopTokenIds
+        if let eos = tokenizer.eosTokenId, !options.ignoreEOS { stops.insert(eos) }
+        self.stops = stops
+        history = promptIds
+    }
+
+    /// Picks the next token from the logits [V] after the last one fed to the model.
+    public mutating func step(_ logits: [Float]) -> Step {
+        precondition(finishReason == nil, "the sequence has finished")
+        if options.maxNewTokens <= 0 { return finish(.length, token: nil, logprob: nil) }
+        let next = sampler.sample(logits, history: history)
+        let logprob = options.topLogprobs.map { TokenLogprob(logits: logits, id: next, top: $0) }
+        if stops.contains(next) { return finish(.eos, token: nil, logprob: nil) }   // the stop token is not output
+        generated.append(next); history.append(next)
+        text += decoder.push(next)
+        if let logprob { logprobs.append(logprob) }
+        if let cut = Self.firstStop(in: text, options.stopStrings) {
+            text = String(text[..<cut])
+            return finish(.stop, token: next, logprob: logprob)
+        }
+        if generated.count == options.maxNewTokens {
+            text += decoder.finish()
+            return finish(.length, token: next, logprob: logprob)
+        }
+        // hand out what can no longer become part of a stop string
+        let safe = text.count - Self.heldBack(text, options.stopStrings)
+        var piece = ""
+        if safe > emitted {
+            piece = String(text.dropFirst(emitted).prefix(safe - emitted))
+            emitted = safe
+        }
+        return Step(token: next, text: piece, logprob: logprob, finished: nil)
+    }
+
+    /// Ends the sequence: the rest of the text is handed out.
+    private mutating func finish(_ reason: FinishReason, token: Int32?, logprob: TokenLogprob?) -> Step {
+        finishReason = reason
+        let rest = text.count > emitted ? String(text.dropFirst(emitted)) : ""
+        emitted = text.count
+        return Step(token: token, text: rest, logprob: logprob, finished: reason)
+    }
+
+    /// Ends the sequence from outside (a server cancelling or timing it out).
+    public mutating func stop(_ reason: FinishReason) -> Step { finish(reason, token: nil, logprob: nil) }
 
     static func firstStop(in text: String, _ stops: [String]) -> String.Index? {
         stops.compactMap { $0.isEmpty ? nil : text.range(of: $0)?.lowerBound }.min()

@@ -27,4 +27,11 @@ public struct KVCache: Sendable {
 
     /// Forgets positions from `position` on (to re-run from a shared prefix).
     public mutating func truncate(to position: Int) { count = min(count, max(0, position)) }
+
+    /// Throws `contextOverflow` unless every cache has room for `n` more positions.
+    static func requireRoom(_ caches: [KVCache], for n: Int) throws {
+        for cache in caches where cache.count + n > cache.capacity {
+            throw ModelError.contextOverflow(tokens: cache.count + n, context: cache.capacity)
+        }
+    }
 }

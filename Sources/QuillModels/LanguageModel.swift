@@ -5,6 +5,9 @@ public protocol LanguageModel: Sendable {
     func makeCache(capacity: Int?) -> KVCache
     /// Logits [V] of the last token, or [N, V] with `allLogits`.
     func forward(_ tokens: [Int32], cache: inout KVCache, allLogits: Bool) throws -> [Float]
+    /// One decoding step for several independent sequences at once: sequence b appends
+    /// tokens[b] at its own position caches[b].count. Returns logits [B, V].
+    func forwardBatch(_ tokens: [Int32], caches: inout [KVCache]) throws -> [Float]
 }
 
 extension LanguageModel {

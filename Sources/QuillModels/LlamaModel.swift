@@ -212,9 +212,7 @@ public final class LlamaModel: Sendable {
     /// Returns logits [B, V].
     public func forwardBatch(_ tokens: [Int32], caches: inout [KVCache]) throws -> [Float] {
         precondition(tokens.count == caches.count, "one token per sequence")
-        for cache in caches where cache.count + 1 > cache.capacity {
-            throw ModelError.contextOverflow(tokens: cache.count + 1, context: cache.capacity)
-        }
+        try KVCache.requireRoom(caches, for: 1)
         let cfg = config
         let qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize
         var x = try embed(tokens)

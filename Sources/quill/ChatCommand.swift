@@ -24,10 +24,7 @@ struct ChatCommand: AsyncParsableCommand {
         options.maxNewTokens = maxTokens
         options.sampling.temperature = temperature
         options.sampling.seed = seed
-        // a turn ends at the template's end-of-turn marker as well as at EOS
-        for marker in ["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"] {
-            if let id = tokenizer.id(for: marker) { options.stopTokenIds.insert(id) }
-        }
+        options.stopTokenIds = tokenizer.endOfTurnTokenIds   // a turn ends there as well as at EOS
         var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         FileHandle.standardOutput.write(Data("quill chat with \((path as NSString).lastPathComponent): /reset clears, /exit ends\n".utf8))
         while true {

@@ -24,6 +24,8 @@ struct PrepareCommand: AsyncParsableCommand {
     @Flag(name: .customLong("keep-boilerplate"), help: "Keep navigation, headers and footers of HTML pages.") var keepBoilerplate = false
     @Flag(name: .customLong("keep-full-width"), help: "Leave full-width ASCII letters and digits as they are.") var keepFullWidth = false
     @Flag(name: .customLong("keep-gutenberg"), help: "Leave Project Gutenberg headers and footers.") var keepGutenberg = false
+    @Flag(name: .customLong("t2s"), help: "Convert Traditional Chinese to Simplified (OpenCC's dictionaries, from the cache).") var t2s = false
+    @Option(help: "Folder holding OpenCC's TSPhrases.txt and TSCharacters.txt (implies --t2s).") var opencc: String?
     @Option(name: .customLong("repeated-lines"), help: "Remove lines found in this many documents or more (0: off).") var repeatedLines = 10
     @Flag(name: .customLong("no-filters"), help: "Skip the length, quality and repetition filters.") var noFilters = false
     @Option(name: .customLong("min-chars"), help: "Shortest document kept, in characters.") var minCharacters = 50
@@ -73,18 +75,26 @@ struct PrepareCommand: AsyncParsableCommand {
             }
             p.shard = (parts[0], parts[1])
         }
+        if t2s || opencc != nil {
+            p.traditionalToSimplified = try opencc.map { try ChineseConversion(traditionalToSimplifiedIn: $0) }
+                ?? ChineseConversion.traditionalToSimplified()
+        }
         if merge {
             let report = try p.merge(shards: inputs, output: output)
             print(report.summary)
             print("merged \(inputs.count) parts into \(output)")
             return
         }
-        let report = try p.run(inputs: inputs, output: output) { done, total in
-            FileHandle.standardError.write(Data("\r\u{1B}[Kprepare: \(done)/\(total) files".utf8))
+        let bars = [ProgressBar("read, clean      ", unit: .bytes), ProgressBar("filter, dedup    ", unit: .count("docs"))]
+        var last = [(0, 0), (0, 0)]
+        let report = try p.run(inputs: inputs, output: output) { progress in
+            if progress.pass == 2 { bars[0].finish(last[0].0, of: last[0].1) }
+            last[progress.pass - 1] = (progress.done, progress.total)
+            bars[progress.pass - 1].update(progress.done, of: progress.total)
         }
-        FileHandle.standardError.write(Data("\n".utf8))
+        for (bar, (done, total)) in zip(bars, last) { bar.finish(done, of: total) }
         print(report.summary)
-        print("wrote \(output)/{train,validation,test,dropped}.jsonl, report.json" + (tokenizer != nil ? " and tokens/" : ""))
+        print("wrote \(output)/{train,validation,test,dropped}.jsonl, report.json, report.html" + (tokenizer != nil ? " and tokens/" : ""))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import QuillData
+import QuillTokenizers
 
 @Suite struct TextDecodingTests {
     static let gbk: [UInt8] = [0xB4,0xB2,0xC7,0xB0,0xC3,0xF7,0xD4,0xC2,0xB9,0xE2,0xA3,0xAC,0xD2,0xC9,0xCA,0xC7,0xB5,0xD8,0xC9,0xCF,0xCB,0xAA,0xA1,0xA3,0xBE,0xD9,0xCD,0xB7,0xCD,0xFB,0xC3,0xF7,0xD4,0xC2,0xA3,0xAC,0xB5,0xCD,0xCD,0xB7,0xCB,0xBC,0xB9,0xCA,0xCF,0xE7,0xA1,0xA3]
@@ -115,6 +116,10 @@ import Testing
             #expect(report.dropped[reason] != nil, "no document dropped as \(reason)")
         }
         #expect(report.encodings["GB18030"] == 1 && report.encodings["UTF-16LE"] == 1)
+        let page = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
+        for (reason, r) in report.dropped { #expect(page.contains("<h3>\(reason): \(r.count) ("), "report.html lacks \(reason)") }
+        #expect(page.contains("In = kept + dropped: \(report.documentsIn) = "))
+        #expect(!page.contains("does not add up") && !page.contains("<b>unclosed"))   // excerpts are escaped
     }
 
     /// `--shard i/N` runs merged give the same counts as one run: duplicates across parts are
@@ -137,6 +142,7 @@ import Testing
         var p = CorpusPreparation()
         p.filters?.minWords = 20
         p.validationFraction = 0; p.testFraction = 0   // ids depend on the temporary path: keep every split in train
+        p.tokenizer = try BPETrainer(vocabularySize: 300).train(stories)
         let whole = try p.run(inputs: [dir.appendingPathComponent("in").path], output: dir.appendingPathComponent("whole").path)
         var parts: [String] = []
         for i in 0..<2 {
@@ -154,6 +160,30 @@ import Testing
         #expect(merged.documentsIn == merged.documentsKept + merged.documentsDropped)
         let dropped = try String(contentsOf: dir.appendingPathComponent("merged/dropped.jsonl"), encoding: .utf8).split(separator: "\n").count
         #expect(dropped == merged.documentsDropped)
+        // the merged corpus's token shards hold exactly its kept documents, as one run's do
+        let mergedTokens = try TokenShardWriter.read(directory: dir.appendingPathComponent("merged/tokens").path, split: "train")
+        let wholeTokens = try TokenShardWriter.read(directory: dir.appendingPathComponent("whole/tokens").path, split: "train")
+        #expect(mergedTokens.count == 4 && Set(mergedTokens) == Set(wholeTokens))
+        #expect(merged.tokensOut == whole.tokensOut && merged.tokensIn == whole.tokensIn)
+    }
+
+    /// Traditional to Simplified against OpenCC itself (`opencc -c t2s.json`, fixture made by
+    /// make_t2s_fixture.py): Debian Reference in zh-tw, and a sentence around every phrase of
+    /// OpenCC's phrase table. Needs the dictionaries scripts/setup exports.
+    @Test func traditionalToSimplifiedMatchesOpenCC() throws {
+        let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        let input = try String(contentsOf: fixtures.appendingPathComponent("t2s-input.txt"), encoding: .utf8).split(separator: "\n")
+        let expected = try String(contentsOf: fixtures.appendingPathComponent("t2s-opencc.txt"), encoding: .utf8).split(separator: "\n")
+        let conversion = try ChineseConversion.traditionalToSimplified()
+        var differing = 0
+        for (line, want) in zip(input, expected) where conversion.convert(String(line)) != want {
+            if differing < 3 { print("t2s: \(line)\n  quill:  \(conversion.convert(String(line)))\n  opencc: \(want)") }
+            differing += 1
+        }
+        print("t2s: \(input.count) lines, \(differing) differ from OpenCC")
+        #expect(input.count == expected.count && input.count > 800)
+        #expect(differing == 0)
+        #expect(conversion.convert("Hello 這是測試, 乾坤大挪移") == "Hello 这是测试, 乾坤大挪移")
     }
 
     func gzip(_ bytes: [UInt8]) throws -> [UInt8] {

@@ -51,4 +51,10 @@ extension Tokenizer {
                                    bosToken: bosTokenId.flatMap { token(for: $0) } ?? "",
                                    eosToken: eosTokenId.flatMap { token(for: $0) } ?? "")
     }
+
+    /// The end-of-turn markers of the common chat templates that this vocabulary has
+    /// (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`, `<|end|>`): a reply ends there as at EOS.
+    public var endOfTurnTokenIds: Set<Int32> {
+        Set(["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"].compactMap { id(for: $0) })
+    }
 }

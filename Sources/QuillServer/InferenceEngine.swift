@@ -1,0 +1,342 @@
+import Foundation
+import QuillModels
+import QuillTokenizers
+
+/// Continuous batching over one model: requests wait in a bounded queue, up to `parallel`
+/// sequences run at once, and every step of the engine's own thread runs one prompt chunk of
+/// at most `prefillChunk` tokens (so a long prompt never stalls running streams for long) and
+/// then one batched decode step that advances every running sequence by a token. New requests
+/// join between steps; finished, cancelled and timed-out ones leave at once and free their KV
+/// cache, whose total size is bounded by `kvCacheTokens`.
+///
+/// ```swift
+/// let engine = InferenceEngine(model: model, tokenizer: tokenizer, limits: .init(parallel: 8))
+/// engine.start()
+/// for await event in try engine.submit(.init(promptIds: ids, options: options)) { ... }
+/// ```
+public final class InferenceEngine: @unchecked Sendable {
+    public struct Limits: Sendable {
+        /// Sequences decoded together.
+        public var parallel = 4
+        /// Requests that may wait while every slot is taken; more are refused (`SubmitError.queueFull`).
+        public var maxQueue = 64
+        /// KV-cache positions all running sequences may hold together (prompt + new tokens each).
+        public var kvCacheTokens = 4 * 2048
+        /// Prompt tokens run per engine step.
+        public var prefillChunk = 256
+        public init(parallel: Int = 4, maxQueue: Int = 64, kvCacheTokens: Int? = nil, prefillChunk: Int = 256) {
+            self.parallel = parallel
+            self.maxQueue = maxQueue
+            self.kvCacheTokens = kvCacheTokens ?? parallel * 2048
+            self.prefillChunk = prefillChunk
+        }
+    }
+
+    public struct Request: Sendable {
+        public var promptIds: [Int32]
+        public var options: GenerationOptions
+        /// Independent continuations of the one prompt (OpenAI's `n`), prefilled once.
+        public var count = 1
+        /// When the request gives up (finish reason `timeout`).
+        public var deadline: Date?
+        public init(promptIds: [Int32], options: GenerationOptions, count: Int = 1, deadline: Date? = nil) {
+            self.promptIds = promptIds
+            self.options = options
+            self.count = count
+            self.deadline = deadline
+        }
+        var kvTokens: Int { count * (promptIds.count + options.maxNewTokens) }
+    }
+
+    public enum Event: Sendable {
+        /// A generated token of choice `index`, the text it made safe to show (often empty
+        /// mid-character or while a stop string may be starting), its log-probability if asked.
+        case token(index: Int, id: Int32, text: String, logprob: TokenLogprob?)
+        /// Held-back text of choice `index` handed out as it ends, with no new token.
+        case text(index: Int, String)
+        /// Choice `index` ended; `text` is its whole text.
+        case finished(index: Int, Summary)
+        /// The request failed inside the model (a bad token id, for example).
+        case failed(String)
+    }
+
+    public struct Summary: Sendable {
+        public var finishReason: FinishReason
+        public var text: String
+        public var tokens: [Int32]
+        public var logprobs: [TokenLogprob]
+        public var promptTokens: Int
+        /// Waiting in the queue, then from admission to the first token, then generating.
+        public var queueSeconds: Double, prefillSeconds: Double, generationSeconds: Double
+    }
+
+    public enum SubmitError: Error, Equatable {
+        case queueFull(waiting: Int)
+        case shuttingDown
+        /// The request alone needs more KV cache than the engine may hold.
+        case tooLarge(tokens: Int, limit: Int)
+    }
+
+    /// What the engine is doing, for metrics.
+    public struct Load: Sendable { public var waiting = 0, running = 0, lastBatch = 0, kvTokens = 0 }
+
+    public let model: any LanguageModel
+    public let tokenizer: Tokenizer
+    public let limits: Limits
+
+    private let condition = NSCondition()
+    // guarded by `condition`
+    private var waiting: [Job] = []
+    private var accepting = true
+    private var stopped = false
+    private var load = Load()
+    private var thread: Thread?
+
+    public init(model: any LanguageModel, tokenizer: Tokenizer, limits: Limits = Limits()) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.limits = limits
+    }
+
+    /// One request while it waits or runs; `cancelled` is set from the consumer's side.
+    final class Job: @unchecked Sendable {
+        let request: Request
+        let continuation: AsyncStream<Event>.Continuation
+        let submitted = Date()
+        private let lock = NSLock()
+        private var _cancelled = false
+        var cancelled: Bool { lock.withLock { _cancelled } }
+        func cancel() { lock.withLock { _cancelled = true } }
+        init(request: Request, continuation: AsyncStream<Event>.Continuation) {
+            self.request = request
+            self.continuation = continuation
+        }
+    }
+
+    /// A running request: its prompt position while prefilling, then one sequence per choice.
+    struct Slot {
+        let job: Job
+        var prefilled = 0
+        var cache: KVCache
+        var sequences: [GenerationSequence] = []
+        /// Per choice: the token to feed next, nil once that choice finished.
+        var next: [Int32?] = []
+        var caches: [KVCache] = []
+        var admitted = Date(), firstToken: Date?
+        var decoding: Bool { !sequences.isEmpty }
+    }
+
+    public var currentLoad: Load { condition.withLock { load } }
+
+    /// Queues a request; its events arrive on the stream, which ends after the last choice
+    /// finishes. Dropping the stream (a client gone) cancels the request and frees its slot.
+    public func submit(_ request: Request) throws(SubmitError) -> AsyncStream<Event> {
+        guard request.kvTokens <= limits.kvCacheTokens else { throw .tooLarge(tokens: request.kvTokens, limit: limits.kvCacheTokens) }
+        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .unbounded)
+        let job = Job(request: request, continuation: continuation)
+        continuation.onTermination = { @Sendable [weak self] reason in
+            if case .cancelled = reason { job.cancel(); self?.condition.withLock { self?.condition.signal() } }
+        }
+        condition.lock()
+        defer { condition.unlock() }
+        guard accepting else { throw .shuttingDown }
+        // free slots take requests at once; beyond them, maxQueue may wait
+        let free = max(0, limits.parallel - load.running)
+        guard waiting.count < limits.maxQueue + free else { throw .queueFull(waiting: waiting.count) }
+        waiting.append(job)
+        load.waiting = waiting.count
+        condition.signal()
+        return stream
+    }
+
+    /// Starts the engine's thread.
+    public func start() {
+        condition.withLock {
+            guard thread == nil else { return }
+            let t = Thread { [self] in loop() }
+            t.name = "quill-engine"
+            t.stackSize = 8 << 20
+            thread = t
+            t.start()
+        }
+    }
+
+    /// Stops taking requests; those queued and running go on to the end.
+    public func stopAccepting() { condition.withLock { accepting = false } }
+
+    /// Waits until nothing is queued or running.
+    public func drained() async {
+        while condition.withLock({ load.waiting + load.running > 0 }) { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    /// Ends every request now (finish reason `cancelled`) and stops the thread.
+    public func shutdown() {
+        condition.withLock {
+            accepting = false
+            stopped = true
+            condition.signal()
+        }
+    }
+
+    // MARK: - the engine thread
+
+    private func loop() {
+        var slots: [Slot] = []
+        while true {
+            // admit what fits, drop what was cancelled while waiting
+            condition.lock()
+            while true {
+                waiting.removeAll { job in
+                    guard job.cancelled else { return false }
+                    job.continuation.finish()
+                    return true
+                }
+                if stopped || !slots.isEmpty || !waiting.isEmpty { break }
+                load = Load()
+                condition.wait()
+            }
+            if stopped {
+                let all = waiting
+                waiting = []
+                load = Load()
+                condition.unlock()
+                for job in all { job.continuation.finish() }
+                for slot in slots { end(slot, reason: .cancelled) }
+                return
+            }
+            var kv = slots.reduce(0) { $0 + $1.job.request.kvTokens }
+            var running = slots.reduce(0) { $0 + $1.job.request.count }
+            while let job = waiting.first, running + job.request.count <= limits.parallel || running == 0,
+                  kv + job.request.kvTokens <= limits.kvCacheTokens {
+                waiting.removeFirst()
+                kv += job.request.kvTokens
+                running += job.request.count
+                let r = job.request
+                slots.append(Slot(job: job, cache: model.makeCache(capacity: r.promptIds.count + r.options.maxNewTokens)))
+            }
+            load.waiting = waiting.count
+            load.running = running
+            load.kvTokens = kv
+            condition.unlock()
+
+            // cancelled and timed-out requests leave before any work is spent on them
+            let now = Date()
+            slots.removeAll { slot in
+                if slot.job.cancelled { end(slot, reason: .cancelled); return true }
+                if let deadline = slot.job.request.deadline, now >= deadline { end(slot, reason: .timeout); return true }
+                return false
+            }
+
+            // one prompt chunk
+            if let i = slots.firstIndex(where: { !$0.decoding }) {
+                prefill(&slots[i])
+                if slots[i].job.cancelled { slots.remove(at: i) }   // failed: already ended
+            }
+
+            // one decode step for every running choice
+            var rows: [(slot: Int, choice: Int)] = []
+            var tokens: [Int32] = [], caches: [KVCache] = []
+            for s in slots.indices where slots[s].decoding {
+                for c in slots[s].next.indices {
+                    guard let token = slots[s].next[c] else { continue }
+                    rows.append((s, c))
+                    tokens.append(token)
+                    caches.append(slots[s].caches[c])
+                    slots[s].caches[c] = KVCache.empty   // one owner: no copy when the step writes
+                }
+            }
+            if !rows.isEmpty {
+                condition.withLock { load.lastBatch = rows.count }
+                do {
+                    let logits = try model.forwardBatch(tokens, caches: &caches)
+                    let vocab = model.vocabularySize
+                    for (r, (s, c)) in rows.enumerated() {
+                        slots[s].caches[c] = caches[r]
+                        advance(&slots[s], choice: c, logits: Array(logits[(r * vocab)..<((r + 1) * vocab)]))
+                    }
+                } catch {
+                    for s in Set(rows.map(\.slot)) { fail(slots[s], error) }
+                    slots.removeAll { $0.job.cancelled }
+                }
+            }
+            slots.removeAll { slot in slot.decoding && slot.next.allSatisfy { $0 == nil } }
+        }
+    }
+
+    /// Runs the next chunk of a slot's prompt; after the last one its choices take their first token.
+    private func prefill(_ slot: inout Slot) {
+        let prompt = slot.job.request.promptIds
+        let chunk = Array(prompt[slot.prefilled..<min(prompt.count, slot.prefilled + limits.prefillChunk)])
+        do {
+            let logits = try model.forward(chunk, cache: &slot.cache)
+            slot.prefilled += chunk.count
+            guard slot.prefilled == prompt.count else { return }
+            let r = slot.job.request
+            slot.caches = Array(repeating: slot.cache, count: r.count)
+            slot.cache = KVCache.empty
+            slot.next = Array(repeating: nil, count: r.count)
+            for c in 0..<r.count {
+                var options = r.options
+                if let seed = options.sampling.seed { options.sampling.seed = seed &+ UInt64(c) }
+                slot.sequences.append(GenerationSequence(promptIds: prompt, options: options, tokenizer: tokenizer))
+            }
+            for c in 0..<r.count { advance(&slot, choice: c, logits: logits) }
+        } catch {
+            fail(slot, error)
+        }
+    }
+
+    /// Samples choice c's next token from its logits and sends what it produced.
+    private func advance(_ slot: inout Slot, choice c: Int, logits: [Float]) {
+        if slot.firstToken == nil { slot.firstToken = Date() }
+        let step = slot.sequences[c].step(logits)
+        slot.next[c] = step.finished == nil ? step.token : nil
+        if let token = step.token {
+            slot.job.continuation.yield(.token(index: c, id: token, text: step.text, logprob: step.logprob))
+        } else if !step.text.isEmpty {
+            slot.job.continuation.yield(.text(index: c, step.text))
+        }
+        if step.finished != nil {
+            slot.caches[c] = KVCache.empty
+            finish(slot, choice: c)
+        }
+    }
+
+    private func finish(_ slot: Slot, choice c: Int) {
+        let s = slot.sequences[c], now = Date()
+        let first = slot.firstToken ?? now
+        slot.job.continuation.yield(.finished(index: c, Summary(
+            finishReason: s.finishReason!, text: s.text, tokens: s.generated, logprobs: s.logprobs, promptTokens: s.promptIds.count,
+            queueSeconds: slot.admitted.timeIntervalSince(slot.job.submitted), prefillSeconds: first.timeIntervalSince(slot.admitted),
+            generationSeconds: now.timeIntervalSince(first))))
+        if slot.sequences.allSatisfy({ $0.finishReason != nil }) { slot.job.continuation.finish() }
+    }
+
+    /// Ends every unfinished choice of a slot from outside.
+    private func end(_ slot: Slot, reason: FinishReason) {
+        var slot = slot
+        if slot.sequences.isEmpty {   // still in its prompt: every choice ends empty
+            let r = slot.job.request
+            slot.sequences = (0..<r.count).map { _ in GenerationSequence(promptIds: r.promptIds, options: r.options, tokenizer: tokenizer) }
+            slot.next = Array(repeating: nil, count: r.count)
+        }
+        for c in slot.sequences.indices where slot.sequences[c].finishReason == nil {
+            let step = slot.sequences[c].stop(reason)
+            slot.next[c] = nil
+            if !step.text.isEmpty { slot.job.continuation.yield(.text(index: c, step.text)) }
+            finish(slot, choice: c)
+        }
+        slot.job.continuation.finish()
+    }
+
+    private func fail(_ slot: Slot, _ error: Error) {
+        slot.job.continuation.yield(.failed("\(error)"))
+        slot.job.continuation.finish()
+        slot.job.cancel()
+    }
+}
+
+extension KVCache {
+    /// A placeholder holding nothing, left behind when a cache is moved out of a slot.
+    static let empty = KVCache(layers: 0, capacity: 0, width: 0)
+}

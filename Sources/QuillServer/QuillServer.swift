@@ -1,0 +1,271 @@
+import Foundation
+import Hummingbird
+import Logging
+import QuillModels
+import QuillTokenizers
+import ServiceLifecycle
+
+/// `quill serve`: one model behind an HTTP API (Hummingbird 2): `POST /generate` and
+/// `/generate_stream`, OpenAI's `/v1/completions`, `/v1/chat/completions` and `/v1/models`,
+/// `/tokenize`, `/detokenize`, `/health`, `/metrics`, `/openapi.json` and `/docs`. Requests
+/// share the `InferenceEngine`'s batched decode steps.
+public struct ServerOptions: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// The GGUF file or Hugging Face directory to load.
+    public var modelPath: String
+    /// The model's id in the API (`model` fields, `/v1/models`).
+    public var modelName: String
+    public var limits = InferenceEngine.Limits()
+    /// Seconds a request may take in all; it then ends with what it has (finish reason `length`).
+    public var timeout = 600.0
+    /// Bearer tokens accepted; empty: no authentication.
+    public var apiKeys: [String] = []
+    /// Origins allowed by CORS; empty: no CORS headers; "*": any.
+    public var corsOrigins: [String] = []
+    public var maxBodyBytes = 1 << 20
+    /// The folder holding swagger-ui-bundle.js and swagger-ui.css for `/docs`.
+    public var docsAssets: String?
+    /// Seconds in-flight requests get to finish on SIGTERM / SIGINT.
+    public var gracePeriod = 30.0
+    /// Chat completions without max_tokens stop after this many tokens (or at the context's end).
+    public var defaultMaxTokens = 512
+
+    public init(modelPath: String, modelName: String) {
+        self.modelPath = modelPath
+        self.modelName = modelName
+    }
+}
+
+/// The loaded model and its engine, once ready.
+struct Backend: Sendable {
+    let engine: InferenceEngine
+    let tokenizer: Tokenizer
+    let contextLength: Int
+    let vocabularySize: Int
+    let name: String
+    let created: Int
+}
+
+/// The model while it loads (`/health` answers 503), then ready or failed.
+final class ModelHost: @unchecked Sendable {
+    enum State { case loading, ready(Backend), failed(String) }
+    private let lock = NSLock()
+    private var _state = State.loading
+    var state: State {
+        get { lock.withLock { _state } }
+        set { lock.withLock { _state = newValue } }
+    }
+
+    /// The backend, or 503 while loading / after a failed load.
+    func backend() throws(APIError) -> Backend {
+        switch state {
+        case .ready(let backend): return backend
+        case .loading: throw APIError(.serviceUnavailable, "the model is still loading", code: "model_loading", retryAfter: 5)
+        case .failed(let message): throw APIError(.serviceUnavailable, "the model failed to load: \(message)", code: "model_failed")
+        }
+    }
+}
+
+public struct QuillServer: Sendable {
+    public let options: ServerOptions
+    let host = ModelHost()
+    let metrics = ServerMetrics()
+    let logger: Logger
+
+    public init(options: ServerOptions, logger: Logger = Logger(label: "quill.serve")) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Loads the model (the server answers meanwhile), serves until SIGTERM or SIGINT, then
+    /// stops accepting connections and gives in-flight requests `gracePeriod` seconds.
+    public func run(onReady: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "quill"),
+            onServerRunning: { channel in onReady(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let loader = ModelLoaderService(server: self)
+        var config = ServiceGroupConfiguration(services: [loader, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        config.maximumGracefulShutdownDuration = .seconds(options.gracePeriod)
+        try await ServiceGroup(configuration: config).run()
+    }
+
+    func load() throws -> Backend {
+        let started = Date()
+        let (model, tokenizer) = try ModelLoader.load(options.modelPath)
+        let engine = InferenceEngine(model: model, tokenizer: tokenizer, limits: options.limits)
+        engine.start()
+        logger.info("model loaded", metadata: ["model": "\(options.modelName)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
+                                               "parallel": "\(options.limits.parallel)", "kv_cache_tokens": "\(options.limits.kvCacheTokens)"])
+        return Backend(engine: engine, tokenizer: tokenizer, contextLength: model.contextLength, vocabularySize: model.vocabularySize,
+                       name: options.modelName, created: Int(started.timeIntervalSince1970))
+    }
+
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: AccessMiddleware(metrics: metrics))
+        if !options.corsOrigins.isEmpty {
+            router.add(middleware: CORSMiddleware(
+                allowOrigin: options.corsOrigins == ["*"] ? .all : .custom(options.corsOrigins.joined(separator: ",")),
+                allowHeaders: [.contentType, .authorization], allowMethods: [.get, .post, .options]))
+        }
+        if !options.apiKeys.isEmpty { router.add(middleware: APIKeyMiddleware(keys: options.apiKeys)) }
+
+        router.get("health") { _, _ -> Response in
+            switch host.state {
+            case .ready: return json(["status": "ok"])
+            case .loading: return json(["status": "loading"], status: .serviceUnavailable)
+            case .failed(let message): return json(["status": "failed", "error": .string(message)], status: .serviceUnavailable)
+            }
+        }
+        router.get("metrics") { _, _ -> Response in
+            let load: InferenceEngine.Load? = if case .ready(let b) = host.state { b.engine.currentLoad } else { nil }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: metrics.text(load: load))))
+        }
+        router.get("openapi.json") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(data: OpenAPIDocument.json)))
+        }
+        router.get("docs") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: DocsPage.html)))
+        }
+        router.get("docs/assets/{file}") { _, context -> Response in try DocsPage.asset(context.parameters.get("file") ?? "", in: options.docsAssets) }
+
+        router.get("v1/models") { _, _ -> Response in
+            let b = try host.backend()
+            return json(["object": "list", "data": [["id": .string(b.name), "object": "model", "created": .int(b.created), "owned_by": "quill"]]])
+        }
+        router.get("v1/models/{id}") { _, context -> Response in
+            let b = try host.backend()
+            guard context.parameters.get("id") == b.name else {
+                throw APIError(.notFound, "no model \(context.parameters.get("id") ?? ""); this server has \(b.name)", param: "model",
+                               code: "model_not_found")
+            }
+            return json(["id": .string(b.name), "object": "model", "created": .int(b.created), "owned_by": "quill"])
+        }
+        router.post("tokenize") { request, _ -> Response in try await tokenize(request) }
+        router.post("detokenize") { request, _ -> Response in try await detokenize(request) }
+        router.post("generate") { request, _ -> Response in try await generate(request, stream: false) }
+        router.post("generate_stream") { request, _ -> Response in try await generate(request, stream: true) }
+        router.post("v1/completions") { request, _ -> Response in try await completions(request, chat: false) }
+        router.post("v1/chat/completions") { request, _ -> Response in try await completions(request, chat: true) }
+        return router
+    }
+
+    /// The request's JSON body, at most `maxBodyBytes`.
+    func body(_ request: inout Request) async throws -> JSONFields {
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: options.maxBodyBytes) } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "the request body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
+        }
+        return try JSONFields(Data(buffer.readableBytesView))
+    }
+
+    /// Submits to the engine, turning a full queue into 429 with Retry-After.
+    func submit(_ backend: Backend, _ request: InferenceEngine.Request) throws -> AsyncStream<InferenceEngine.Event> {
+        do { return try backend.engine.submit(request) } catch {
+            switch error {
+            case .queueFull(let waiting):
+                throw APIError(.tooManyRequests, "the server is busy: \(waiting) requests are waiting (--max-queue); retry later",
+                               type: "rate_limit_error", code: "queue_full", retryAfter: 1)
+            case .shuttingDown:
+                throw APIError(.serviceUnavailable, "the server is shutting down", code: "shutting_down", retryAfter: 5)
+            case .tooLarge(let tokens, let limit):
+                throw APIError(.badRequest, "the request needs \(tokens) KV-cache positions (prompt + max tokens, times n); the server allows \(limit)",
+                               param: "max_tokens", code: "too_large")
+            }
+        }
+    }
+}
+
+/// Loads the model as a service, so the HTTP server is up (and `/health` says 503) meanwhile;
+/// on shutdown it stops the engine taking requests and lets running ones finish.
+struct ModelLoaderService: Service {
+    let server: QuillServer
+
+    func run() async throws {
+        let server = self.server
+        let loaded = await Task.detached { () -> Result<Backend, any Error> in Result { try server.load() } }.value
+        switch loaded {
+        case .success(let backend): server.host.state = .ready(backend)
+        case .failure(let error):
+            server.logger.error("model failed to load", metadata: ["error": "\(error)"])
+            server.host.state = .failed("\(error)")
+        }
+        try? await gracefulShutdown()
+        if case .ready(let backend) = server.host.state {
+            backend.engine.stopAccepting()
+            await withTaskCancellationHandler {
+                await backend.engine.drained()
+            } onCancel: {
+                backend.engine.shutdown()   // the grace period is over
+            }
+            backend.engine.shutdown()
+        }
+    }
+}
+
+func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: value.data)))
+}
+
+/// Access log line per request (method, path, status, milliseconds, request id) and request metrics;
+/// every error leaves in OpenAI's shape.
+struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = Date()
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as APIError {
+            response = try error.response(from: request, context: context)
+        } catch let error as HTTPError {
+            let message = error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            response = try APIError(error.status, message, code: error.status == .notFound ? "not_found" : nil).response(from: request, context: context)
+        } catch {
+            response = try APIError(.internalServerError, "\(error)").response(from: request, context: context)
+        }
+        response.headers[.init("X-Request-Id")!] = context.id
+        let seconds = Date().timeIntervalSince(start)
+        let route = context.endpointPath ?? "unmatched"
+        metrics.request(route: route, status: Int(response.status.code), seconds: seconds)
+        // probes and scrapes come every few seconds: they log only at debug level
+        let quiet = request.uri.path == "/health" || request.uri.path == "/metrics"
+        context.logger.log(level: quiet ? .debug : .info,
+                           "\(request.method) \(request.uri.path) \(response.status.code) \(String(format: "%.1f", seconds * 1000)) ms")
+        return response
+    }
+}
+
+/// `Authorization: Bearer KEY` on every route but `/health`, `/metrics`, `/docs` and
+/// `/openapi.json`; keys compared in constant time.
+struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let keys: [[UInt8]]
+    init(keys: [String]) { self.keys = keys.map { Array($0.utf8) } }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        if request.method == .options || path == "/health" || path == "/metrics" || path == "/openapi.json" || path.hasPrefix("/docs") {
+            return try await next(request, context)
+        }
+        let header = request.headers[.authorization] ?? ""
+        let token = Array((header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : "").utf8)
+        guard keys.contains(where: { Self.equal($0, token) }) else {
+            throw APIError(.unauthorized, header.isEmpty ? "missing API key: send Authorization: Bearer KEY" : "invalid API key",
+                           type: "authentication_error", code: "invalid_api_key")
+        }
+        return try await next(request, context)
+    }
+
+    /// Equal bytes, in time that depends only on the lengths.
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) { difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
+        return difference == 0
+    }
+}
