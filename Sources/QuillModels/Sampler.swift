@@ -77,6 +77,7 @@ public struct Sampler: Sendable {
             }
         }
         if p.temperature <= 0 { return Int32(Self.argmax(logits)) }
+        if (p.topK <= 0 || p.topK >= logits.count) && p.topP >= 1 && p.minP <= 0 { return sampleWhole(logits) }
 
         // candidates by logit (ties: lower id first), cut by top-k without sorting the vocabulary
         let k = p.topK > 0 ? min(p.topK, logits.count) : logits.count
@@ -107,6 +108,24 @@ public struct Sampler: Sendable {
             if r <= 0 { return Int32(candidates[i]) }
         }
         return Int32(candidates[keep - 1])
+    }
+
+    /// A draw from the whole tempered distribution (no top-k, top-p or min-p: OpenAI's
+    /// defaults), one pass over the vocabulary instead of sorting it.
+    private mutating func sampleWhole(_ logits: [Float]) -> Int32 {
+        let maxLogit = logits[Self.argmax(logits)], scale = 1 / parameters.temperature
+        var weights = [Float](repeating: 0, count: logits.count)
+        var total: Float = 0
+        for i in logits.indices {
+            weights[i] = exp((logits[i] - maxLogit) * scale)
+            total += weights[i]
+        }
+        var r = Float(Double(rng.next() >> 11) * 0x1.0p-53) * total
+        for i in weights.indices where weights[i] > 0 {
+            r -= weights[i]
+            if r <= 0 { return Int32(i) }
+        }
+        return Int32(weights.lastIndex { $0 > 0 } ?? Self.argmax(logits))
     }
 
     /// Indices of the k largest values, in no particular order: one pass with a min-heap of k,

@@ -15,6 +15,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Generated tokens for tg.") var generatedTokens = 128
     @Option(name: [.customShort("r"), .customLong("repetitions")]) var repetitions = 3
     @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
+    @Option(name: [.customShort("b"), .customLong("batch")],
+            help: "Also measure batched decoding: this many sequences advanced together per step (as `quill serve` does).")
+    var batch: [Int] = []
 
     func run() async throws {
         let path = try model.path
@@ -49,5 +52,19 @@ struct BenchCommand: AsyncParsableCommand {
         }
         print("pp\(promptTokens): \(stats(Array(pp.dropFirst()))) tokens/s")
         print("tg\(generatedTokens): \(stats(Array(tg.dropFirst()))) tokens/s")
+        for b in batch where b > 0 {
+            var rates: [Double] = []
+            for _ in 0..<(repetitions + 1) {
+                var caches = (0..<b).map { _ in llama.makeCache(capacity: generatedTokens + 1) }
+                var next = (0..<b).map { _ in token() }
+                let t0 = Date()
+                for _ in 0..<generatedTokens {
+                    let logits = try llama.forwardBatch(next, caches: &caches)
+                    next = (0..<b).map { Int32(Sampler.argmax(Array(logits[($0 * Int(vocab))..<(($0 + 1) * Int(vocab))]))) }
+                }
+                rates.append(Double(b * generatedTokens) / Date().timeIntervalSince(t0))
+            }
+            print("tg\(generatedTokens) x\(b) sequences: \(stats(Array(rates.dropFirst()))) tokens/s (all sequences together)")
+        }
     }
 }

@@ -156,6 +156,22 @@ import QuillTokenizers
         }
     }
 
+    /// With no truncation (OpenAI's defaults) draws follow the tempered softmax, within four
+    /// standard errors of 40,000 draws.
+    @Test func untruncatedDrawsFollowTheSoftmax() {
+        let logits: [Float] = [0, 1, 2, 3, -1, 0.5]
+        var p = SamplingParameters()
+        p.temperature = 0.7; p.topK = 0; p.topP = 1; p.minP = 0; p.seed = 11
+        let weights = logits.map { exp($0 / 0.7) }, total = weights.reduce(0, +)
+        var s = Sampler(p), counts = [Int](repeating: 0, count: logits.count)
+        let draws = 40_000
+        for _ in 0..<draws { counts[Int(s.sample(logits, history: []))] += 1 }
+        for i in logits.indices {
+            let expected = Double(weights[i] / total), seen = Double(counts[i]) / Double(draws)
+            #expect(abs(seen - expected) < 4 * (expected * (1 - expected) / Double(draws)).squareRoot() + 1e-3, "token \(i): \(seen) vs \(expected)")
+        }
+    }
+
     @Test func penaltiesAndBiasMoveTheChoice() {
         var logits = [Float](repeating: 0, count: 10); logits[3] = 2; logits[4] = 1.9
         var p = SamplingParameters.greedy
