@@ -147,14 +147,12 @@ public final class GPT2Model: LanguageModel {
         precondition(tokens.count == caches.count, "one token per sequence")
         try KVCache.requireRoom(caches, for: 1)
         let c = config.hiddenSize, heads = config.heads
-        let x = try run(tokens, positions: caches.map(\.count)) { l, q, k, v, att in
-            for b in caches.indices {
-                let position = caches[b].count
-                caches[b].store(layer: l, at: position, keys: k + b * c, values: v + b * c, count: 1)
-                caches[b].withLayer(l) { keys, values in
-                    Layers.attention(att + b * c, q: q + b * c, keys: keys, values: values, start: position, n: 1,
-                                     heads: heads, kvHeads: heads, headSize: c / heads)
-                }
+        let rows = caches.map(\.count)
+        let x = try run(tokens, positions: rows) { l, q, k, v, att in
+            for b in caches.indices { caches[b].store(layer: l, at: rows[b], keys: k + b * c, values: v + b * c, count: 1) }
+            KVCache.withLayer(l, of: caches) { keys, values in
+                Layers.decodeAttention(att, q: q, keys: keys, values: values, positions: rows, heads: heads, kvHeads: heads,
+                                       headSize: c / heads)
             }
         }
         for b in caches.indices { caches[b].count += 1 }

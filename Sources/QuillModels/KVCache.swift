@@ -34,4 +34,14 @@ public struct KVCache: Sendable {
             throw ModelError.contextOverflow(tokens: cache.count + n, context: cache.capacity)
         }
     }
+
+    /// Keys and values of one layer of every cache at once (for a batched decode step).
+    static func withLayer<R>(_ layer: Int, of caches: [KVCache],
+                             _ body: ([UnsafePointer<Float>], [UnsafePointer<Float>]) -> R) -> R {
+        func gather(_ i: Int, _ keys: [UnsafePointer<Float>], _ values: [UnsafePointer<Float>]) -> R {
+            guard i < caches.count else { return body(keys, values) }
+            return caches[i].withLayer(layer) { k, v in gather(i + 1, keys + [k], values + [v]) }
+        }
+        return gather(0, [], [])
+    }
 }

@@ -214,17 +214,17 @@ public final class LlamaModel: Sendable {
         precondition(tokens.count == caches.count, "one token per sequence")
         try KVCache.requireRoom(caches, for: 1)
         let cfg = config
-        let qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize
+        let kvDim = cfg.kvHeads * cfg.headSize
         var x = try embed(tokens)
         let positions = caches.map { Int32($0.count) }
+        let rows = caches.map(\.count)
         try runBlocks(&x, positions: positions, sequenceLengths: caches.map { $0.count + 1 }) { l, q, k, v, att in
             for b in caches.indices {
-                let position = caches[b].count
-                caches[b].store(layer: l, at: position, keys: k + b * kvDim, values: v + b * kvDim, count: 1)
-                caches[b].withLayer(l) { keys, values in
-                    Layers.attention(att + b * qDim, q: q + b * qDim, keys: keys, values: values, start: position, n: 1,
-                                     heads: cfg.heads, kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
-                }
+                caches[b].store(layer: l, at: rows[b], keys: k + b * kvDim, values: v + b * kvDim, count: 1)
+            }
+            KVCache.withLayer(l, of: caches) { keys, values in
+                Layers.decodeAttention(att, q: q, keys: keys, values: values, positions: rows, heads: cfg.heads,
+                                       kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
             }
         }
         for b in caches.indices { caches[b].count += 1 }

@@ -3,8 +3,8 @@ import QuillModels
 import QuillTokenizers
 
 /// Continuous batching over one model: requests wait in a bounded queue, up to `parallel`
-/// sequences run at once, and every step of the engine's own thread runs one prompt chunk of
-/// at most `prefillChunk` tokens (so a long prompt never stalls running streams for long) and
+/// sequences run at once, and every step of the engine's own thread runs prompt chunks of at
+/// most `prefillChunk` tokens in all (so a long prompt never stalls running streams for long) and
 /// then one batched decode step that advances every running sequence by a token. New requests
 /// join between steps; finished, cancelled and timed-out ones leave at once and free their KV
 /// cache, whose total size is bounded by `kvCacheTokens`.
@@ -227,10 +227,15 @@ public final class InferenceEngine: @unchecked Sendable {
                 return false
             }
 
-            // one prompt chunk
-            if let i = slots.firstIndex(where: { !$0.decoding }) {
-                prefill(&slots[i])
-                if slots[i].job.cancelled { slots.remove(at: i) }   // failed: already ended
+            // prompt chunks, up to `prefillChunk` tokens in all: several short prompts that
+            // arrive together start in the same step
+            var budget = limits.prefillChunk, i = 0
+            while budget > 0, i < slots.count {
+                if !slots[i].decoding {
+                    budget -= prefill(&slots[i], upTo: budget)
+                    if slots[i].job.cancelled { slots.remove(at: i); continue }   // failed: already ended
+                }
+                i += 1
             }
 
             // one decode step for every running choice
@@ -263,14 +268,15 @@ public final class InferenceEngine: @unchecked Sendable {
         }
     }
 
-    /// Runs the next chunk of a slot's prompt; after the last one its choices take their first token.
-    private func prefill(_ slot: inout Slot) {
+    /// Runs the next chunk (at most `limit` tokens) of a slot's prompt; after the last one its
+    /// choices take their first token. Returns the tokens run.
+    private func prefill(_ slot: inout Slot, upTo limit: Int) -> Int {
         let prompt = slot.job.request.promptIds
-        let chunk = Array(prompt[slot.prefilled..<min(prompt.count, slot.prefilled + limits.prefillChunk)])
+        let chunk = Array(prompt[slot.prefilled..<min(prompt.count, slot.prefilled + limit)])
         do {
             let logits = try model.forward(chunk, cache: &slot.cache)
             slot.prefilled += chunk.count
-            guard slot.prefilled == prompt.count else { return }
+            guard slot.prefilled == prompt.count else { return chunk.count }
             let r = slot.job.request
             slot.caches = Array(repeating: slot.cache, count: r.count)
             slot.cache = KVCache.empty
@@ -284,6 +290,7 @@ public final class InferenceEngine: @unchecked Sendable {
         } catch {
             fail(slot, error)
         }
+        return chunk.count
     }
 
     /// Samples choice c's next token from its logits and sends what it produced.

@@ -33,6 +33,9 @@ struct PrepareCommand: AsyncParsableCommand {
     @Option(help: "Keep only these languages, comma-separated (zh, ja, ko, latin, ru, ar, ...).") var languages: String?
     @Flag(name: .customLong("no-dedup"), help: "Keep exact and near duplicates.") var noDedup = false
     @Option(name: .customLong("near-threshold"), help: "MinHash similarity that makes a near duplicate.") var nearThreshold = 0.4
+    @Option(name: .customLong("minhash-permutations"), help: "MinHash signature length.") var permutations = 128
+    @Option(name: .customLong("minhash-bands"), help: "LSH bands (must divide the permutations).") var bands = 32
+    @Option(name: .customLong("ngram"), help: "Shingle n-gram length in words (CJK: in characters).") var ngram = 2
     @Option(help: "Fraction of documents for validation.") var validation = 0.01
     @Option(help: "Fraction of documents for test.") var test = 0.01
     @Option(help: "Tokenizer for token counts and training shards (GGUF, HF directory, tokenizer.json; \"default\": the default model's).")
@@ -62,7 +65,16 @@ struct PrepareCommand: AsyncParsableCommand {
         }
         p.languages = languages.map { Set($0.split(separator: ",").map(String.init)) }
         p.exactDeduplication = !noDedup
-        if noDedup { p.nearDuplicates = nil } else { p.nearDuplicates!.threshold = nearThreshold }
+        if noDedup { p.nearDuplicates = nil } else {
+            guard permutations > 0, bands > 0, permutations % bands == 0, ngram > 0 else {
+                throw ValidationError("--minhash-bands (\(bands)) must divide --minhash-permutations (\(permutations)), both positive")
+            }
+            p.nearDuplicates!.threshold = nearThreshold
+            p.nearDuplicates!.permutations = permutations
+            p.nearDuplicates!.bands = bands
+            p.nearDuplicates!.wordNgram = ngram
+            p.nearDuplicates!.characterNgram = ngram
+        }
         if let tokenizer {
             p.tokenizer = try TokenizerLoader.load(tokenizer == "default" ? QuillCache.defaultModel.path : try QuillCache.resolveModel(tokenizer))
         }

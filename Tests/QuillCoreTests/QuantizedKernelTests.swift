@@ -85,8 +85,8 @@ import CQuillKernels
     }
 
     /// Q4_0 / Q4_1 interleaved eight rows at a time: the same fp32 values when dequantized, the
-    /// AVX2 kernel equal to its twin, both within float rounding of the row kernels, and the
-    /// fused several-products loop equal to one product at a time.
+    /// AVX2 kernel equal to its twin, both within float rounding of the row kernels, the fused
+    /// several-products loop equal to one product at a time, and a batch equal to its rows alone.
     @Test(arguments: [GGMLType.q4_0, .q4_1])
     func interleavedLayoutMatchesTheRowLayout(_ type: GGMLType) {
         let rows = 48, cols = 576, n = 2
@@ -138,6 +138,17 @@ import CQuillKernels
             #expect(fusedBiased == one.enumerated().map { $1 + bias[$0 % rows] })
             let maxDiff = zip(one, two).map { abs($0 - $1) }.max()!
             #expect(maxDiff <= 1e-3 * (two.map(abs).max()!), "interleaved vs row kernels: \(maxDiff)")
+
+            // a batch (rows taken two at a time, one left over) gives each row bit for bit what it
+            // gives alone: batched decoding in the server equals decoding one sequence
+            let x3 = x + Array(x[0..<cols])
+            var batch = [Float](repeating: 0, count: 3 * rows)
+            QuantizedMatmul.forward(&batch, x3, packed, n: 3)
+            for i in 0..<3 {
+                var alone = [Float](repeating: 0, count: rows)
+                QuantizedMatmul.forward(&alone, Array(x3[(i * cols)..<((i + 1) * cols)]), packed, n: 1)
+                #expect(Array(batch[(i * rows)..<((i + 1) * rows)]) == alone, "row \(i) of the batch")
+            }
         }
     }
 

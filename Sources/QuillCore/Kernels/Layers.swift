@@ -115,6 +115,28 @@ public enum Layers {
         }
     }
 
+    /// One decoding step of several sequences: row b of q [B, NH, HS] attends over its own
+    /// cache, `keys[b]` / `values[b]` holding positions 0...positions[b]. All (sequence, head)
+    /// pairs share one parallel loop: a loop per sequence would be too small to split.
+    public static func decodeAttention(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                                       keys: [UnsafePointer<Float>], values: [UnsafePointer<Float>], positions: [Int],
+                                       heads: Int, kvHeads: Int, headSize: Int, window: Int? = nil, pool: ThreadPool = .shared) {
+        let group = heads / kvHeads, qStride = heads * headSize
+        let scale = 1 / Float(headSize).squareRoot()
+        let kvStride = kvHeads * headSize
+        let longest = (positions.max() ?? 0) + 1
+        pool.parallelFor(positions.count * heads) { unit in
+            let b = unit / heads, h = unit % heads, kvh = h / group
+            let last = positions[b]
+            let first = window.map { max(0, last - $0 + 1) } ?? 0
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: longest) { scores in
+                quill_attend_one(q + b * qStride + h * headSize, keys[b] + first * kvStride + kvh * headSize,
+                                 values[b] + first * kvStride + kvh * headSize, kvStride, Int64(last - first + 1),
+                                 Int64(headSize), scale, scores.baseAddress!, out + b * qStride + h * headSize)
+            }
+        }
+    }
+
     /// Attention for a prompt: blocks of 64 queries of one head, each as two BLAS products
     /// (scores = Q·Kᵀ over the keys the block can see, then P·V) around a masked softmax.
     /// Q, K and V are read in place as strided views of the per-token rows.
