@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillData", dependencies: ["QuillTokenizers", "CZlib"]),
         .target(name: "QuillServer", dependencies: [
-            "QuillModels", "QuillTokenizers",
+            "QuillModels", "QuillTokenizers", "QuillFormats",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import QuillFormats
 
 /// `GET /docs`: Swagger UI over `/openapi.json`, its script and style served by this binary from
 /// a local folder (`--docs-assets`, default `$QUILL_CACHE/swagger-ui`, which scripts/setup fills
@@ -31,9 +32,7 @@ enum DocsPage {
 
     /// The folder the assets come from.
     static func folder(_ configured: String?) -> String {
-        if let configured { return configured }
-        let root = ProcessInfo.processInfo.environment["QUILL_CACHE"] ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/quill")
-        return (root as NSString).appendingPathComponent("swagger-ui")
+        configured ?? QuillCache.root.appendingPathComponent("swagger-ui").path
     }
 
     static func asset(_ name: String, in configured: String?) throws -> Response {

@@ -116,8 +116,9 @@ extension QuillServer {
                             "generation_ms": .double(s.generationSeconds * 1000),
                             "tokens_per_second": .double(s.generationSeconds > 0 ? Double(s.tokens.count) / s.generationSeconds : 0)]]
             if details {
-                d["tokens"] = .array(zip(s.tokens, s.logprobs.map(Optional.some) + Array(repeating: nil, count: max(0, s.tokens.count - s.logprobs.count)))
-                    .map { id, lp in tokenJSON(b.tokenizer, id: id, logprob: lp, top: topN ?? 0) })
+                d["tokens"] = .array(s.tokens.indices.map { i in
+                    tokenJSON(b.tokenizer, id: s.tokens[i], logprob: i < s.logprobs.count ? s.logprobs[i] : nil, top: topN ?? 0)
+                })
             }
             return .object(d)
         }
@@ -200,20 +201,21 @@ extension QuillServer {
         let metrics = self.metrics
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: .init { writer in
             // a write to a client that went away throws: the stream is dropped, which cancels the request
+            func send(_ payload: JSONValue) async throws {
+                try await writer.write(ByteBuffer(string: "data: " + String(decoding: payload.data, as: UTF8.self) + "\n\n"))
+            }
             var first: Date?
-            for payload in start { try await writer.write(ByteBuffer(string: "data: " + String(decoding: payload.data, as: UTF8.self) + "\n\n")) }
+            for payload in start { try await send(payload) }
             for await event in events {
                 if case .failed(let message) = event {
-                    try await writer.write(ByteBuffer(string: "data: \(String(decoding: APIError(.internalServerError, "generation failed: \(message)").json.data, as: UTF8.self))\n\n"))
+                    try await send(APIError(.internalServerError, "generation failed: \(message)").json)
                     break
                 }
                 if case .finished(_, let summary) = event { metrics.generation(summary, firstTokenAfter: (first ?? Date()).timeIntervalSince(arrived)) }
                 if first == nil, case .token = event { first = Date() }
-                for payload in render(event) {
-                    try await writer.write(ByteBuffer(string: "data: " + String(decoding: payload.data, as: UTF8.self) + "\n\n"))
-                }
+                for payload in render(event) { try await send(payload) }
             }
-            for payload in end() { try await writer.write(ByteBuffer(string: "data: " + String(decoding: payload.data, as: UTF8.self) + "\n\n")) }
+            for payload in end() { try await send(payload) }
             if done { try await writer.write(ByteBuffer(string: "data: [DONE]\n\n")) }
             try await writer.finish(nil)
         })
