@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "QuillFormats", targets: ["QuillFormats"]),
         .library(name: "QuillModels", targets: ["QuillModels"]),
         .library(name: "QuillData", targets: ["QuillData"]),
+        .library(name: "QuillTraining", targets: ["QuillTraining"]),
         .library(name: "QuillServer", targets: ["QuillServer"]),
     ],
     dependencies: [
@@ -32,6 +33,7 @@ let package = Package(
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillData", dependencies: ["QuillTokenizers", "CZlib"]),
+        .target(name: "QuillTraining", dependencies: ["QuillModels", "QuillData", "QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillServer", dependencies: [
             "QuillModels", "QuillTokenizers", "QuillFormats",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -42,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillServer",
+                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "QuillDataTests", dependencies: ["QuillData", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers"]),
+        .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats"]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
     ],

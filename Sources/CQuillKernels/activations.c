@@ -35,6 +35,31 @@ void quill_attend_one_ref(const float *q, const float *keys, const float *values
     }
 }
 
+// training: the SiLU-gated activation's gradients, and GPT-2's tanh GELU forward and backward
+void quill_silu_mul_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float s = 1 / (1 + expf(-gate[i])), silu = gate[i] * s;
+        dup[i] = dout[i] * silu;
+        dgate[i] = dout[i] * up[i] * s * (1 + gate[i] * (1 - s));
+    }
+}
+
+#define GELU_SCALE 0.7978845608028654f   /* sqrt(2/pi) */
+void quill_gelu_tanh_ref(float *out, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        out[i] = 0.5f * v * (1 + tanhf(GELU_SCALE * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void quill_gelu_tanh_backward_ref(float *dx, const float *dout, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i], t = tanhf(GELU_SCALE * (v + 0.044715f * v * v * v));
+        const float local = 0.5f * (1 + t) + 0.5f * v * (1 - t * t) * GELU_SCALE * (1 + 3 * 0.044715f * v * v);
+        dx[i] += local * dout[i];
+    }
+}
+
 // --- AVX2 -------------------------------------------------------------------------------------
 #ifdef QUILL_X86
 
@@ -115,22 +140,81 @@ AVX2 static void attend_one_avx2(const float *q, const float *keys, const float 
     }
     for (int l = 0; l < lanes; l++) _mm256_storeu_ps(out + 8 * l, acc[l]);
 }
+
+AVX2 static inline __m256 sigmoid8(__m256 g) {
+    return _mm256_div_ps(_mm256_set1_ps(1), _mm256_add_ps(_mm256_set1_ps(1), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+}
+
+// tanh(y) = 1 - 2 / (e^{2y} + 1), saturating correctly at both ends through exp8's clamp
+AVX2 static inline __m256 tanh8(__m256 y) {
+    const __m256 e = exp8(_mm256_add_ps(y, y));
+    return _mm256_sub_ps(_mm256_set1_ps(1), _mm256_div_ps(_mm256_set1_ps(2), _mm256_add_ps(e, _mm256_set1_ps(1))));
+}
+
+AVX2 static void silu_mul_backward_avx2(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i), d = _mm256_loadu_ps(dout + i), s = sigmoid8(g);
+        _mm256_storeu_ps(dup + i, _mm256_mul_ps(d, _mm256_mul_ps(g, s)));
+        const __m256 local = _mm256_mul_ps(s, _mm256_fmadd_ps(g, _mm256_sub_ps(one, s), one));
+        _mm256_storeu_ps(dgate + i, _mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(up + i)), local));
+    }
+    quill_silu_mul_backward_ref(dgate + i, dup + i, dout + i, gate + i, up + i, n - i);
+}
+
+AVX2 static inline __m256 gelu_inner8(__m256 v) {
+    const __m256 cube = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), _mm256_mul_ps(v, v));
+    return tanh8(_mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), _mm256_add_ps(v, cube)));
+}
+
+AVX2 static void gelu_tanh_avx2(float *out, const float *x, int64_t n) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, gelu_inner8(v))));
+    }
+    quill_gelu_tanh_ref(out + i, x + i, n - i);
+}
+
+AVX2 static void gelu_tanh_backward_avx2(float *dx, const float *dout, const float *x, int64_t n) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i), t = gelu_inner8(v);
+        const __m256 sech2 = _mm256_fnmadd_ps(t, t, one);
+        const __m256 slope = _mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), _mm256_fmadd_ps(_mm256_set1_ps(3 * 0.044715f), _mm256_mul_ps(v, v), one));
+        const __m256 local = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(half, v), sech2), slope, _mm256_mul_ps(half, _mm256_add_ps(one, t)));
+        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(local, _mm256_loadu_ps(dout + i), _mm256_loadu_ps(dx + i)));
+    }
+    quill_gelu_tanh_backward_ref(dx + i, dout + i, x + i, n - i);
+}
 #endif
 
 // --- dispatch ---------------------------------------------------------------------------------
 
 static void (*silu_mul)(float *, const float *, const float *, int64_t) = quill_silu_mul_ref;
 static float (*exp_sum)(float *, int64_t, float) = quill_exp_sum_ref;
+static void (*silu_mul_backward)(float *, float *, const float *, const float *, const float *, int64_t) = quill_silu_mul_backward_ref;
+static void (*gelu_tanh)(float *, const float *, int64_t) = quill_gelu_tanh_ref;
+static void (*gelu_tanh_backward)(float *, const float *, const float *, int64_t) = quill_gelu_tanh_backward_ref;
 static int fast_attention = 0;
 
 __attribute__((constructor)) static void choose_activation_kernels(void) {
 #ifdef QUILL_X86
-    if (cpu_has_avx2()) { silu_mul = silu_mul_avx2; exp_sum = exp_sum_avx2; fast_attention = 1; }
+    if (cpu_has_avx2()) { silu_mul = silu_mul_avx2; exp_sum = exp_sum_avx2; fast_attention = 1;
+        silu_mul_backward = silu_mul_backward_avx2; gelu_tanh = gelu_tanh_avx2; gelu_tanh_backward = gelu_tanh_backward_avx2; }
 #endif
 }
 
 void quill_silu_mul(float *out, const float *gate, const float *up, int64_t n) { silu_mul(out, gate, up, n); }
 float quill_exp_sum(float *x, int64_t n, float shift) { return exp_sum(x, n, shift); }
+void quill_silu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    silu_mul_backward(dgate, dup, dout, gate, up, n);
+}
+void quill_gelu_tanh(float *out, const float *x, int64_t n) { gelu_tanh(out, x, n); }
+void quill_gelu_tanh_backward(float *dx, const float *dout, const float *x, int64_t n) { gelu_tanh_backward(dx, dout, x, n); }
 
 void quill_attend_one(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
                       int64_t hs, float scale, float *scores, float *out) {

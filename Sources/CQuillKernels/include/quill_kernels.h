@@ -79,6 +79,15 @@ float quill_exp_sum(float *x, int64_t n, float shift);
 void quill_attend_one(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
                       int64_t hs, float scale, float *scores, float *out);
 void quill_silu_mul_ref(float *out, const float *gate, const float *up, int64_t n);
+
+// training: dgate, dup = the gradients of silu(gate) · up given dout; GPT-2's tanh GELU
+// (out = gelu(x)) and its backward (dx += gelu'(x) · dout)
+void quill_silu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+void quill_gelu_tanh(float *out, const float *x, int64_t n);
+void quill_gelu_tanh_backward(float *dx, const float *dout, const float *x, int64_t n);
+void quill_silu_mul_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+void quill_gelu_tanh_ref(float *out, const float *x, int64_t n);
+void quill_gelu_tanh_backward_ref(float *dx, const float *dout, const float *x, int64_t n);
 float quill_exp_sum_ref(float *x, int64_t n, float shift);
 void quill_attend_one_ref(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
                           int64_t hs, float scale, float *scores, float *out);

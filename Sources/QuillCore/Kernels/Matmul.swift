@@ -50,14 +50,74 @@ public enum Matmul {
         }
     }
 
-    /// C[M, N] = alpha · A[M, K] · op(B) with leading dimensions, single-threaded: op(B) is
-    /// B[N, K]ᵀ when `transposeB`, else B[K, N]. For attention's blocks, where Q, K and V are
-    /// strided views of the per-token rows.
+    /// C[M, N] = alpha · op(A) · op(B) + beta · C with leading dimensions, single-threaded:
+    /// op(A) is A[K, M]ᵀ when `transposeA`, else A[M, K]; op(B) is B[N, K]ᵀ when `transposeB`,
+    /// else B[K, N]. For attention's blocks, where Q, K and V are strided views of the per-token
+    /// rows, and for the slices of backward products.
     public static func gemm(_ cOut: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
-                            _ b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int, alpha: Float = 1, transposeB: Bool) {
+                            _ b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+                            transposeA: Bool = false, transposeB: Bool) {
         _ = singleThreaded
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), 0, cOut, Int32(ldc))
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, cOut, Int32(ldc))
+    }
+
+    /// The gradients of `forward`, accumulated: dinp[N, C] += dout[N, OC] · weight[OC, C];
+    /// dweight[OC, C] += doutᵀ · inp; dbias[OC] += Σ_rows dout. A nil destination is skipped
+    /// (a frozen weight has no dweight). Rows of dinp and of dweight are split over the pool.
+    /// `scale` multiplies every gradient (a LoRA adapter's s = α / r).
+    public static func backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+                                dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                n: Int, c: Int, oc: Int, pool: ThreadPool = .shared, scale: Float = 1) {
+        if let dinp {
+            forEachSlice(oc: n, n: oc, c: c, pool: pool) { rows in
+                gemm(dinp + rows.lowerBound * c, ldc: c, dout + rows.lowerBound * oc, lda: oc, weight, ldb: c,
+                     m: rows.count, n: c, k: oc, alpha: scale, beta: 1, transposeB: false)
+            }
+        }
+        if let dweight {
+            forEachSlice(oc: oc, n: n, c: c, pool: pool) { rows in
+                gemm(dweight + rows.lowerBound * c, ldc: c, dout + rows.lowerBound, lda: oc, inp, ldb: c,
+                     m: rows.count, n: c, k: n, alpha: scale, beta: 1, transposeA: true, transposeB: false)
+                if let dbias {
+                    for o in rows {
+                        var sum: Float = 0
+                        for i in 0..<n { sum += dout[i * oc + o] }
+                        dbias[o] += sum * scale
+                    }
+                }
+            }
+        } else if let dbias {
+            for i in 0..<n { for o in 0..<oc { dbias[o] += dout[i * oc + o] * scale } }
+        }
+    }
+
+    /// The plain loops of `backward`, in Double: its reference twin.
+    public static func backwardReference(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+                                         dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                         inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, n: Int, c: Int, oc: Int) {
+        if let dinp {
+            for i in 0..<n { for k in 0..<c {
+                var sum = 0.0
+                for o in 0..<oc { sum += Double(dout[i * oc + o]) * Double(weight[o * c + k]) }
+                dinp[i * c + k] += Float(sum)
+            } }
+        }
+        if let dweight {
+            for o in 0..<oc { for k in 0..<c {
+                var sum = 0.0
+                for i in 0..<n { sum += Double(dout[i * oc + o]) * Double(inp[i * c + k]) }
+                dweight[o * c + k] += Float(sum)
+            } }
+        }
+        if let dbias {
+            for o in 0..<oc {
+                var sum = 0.0
+                for i in 0..<n { sum += Double(dout[i * oc + o]) }
+                dbias[o] += Float(sum)
+            }
+        }
     }
 
     private static let singleThreaded: Void = {

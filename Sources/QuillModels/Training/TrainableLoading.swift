@@ -1,0 +1,169 @@
+import Foundation
+import QuillCore
+import QuillFormats
+
+extension TrainableModel {
+    /// A model to train from a Hugging Face directory (GPT-2 or the Llama family; F32, F16 or
+    /// BF16 safetensors) or a GGUF file (any tensor type, dequantized to fp32). GGUF `llama`
+    /// files have their q/k rows un-permuted back to Hugging Face's rotate-half layout, so
+    /// every trained model, adapter and export uses one convention.
+    public convenience init(loading path: String, pool: ThreadPool = .shared) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError.missingKey(path: path, key: "model (no such file or directory)")
+        }
+        if isDirectory.boolValue {
+            try self.init(huggingFace: URL(fileURLWithPath: path), pool: pool)
+        } else {
+            try self.init(gguf: try GGUFFile(path: path), pool: pool)
+        }
+    }
+
+    convenience init(huggingFace directory: URL, pool: ThreadPool) throws {
+        let hf = try HuggingFaceConfig.read(directory)
+        let json = hf.json
+        let shape: Shape
+        if hf.modelType == "gpt2" {
+            func int(_ key: String) throws -> Int {
+                guard let v = json[key] as? Int else { throw ModelError.missingKey(path: hf.path, key: key) }
+                return v
+            }
+            let c = try int("n_embd"), heads = try int("n_head")
+            shape = Shape(family: .gpt2, architecture: "gpt2", vocabularySize: try int("vocab_size"), contextLength: try int("n_positions"),
+                          channels: c, layers: try int("n_layer"), heads: heads, kvHeads: heads, headSize: c / heads,
+                          intermediateSize: (json["n_inner"] as? Int) ?? 4 * c,
+                          normEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5), tiedEmbeddings: true,
+                          attentionBias: true, inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
+        } else if LlamaConfig.supportedArchitectures.contains(hf.modelType) {
+            shape = Self.shape(try LlamaConfig(huggingFace: json, path: hf.path), attentionBias: hf.modelType == "qwen2")
+        } else {
+            throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: ModelLoader.supportedArchitectures)
+        }
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        let store = ParameterStore(layout: Self.layout(shape))
+        // older GPT-2 checkpoints name tensors without the "transformer." prefix
+        let stripPrefix = shape.family == .gpt2 && checkpoint.info("transformer.wte.weight") == nil
+        for entry in store.entries {
+            let name = stripPrefix ? String(entry.name.dropFirst("transformer.".count)) : entry.name
+            guard let info = checkpoint.info(name) else { throw ModelError.missingTensor(path: directory.path, name: name) }
+            // GPT-2's Conv1D layers store [in, out]; a Linear's weight is [out, in]
+            let conv1D = shape.family == .gpt2 && entry.shape.count == 2 && !name.hasSuffix("wte.weight") && !name.hasSuffix("wpe.weight")
+            let expected = conv1D ? [entry.shape[1], entry.shape[0]] : entry.shape
+            guard info.shape == expected else {
+                throw ModelError.shapeMismatch(path: directory.path, name: name, expected: expected, found: info.shape)
+            }
+            let values = try checkpoint.floats(name)
+            store.set(entry.name, conv1D ? Self.transpose(values, rows: expected[0], cols: expected[1]) : values)
+        }
+        self.init(shape: shape, parameters: store, pool: pool)
+    }
+
+    convenience init(gguf file: GGUFFile, pool: ThreadPool) throws {
+        let arch = try file.string("general.architecture")
+        let shape: Shape
+        var names: [String: String] = [:]   // ours → GGUF
+        if arch == "gpt2" {
+            let model = try GPT2Model(gguf: file)   // reads and checks the hyperparameters
+            let cfg = model.config
+            shape = Shape(family: .gpt2, architecture: "gpt2", vocabularySize: cfg.vocabularySize, contextLength: cfg.contextLength,
+                          channels: cfg.hiddenSize, layers: cfg.layers, heads: cfg.heads, kvHeads: cfg.heads,
+                          headSize: cfg.hiddenSize / cfg.heads, intermediateSize: cfg.intermediateSize,
+                          normEpsilon: cfg.layerNormEpsilon, tiedEmbeddings: true, attentionBias: true,
+                          inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
+            names = ["transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
+                     "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias"]
+            for l in 0..<shape.layers {
+                let ours = "transformer.h.\(l).", theirs = "blk.\(l)."
+                for (a, b) in [("ln_1", "attn_norm"), ("attn.c_attn", "attn_qkv"), ("attn.c_proj", "attn_output"),
+                               ("ln_2", "ffn_norm"), ("mlp.c_fc", "ffn_up"), ("mlp.c_proj", "ffn_down")] {
+                    names[ours + a + ".weight"] = theirs + b + ".weight"
+                    names[ours + a + ".bias"] = theirs + b + ".bias"
+                }
+            }
+        } else if LlamaConfig.supportedArchitectures.contains(arch) {
+            var config = try LlamaConfig(gguf: file)
+            if let e = file.tensor(named: "token_embd.weight"), e.dimensions.count == 2 { config.vocabularySize = e.dimensions[1] }
+            config.tiedEmbeddings = file.tensor(named: "output.weight") == nil
+            shape = Self.shape(config, attentionBias: file.tensor(named: "blk.0.attn_q.bias") != nil)
+            names = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                     "lm_head.weight": "output.weight"]
+            for l in 0..<shape.layers {
+                let ours = "model.layers.\(l).", theirs = "blk.\(l)."
+                for (a, b) in [("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+                               ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"),
+                               ("post_attention_layernorm", "ffn_norm"), ("mlp.gate_proj", "ffn_gate"),
+                               ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")] {
+                    names[ours + a + ".weight"] = theirs + b + ".weight"
+                    names[ours + a + ".bias"] = theirs + b + ".bias"
+                }
+            }
+            // llama.cpp permutes q/k rows of `llama` files for adjacent-pair rotation
+            let permuted = config.ropePairing == .adjacent
+            let store = ParameterStore(layout: Self.layout(shape))
+            try Self.fill(store, from: file, names: names) { name, values in
+                guard permuted else { return values }
+                if name.hasSuffix("q_proj.weight") || name.hasSuffix("q_proj.bias") {
+                    return Self.unpermuteRotaryRows(values, heads: shape.heads, headSize: shape.headSize)
+                }
+                if name.hasSuffix("k_proj.weight") || name.hasSuffix("k_proj.bias") {
+                    return Self.unpermuteRotaryRows(values, heads: shape.kvHeads, headSize: shape.headSize)
+                }
+                return values
+            }
+            self.init(shape: shape, parameters: store, pool: pool)
+            return
+        } else {
+            throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ModelLoader.supportedArchitectures)
+        }
+        let store = ParameterStore(layout: Self.layout(shape))
+        try Self.fill(store, from: file, names: names) { _, values in values }
+        self.init(shape: shape, parameters: store, pool: pool)
+    }
+
+    static func shape(_ config: LlamaConfig, attentionBias: Bool) -> Shape {
+        Shape(family: .llama, architecture: config.architecture, vocabularySize: config.vocabularySize,
+              contextLength: config.contextLength, channels: config.hiddenSize, layers: config.layers, heads: config.heads,
+              kvHeads: config.kvHeads, headSize: config.headSize, intermediateSize: config.intermediateSize,
+              normEpsilon: config.rmsNormEpsilon, tiedEmbeddings: config.tiedEmbeddings, attentionBias: attentionBias,
+              inverseFrequencies: config.inverseFrequencies, ropeAttentionFactor: config.ropeAttentionFactor,
+              slidingWindow: config.slidingWindow)
+    }
+
+    /// Every tensor of `store` from the GGUF tensor `names` maps it to, dequantized (GGUF lists
+    /// dimensions innermost first: [out, in] row-major is [in, out] there).
+    private static func fill(_ store: ParameterStore, from file: GGUFFile, names: [String: String],
+                             convert: (String, [Float]) -> [Float]) throws {
+        for entry in store.entries {
+            guard let theirs = names[entry.name] else { throw ModelError.missingTensor(path: file.path, name: entry.name) }
+            guard let info = file.tensor(named: theirs) else { throw ModelError.missingTensor(path: file.path, name: theirs) }
+            let expected = Array(entry.shape.reversed())
+            guard info.dimensions == expected else {
+                throw ModelError.shapeMismatch(path: file.path, name: theirs, expected: expected, found: info.dimensions)
+            }
+            store.set(entry.name, convert(entry.name, Dequantize.array(info.type, file.data(of: info), count: info.elementCount)))
+        }
+    }
+
+    /// llama.cpp's converter reorders each head's rows from (half, pair) to (pair, half):
+    /// its row 2j + s is Hugging Face's row s · HS/2 + j. Rows may carry any width (a weight) or
+    /// one value (a bias).
+    static func unpermuteRotaryRows(_ values: [Float], heads: Int, headSize: Int) -> [Float] {
+        let width = values.count / (heads * headSize), half = headSize / 2
+        var out = values
+        for h in 0..<heads {
+            for j in 0..<half {
+                for s in 0..<2 {
+                    let from = (h * headSize + 2 * j + s) * width, to = (h * headSize + s * half + j) * width
+                    for k in 0..<width { out[to + k] = values[from + k] }
+                }
+            }
+        }
+        return out
+    }
+
+    static func transpose(_ values: [Float], rows: Int, cols: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: values.count)
+        for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = values[r * cols + c] } }
+        return out
+    }
+}

@@ -1,0 +1,276 @@
+import Foundation
+import QuillCore
+
+/// A batch's summed loss and how many target tokens it covered.
+public struct LossSum: Sendable, Equatable {
+    public var sum: Double
+    public var count: Int
+    public init(sum: Double = 0, count: Int = 0) { self.sum = sum; self.count = count }
+    public var mean: Double { count == 0 ? .nan : sum / Double(count) }
+    public static func + (a: LossSum, b: LossSum) -> LossSum { LossSum(sum: a.sum + b.sum, count: a.count + b.count) }
+}
+
+extension TrainableModel {
+    /// Runs tokens [B, T] forward, scores the next-token predictions against targets [B, T]
+    /// (negative = no loss at that position) and, when `backward`, adds d(loss / normalizer)/dθ
+    /// to the gradients. `normalizer` is the number of target tokens of the whole optimizer step,
+    /// so micro-batches accumulate into one mean, not a mean of means.
+    @discardableResult
+    public func step(tokens: [Int32], targets: [Int32], batch: Int, length: Int, normalizer: Float,
+                     backward: Bool = true) throws -> LossSum {
+        try validate(tokens: tokens, batch: batch, length: length)
+        precondition(targets.count == tokens.count, "one target per token")
+        let a = activations(batch: batch, length: length)
+        tokens.withUnsafeBufferPointer { forwardBlocks(a, tokens: $0.baseAddress!) }
+        let loss = targets.withUnsafeBufferPointer { head(a, targets: $0.baseAddress!, normalizer: normalizer, backward: backward) }
+        if backward { tokens.withUnsafeBufferPointer { backwardBlocks(a, tokens: $0.baseAddress!) } }
+        return loss
+    }
+
+    /// Logits [B·T, V] of every position (for tests and evaluation).
+    public func logits(tokens: [Int32], batch: Int, length: Int) throws -> [Float] {
+        try validate(tokens: tokens, batch: batch, length: length)
+        let a = activations(batch: batch, length: length)
+        tokens.withUnsafeBufferPointer { forwardBlocks(a, tokens: $0.baseAddress!) }
+        let v = shape.vocabularySize, c = shape.channels
+        var out = [Float](repeating: 0, count: a.n * v)
+        out.withUnsafeMutableBufferPointer {
+            Matmul.forward($0.baseAddress!, a.finalNorm, parameters.pointer(headName), nil, n: a.n, c: c, oc: v, pool: pool)
+        }
+        return out
+    }
+
+    private func validate(tokens: [Int32], batch: Int, length: Int) throws {
+        precondition(batch > 0 && length > 0 && tokens.count == batch * length, "tokens must be [batch, length]")
+        guard length <= shape.contextLength else { throw ModelError.contextOverflow(tokens: length, context: shape.contextLength) }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= shape.vocabularySize }) {
+            throw ModelError.tokenOutOfRange(id: bad, vocabularySize: shape.vocabularySize)
+        }
+    }
+
+    // MARK: forward
+
+    private func forwardBlocks(_ a: Activations, tokens: UnsafePointer<Int32>) {
+        let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize
+        let embedding = parameters.pointer(embeddingName)
+        for i in 0..<n { a.residual[0].advanced(by: i * c).update(from: embedding + Int(tokens[i]) * c, count: c) }
+        if s.family == .gpt2 {
+            let wpe = parameters.pointer(positionName)
+            for i in 0..<n { let row = a.residual[0] + i * c, p = wpe + Int(a.positions[i]) * c; for k in 0..<c { row[k] += p[k] } }
+        }
+        for (l, block) in blocks.enumerated() {
+            let x = a.residual[l]
+            normForward(block.norm1, out: a.norm1[l], mean: a.mean1[l], rstd: a.rstd1[l], x: x, n: n)
+            if s.family == .llama {
+                linearForward(block.attention[0], out: a.q[l], x: a.norm1[l], a)
+                linearForward(block.attention[1], out: a.k[l], x: a.norm1[l], a)
+                linearForward(block.attention[2], out: a.v[l], x: a.norm1[l], a)
+                a.positions.withUnsafeBufferPointer { positions in
+                    Layers.rope(a.q[l], positions: positions.baseAddress!, n: n, heads: s.heads, headSize: s.headSize,
+                                inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                    Layers.rope(a.k[l], positions: positions.baseAddress!, n: n, heads: s.kvHeads, headSize: s.headSize,
+                                inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                }
+            } else {
+                linearForward(block.attention[0], out: a.scratch, x: a.norm1[l], a)
+                for i in 0..<n {
+                    let row = a.scratch + i * 3 * c
+                    (a.q[l] + i * c).update(from: row, count: c)
+                    (a.k[l] + i * c).update(from: row + c, count: c)
+                    (a.v[l] + i * c).update(from: row + 2 * c, count: c)
+                }
+            }
+            Layers.causalAttentionForward(a.attention[l], probabilities: a.probabilities[l], q: a.q[l], k: a.k[l], v: a.v[l],
+                                          batch: a.batch, length: a.length, heads: s.heads, kvHeads: s.kvHeads,
+                                          headSize: s.headSize, window: s.slidingWindow, pool: pool)
+            linearForward(block.output, out: a.scratch, x: a.attention[l], a)
+            add(a.mid[l], x, a.scratch, count: n * c)
+            normForward(block.norm2, out: a.norm2[l], mean: a.mean2[l], rstd: a.rstd2[l], x: a.mid[l], n: n)
+            if s.family == .llama {
+                linearForward(block.mlp[0], out: a.hidden1[l], x: a.norm2[l], a)
+                linearForward(block.mlp[1], out: a.hidden2[l], x: a.norm2[l], a)
+                Layers.swiglu(a.activated[l], a.hidden1[l], a.hidden2[l], count: n * ff)
+                linearForward(block.down, out: a.scratch, x: a.activated[l], a)
+            } else {
+                linearForward(block.mlp[0], out: a.hidden1[l], x: a.norm2[l], a)
+                Layers.geluForward(a.hidden2[l], a.hidden1[l], count: n * ff, pool: pool)
+                linearForward(block.down, out: a.scratch, x: a.hidden2[l], a)
+            }
+            add(a.residual[l + 1], a.mid[l], a.scratch, count: n * c)
+        }
+        normForward(finalNorm, out: a.finalNorm, mean: a.finalMean, rstd: a.finalRstd, x: a.residual[s.layers], n: n)
+    }
+
+    /// The output head and loss, a chunk of rows at a time so [N, V] logits never exist at
+    /// once; with `backward`, dloss/dlogits goes straight into the head's gradient and dNorm.
+    private func head(_ a: Activations, targets: UnsafePointer<Int32>, normalizer: Float, backward: Bool) -> LossSum {
+        let c = shape.channels, v = shape.vocabularySize
+        let weight = parameters.pointer(headName), dweight = gradients?.pointer(headName)
+        if backward { a.dNorm.update(repeating: 0, count: a.n * c) }
+        var total = LossSum()
+        for first in stride(from: 0, to: a.n, by: a.logitRows) {
+            let rows = min(a.logitRows, a.n - first)
+            guard (0..<rows).contains(where: { targets[first + $0] >= 0 }) else { continue }
+            Matmul.forward(a.logits, a.finalNorm + first * c, weight, nil, n: rows, c: c, oc: v, pool: pool)
+            let (sum, count) = Layers.crossEntropyBackward(a.logits, targets: targets + first, n: rows, vocabulary: v,
+                                                           normalizer: normalizer, pool: pool)
+            total = total + LossSum(sum: sum, count: count)
+            if backward {
+                Matmul.backward(dinp: a.dNorm + first * c, dweight: dweight, dbias: nil, dout: a.logits,
+                                inp: a.finalNorm + first * c, weight: weight, n: rows, c: c, oc: v, pool: pool)
+            }
+        }
+        return total
+    }
+
+    // MARK: backward
+
+    private func backwardBlocks(_ a: Activations, tokens: UnsafePointer<Int32>) {
+        let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize
+        a.dResidual.update(repeating: 0, count: n * c)
+        normBackward(finalNorm, dx: a.dResidual, dout: a.dNorm, x: a.residual[s.layers], mean: a.finalMean, rstd: a.finalRstd, n: n)
+        for (l, block) in blocks.enumerated().reversed() {
+            // residual[l+1] = mid + down(mlp(norm2(mid)))
+            if s.family == .llama {
+                a.dActivated.update(repeating: 0, count: n * ff)
+                linearBackward(block.down, dinp: a.dActivated, dout: a.dResidual, x: a.activated[l], a)
+                Layers.swigluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[l],
+                                      up: a.hidden2[l], count: n * ff, pool: pool)
+                a.dNorm.update(repeating: 0, count: n * c)
+                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm2[l], a)
+                linearBackward(block.mlp[1], dinp: a.dNorm, dout: a.dHidden2, x: a.norm2[l], a)
+            } else {
+                a.dHidden2.update(repeating: 0, count: n * ff)
+                linearBackward(block.down, dinp: a.dHidden2, dout: a.dResidual, x: a.hidden2[l], a)
+                a.dHidden1.update(repeating: 0, count: n * ff)
+                Layers.geluBackward(dx: a.dHidden1, dout: a.dHidden2, x: a.hidden1[l], count: n * ff, pool: pool)
+                a.dNorm.update(repeating: 0, count: n * c)
+                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm2[l], a)
+            }
+            normBackward(block.norm2, dx: a.dResidual, dout: a.dNorm, x: a.mid[l], mean: a.mean2[l], rstd: a.rstd2[l], n: n)
+
+            // mid = residual[l] + output(attention(norm1(residual[l])))
+            a.dAttention.update(repeating: 0, count: n * s.qDim)
+            linearBackward(block.output, dinp: a.dAttention, dout: a.dResidual, x: a.attention[l], a)
+            Layers.causalAttentionBackward(dq: a.dq, dk: a.dk, dv: a.dv, dout: a.dAttention, q: a.q[l], k: a.k[l], v: a.v[l],
+                                           probabilities: a.probabilities[l], batch: a.batch, length: a.length,
+                                           heads: s.heads, kvHeads: s.kvHeads, headSize: s.headSize, pool: pool)
+            a.dNorm.update(repeating: 0, count: n * c)
+            if s.family == .llama {
+                a.positions.withUnsafeBufferPointer { positions in
+                    Layers.ropeBackward(a.dq, positions: positions.baseAddress!, n: n, heads: s.heads, headSize: s.headSize,
+                                        inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                    Layers.ropeBackward(a.dk, positions: positions.baseAddress!, n: n, heads: s.kvHeads, headSize: s.headSize,
+                                        inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                }
+                linearBackward(block.attention[0], dinp: a.dNorm, dout: a.dq, x: a.norm1[l], a)
+                linearBackward(block.attention[1], dinp: a.dNorm, dout: a.dk, x: a.norm1[l], a)
+                linearBackward(block.attention[2], dinp: a.dNorm, dout: a.dv, x: a.norm1[l], a)
+            } else {
+                for i in 0..<n {
+                    let row = a.scratch + i * 3 * c
+                    row.update(from: a.dq + i * c, count: c)
+                    (row + c).update(from: a.dk + i * c, count: c)
+                    (row + 2 * c).update(from: a.dv + i * c, count: c)
+                }
+                linearBackward(block.attention[0], dinp: a.dNorm, dout: a.scratch, x: a.norm1[l], a)
+            }
+            normBackward(block.norm1, dx: a.dResidual, dout: a.dNorm, x: a.residual[l], mean: a.mean1[l], rstd: a.rstd1[l], n: n)
+        }
+        guard let gradients else { return }
+        Layers.embeddingBackward(gradients.pointer(embeddingName), dout: a.dResidual, tokens: tokens, n: n, c: c)
+        if s.family == .gpt2 {
+            let dwpe = gradients.pointer(positionName)
+            for i in 0..<n { let row = dwpe + Int(a.positions[i]) * c, d = a.dResidual + i * c; for k in 0..<c { row[k] += d[k] } }
+        }
+    }
+
+    // MARK: the layers, by family
+
+    /// RMSNorm (Llama) or LayerNorm (GPT-2, whose bias is `weight` with ".bias").
+    private func normForward(_ weight: String, out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                             rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        let c = shape.channels, w = parameters.pointer(weight)
+        if shape.family == .llama {
+            Layers.rmsnormForward(out, rstd: rstd, x, w, n: n, c: c, eps: shape.normEpsilon, pool: pool)
+        } else {
+            Layers.layernormForward(out, mean: mean, rstd: rstd, x, w, parameters.pointer(Self.biasName(weight)),
+                                    n: n, c: c, eps: shape.normEpsilon, pool: pool)
+        }
+    }
+
+    private func normBackward(_ weight: String, dx: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                              x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int) {
+        let c = shape.channels, w = parameters.pointer(weight)
+        if shape.family == .llama {
+            Layers.rmsnormBackward(dx: dx, dweight: gradients?.pointer(weight), dout: dout, x: x, weight: w, rstd: rstd,
+                                   n: n, c: c, pool: pool)
+        } else {
+            Layers.layernormBackward(dx: dx, dweight: gradients?.pointer(weight), dbias: gradients?.pointer(Self.biasName(weight)),
+                                     dout: dout, x: x, weight: w, mean: mean, rstd: rstd, n: n, c: c, pool: pool)
+        }
+    }
+
+    static func biasName(_ weight: String) -> String { String(weight.dropLast("weight".count)) + "bias" }
+
+    /// out[N, out] = x · Wᵀ + b, plus s · (dropout(x) · Aᵀ) · Bᵀ when the layer has an adapter.
+    private func linearForward(_ linear: Linear, out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ a: Activations) {
+        let n = a.n
+        let bias = parameters.contains(linear.bias) ? parameters.pointer(linear.bias) : nil
+        Matmul.forward(out, x, parameters.pointer(linear.weight), bias, n: n, c: linear.inputs, oc: linear.outputs, pool: pool)
+        guard let index = linear.adapter, let lora else { return }
+        let adapter = lora.adapters[index], r = adapter.rank
+        var input = x
+        if let dropped = a.adapterInputs[index], let mask = a.adapterMasks[index] {
+            let p = lora.configuration.dropout, keep = 1 / (1 - p), count = n * linear.inputs
+            for i in 0..<count {
+                mask[i] = lora.random.nextUnitFloat() < p ? 0 : keep
+                dropped[i] = x[i] * mask[i]
+            }
+            input = UnsafePointer(dropped)
+        }
+        Matmul.forward(a.adapterHidden[index], input, lora.parameters.pointer(adapter.aName), nil,
+                       n: n, c: linear.inputs, oc: r, pool: pool)
+        Matmul.forEachSlice(oc: n, n: linear.outputs, c: r, pool: pool) { rows in
+            Matmul.gemm(out + rows.lowerBound * linear.outputs, ldc: linear.outputs, a.adapterHidden[index] + rows.lowerBound * r,
+                        lda: r, lora.parameters.pointer(adapter.bName), ldb: r, m: rows.count, n: linear.outputs, k: r,
+                        alpha: lora.configuration.scale, beta: 1, transposeB: true)
+        }
+    }
+
+    /// dinp += dout · W (+ the adapter's path); dW, db += when the base trains; dA, dB += under LoRA.
+    private func linearBackward(_ linear: Linear, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                x: UnsafePointer<Float>, _ a: Activations) {
+        let n = a.n, inputs = linear.inputs, outputs = linear.outputs
+        let hasBias = parameters.contains(linear.bias)
+        Matmul.backward(dinp: dinp, dweight: gradients?.pointer(linear.weight),
+                        dbias: hasBias ? gradients?.pointer(linear.bias) : nil, dout: dout, inp: x,
+                        weight: parameters.pointer(linear.weight), n: n, c: inputs, oc: outputs, pool: pool)
+        guard let index = linear.adapter, let lora else { return }
+        let adapter = lora.adapters[index], r = adapter.rank, scale = lora.configuration.scale
+        let hidden = a.adapterHidden[index], dh = a.adapterScratch
+        let input = a.adapterInputs[index].map { UnsafePointer($0) } ?? x
+        let aWeight = lora.parameters.pointer(adapter.aName), bWeight = lora.parameters.pointer(adapter.bName)
+        // dB[out, r] += s · doutᵀ · h;  dh[N, r] = s · dout · B
+        Matmul.backward(dinp: nil, dweight: lora.gradients.pointer(adapter.bName), dbias: nil, dout: dout, inp: hidden,
+                        weight: bWeight, n: n, c: r, oc: outputs, pool: pool, scale: scale)
+        dh.update(repeating: 0, count: n * r)
+        Matmul.backward(dinp: dh, dweight: nil, dbias: nil, dout: dout, inp: hidden, weight: bWeight,
+                        n: n, c: r, oc: outputs, pool: pool, scale: scale)
+        // dA[r, in] += dhᵀ · dropout(x);  dinp += dropout'(dh · A)
+        if let mask = a.adapterMasks[index] {
+            let through = a.dropoutScratch
+            through.update(repeating: 0, count: n * inputs)
+            Matmul.backward(dinp: through, dweight: lora.gradients.pointer(adapter.aName), dbias: nil, dout: dh, inp: input,
+                            weight: aWeight, n: n, c: inputs, oc: r, pool: pool)
+            for i in 0..<(n * inputs) { dinp[i] += through[i] * mask[i] }
+        } else {
+            Matmul.backward(dinp: dinp, dweight: lora.gradients.pointer(adapter.aName), dbias: nil, dout: dh, inp: input,
+                            weight: aWeight, n: n, c: inputs, oc: r, pool: pool)
+        }
+    }
+
+    private func add(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { out[i] = a[i] + b[i] }
+    }
+}

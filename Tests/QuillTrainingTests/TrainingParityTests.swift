@@ -1,0 +1,113 @@
+import Foundation
+import QuillCore
+import QuillFormats
+import QuillModels
+import QuillTraining
+import Testing
+
+/// The tiny checkpoints and PyTorch's numbers for them (Tests/QuillModelsTests/Fixtures/
+/// make_training_references.py).
+enum TrainingFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("QuillModelsTests/Fixtures")
+    static func checkpoint(_ name: String) -> String { root.appendingPathComponent("tiny-checkpoints/\(name)").path }
+    static func file(_ name: String, _ file: String) -> String { root.appendingPathComponent("training/\(name)/\(file)").path }
+
+    struct Reference: Decodable {
+        struct AdamW: Decodable {
+            let lr: Float, betas: [Float], eps: Float, weight_decay: Float, clip: Double
+            let warmup: Int, steps: Int, min_lr_ratio: Float
+            let batches: [[[[[Int32]]]]]   // step → micro-batch → (tokens, targets) → [B][T]
+            let losses: [Double], grad_norms: [Double]
+        }
+        struct LoRA: Decodable { let rank: Int, alpha: Float, targets: [String], loss: Double }
+        let tokens: [[Int32]], targets: [[Int32]], loss: Double
+        let adamw: AdamW
+        let lora: LoRA?
+    }
+
+    static func reference(_ name: String) throws -> Reference {
+        try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: file(name, "reference.json"))))
+    }
+
+    /// The worst |ours − theirs| / max|theirs| over every tensor of a safetensors file.
+    static func worstRelative(_ store: ParameterStore, against path: String, rename: (String) -> String = { $0 }) throws -> (Double, String) {
+        let expected = try SafetensorsFile(path: path)
+        var worst = (0.0, "")
+        for name in expected.tensors.keys.sorted() {
+            let want = try expected.floats(name), got = store.tensor(rename(name))
+            #expect(got.count == want.count, "\(name): \(got.count) values, expected \(want.count)")
+            guard got.count == want.count else { continue }
+            let scale = max(Double(want.map { abs($0) }.max() ?? 0), 1e-12)
+            let error = zip(got, want).map { Double(abs($0 - $1)) }.max() ?? 0
+            if error / scale > worst.0 { worst = (error / scale, name) }
+        }
+        return worst
+    }
+}
+
+@Suite("Training against PyTorch") struct TrainingParityTests {
+    static let models = ["gpt2", "llama", "mistral", "qwen2"]
+
+    @Test("loss and every parameter gradient", arguments: models)
+    func gradients(_ name: String) throws {
+        let reference = try TrainingFixtures.reference(name)
+        let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
+        let targets = reference.targets.flatMap { $0 }
+        let count = targets.filter { $0 >= 0 }.count
+        let loss = try model.step(tokens: reference.tokens.flatMap { $0 }, targets: targets, batch: 2, length: 12,
+                                  normalizer: Float(count))
+        #expect(loss.count == count)
+        #expect(abs(loss.mean - reference.loss) < 1e-5, "loss \(loss.mean) vs PyTorch \(reference.loss)")
+        let (worst, tensor) = try TrainingFixtures.worstRelative(model.gradients!, against: TrainingFixtures.file(name, "gradients.safetensors"))
+        print("\(name): loss \(loss.mean) vs \(reference.loss); worst gradient error \(worst) relative (\(tensor))")
+        #expect(worst < 1e-4, "\(tensor): gradient off by \(worst) relative")
+    }
+
+    @Test("ten AdamW steps with accumulation, clipping and a cosine schedule", arguments: models)
+    func adamw(_ name: String) throws {
+        let r = try TrainingFixtures.reference(name).adamw
+        let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
+        let (parameters, gradients) = model.trainable
+        let optimizer = AdamW(for: parameters, .init(beta1: r.betas[0], beta2: r.betas[1], epsilon: r.eps, weightDecay: r.weight_decay))
+        let schedule = LearningRateSchedule(.cosine, peak: r.lr, warmupSteps: r.warmup, totalSteps: r.steps, minimumRatio: r.min_lr_ratio)
+        var worst = 0.0
+        for step in 0..<r.steps {
+            gradients.zero()
+            let micro = r.batches[step]
+            let total = micro.reduce(0) { $0 + $1[1].flatMap { $0 }.filter { $0 >= 0 }.count }
+            var loss = 0.0
+            for batch in micro {
+                let l = try model.step(tokens: batch[0].flatMap { $0 }, targets: batch[1].flatMap { $0 }, batch: 2, length: 12,
+                                       normalizer: Float(total))
+                loss += l.sum / Double(total)
+            }
+            let norm = GradientClipping.clip(gradients, maxNorm: r.clip)
+            optimizer.update(parameters, gradients: gradients, lr: schedule.rate(at: step))
+            worst = max(worst, abs(loss - r.losses[step]))
+            #expect(abs(loss - r.losses[step]) < 1e-4, "step \(step): loss \(loss) vs PyTorch \(r.losses[step])")
+            #expect(abs(norm - r.grad_norms[step]) < 1e-4 * max(1, r.grad_norms[step]), "step \(step): norm \(norm) vs \(r.grad_norms[step])")
+        }
+        print("\(name): 10 AdamW steps, losses \(r.losses.first!) → \(r.losses.last!), worst difference \(worst)")
+    }
+
+    @Test("LoRA gradients against HF PEFT", arguments: ["llama", "gpt2"])
+    func lora(_ name: String) throws {
+        let reference = try TrainingFixtures.reference(name)
+        let settings = try #require(reference.lora)
+        let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
+        try model.attach(LoRA.Configuration(rank: settings.rank, alpha: settings.alpha, targets: settings.targets))
+        let lora = try #require(model.lora)
+        let weights = try SafetensorsFile(path: TrainingFixtures.file(name, "lora.safetensors"))
+        #expect(Set(weights.tensors.keys) == Set(lora.parameters.entries.map(\.name)))
+        for name in weights.tensors.keys { lora.parameters.set(name, try weights.floats(name)) }
+        let targets = reference.targets.flatMap { $0 }
+        let count = targets.filter { $0 >= 0 }.count
+        let loss = try model.step(tokens: reference.tokens.flatMap { $0 }, targets: targets, batch: 2, length: 12, normalizer: Float(count))
+        #expect(abs(loss.mean - settings.loss) < 1e-5, "LoRA loss \(loss.mean) vs PEFT \(settings.loss)")
+        #expect(model.gradients == nil, "the base is frozen")
+        let (worst, tensor) = try TrainingFixtures.worstRelative(lora.gradients, against: TrainingFixtures.file(name, "lora-gradients.safetensors"))
+        print("\(name) LoRA: loss \(loss.mean) vs \(settings.loss); worst adapter gradient error \(worst) relative (\(tensor))")
+        #expect(worst < 1e-4, "\(tensor): adapter gradient off by \(worst) relative")
+    }
+}
