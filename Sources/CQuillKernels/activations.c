@@ -226,3 +226,13 @@ void quill_attend_one(const float *q, const float *keys, const float *values, si
 #endif
     quill_attend_one_ref(q, keys, values, kv_stride, count, hs, scale, scores, out);
 }
+
+int quill_cpu_has_avx512(void) {
+#ifdef QUILL_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}

@@ -8,6 +8,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case contextOverflow(tokens: Int, context: Int)
     case unsupportedTensorType(path: String, name: String, type: String)
     case tokenOutOfRange(id: Int32, vocabularySize: Int)
+    case unreadable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +24,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
             return "\(tokens) tokens do not fit the model's context of \(context); shorten the prompt or ask for truncation"
         case let .unsupportedTensorType(path, name, type): return "\(path): tensor \(name) has unsupported type \(type)"
         case let .tokenOutOfRange(id, size): return "token id \(id) is outside the vocabulary (size \(size))"
+        case let .unreadable(path, reason): return "\(path): \(reason)"
         }
     }
 }

@@ -111,3 +111,36 @@ enum TrainingFixtures {
         #expect(worst < 1e-4, "\(tensor): adapter gradient off by \(worst) relative")
     }
 }
+
+@Suite("Activation memory") struct ActivationMemoryTests {
+    @Test("the same gradients whatever is kept or recomputed, LoRA dropout included", arguments: ["llama", "gpt2"])
+    func sameGradients(_ name: String) throws {
+        let reference = try TrainingFixtures.reference(name)
+        let tokens = reference.tokens.flatMap { $0 }, targets = reference.targets.flatMap { $0 }
+        func gradients(_ memory: TrainableModel.ActivationMemory, lora: Bool) throws -> ([Float], Double) {
+            let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
+            model.activationMemory = memory
+            if lora {
+                try model.attach(LoRA.Configuration(rank: 4, alpha: 8, dropout: 0.1, targets: name == "gpt2" ? ["c_attn", "c_fc"] : ["q_proj", "down_proj"]),
+                                 seed: 5)
+                let b = model.lora!.parameters
+                for entry in b.entries where entry.name.contains("lora_B") { for i in 0..<entry.count { b.base[entry.offset + i] = Float(i % 7) * 0.01 } }
+            }
+            var loss = 0.0
+            for _ in 0..<2 {   // two steps: dropout masks of the second differ from the first's
+                loss = try model.step(tokens: tokens, targets: targets, batch: 2, length: 12, normalizer: 20).sum
+            }
+            let g = model.trainable.gradients
+            return (Array(UnsafeBufferPointer(start: g.base, count: g.count)), loss)
+        }
+        for lora in [false, true] {
+            let (kept, keptLoss) = try gradients(.keep, lora: lora)
+            #expect(kept.contains { $0 != 0 })
+            for memory in [TrainableModel.ActivationMemory.lean, .checkpointed] {
+                let (other, otherLoss) = try gradients(memory, lora: lora)
+                #expect(otherLoss == keptLoss)
+                #expect(other == kept, "\(name) lora=\(lora): gradients differ under \(memory)")
+            }
+        }
+    }
+}

@@ -92,6 +92,9 @@ float quill_exp_sum_ref(float *x, int64_t n, float shift);
 void quill_attend_one_ref(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
                           int64_t hs, float scale, float *scores, float *out);
 
+// Whether the CPU runs AVX-512 (F, DQ, BW, VL): which OpenBLAS kernel set to ask for.
+int quill_cpu_has_avx512(void);
+
 // A spin-wait hint (x86 PAUSE), for the thread pool's short waits.
 static inline void quill_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -27,7 +27,7 @@ public enum Matmul {
     /// in parallel. Small products stay on the calling thread.
     public static func forEachSlice(oc: Int, n: Int, c: Int, pool: ThreadPool = .shared, _ body: (Range<Int>) -> Void) {
         let work = n * c * oc
-        let slices = work < 1 << 16 ? 1 : min(pool.threads * (n == 1 ? 2 : 4), max(1, oc / 16))
+        let slices = work < 1 << 16 ? 1 : min(pool.threads * (n == 1 ? 2 : n >= 128 ? 1 : 4), max(1, oc / 16))
         pool.parallelFor(slices) { s in
             let begin = oc * s / slices / 16 * 16, end = s == slices - 1 ? oc : oc * (s + 1) / slices / 16 * 16
             if begin < end { body(begin..<end) }

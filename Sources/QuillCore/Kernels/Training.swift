@@ -154,43 +154,55 @@ extension Layers {
     // MARK: attention
 
     /// Causal self-attention of B sequences of T tokens for training: q [N, NH, HS], k and v
-    /// [N, NKV, HS] (after RoPE); out [N, NH, HS]; the softmax probabilities [B, NH, T, T]
-    /// (zero above the diagonal and outside the window) are kept for the backward. Each
-    /// (sequence, head) is two BLAS products around a masked softmax.
-    public static func causalAttentionForward(_ out: UnsafeMutablePointer<Float>, probabilities: UnsafeMutablePointer<Float>,
+    /// [N, NKV, HS] (after RoPE); out [N, NH, HS]. Each (sequence, head) is two BLAS products
+    /// around a masked softmax. The probabilities are not kept: the backward recomputes them
+    /// (one more T×T×HS product per head, against B·NH·T² floats per layer held until then).
+    public static func causalAttentionForward(_ out: UnsafeMutablePointer<Float>,
                                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                               batch: Int, length t: Int, heads: Int, kvHeads: Int, headSize hs: Int,
                                               window: Int? = nil, pool: ThreadPool = .shared) {
         let group = heads / kvHeads, qDim = heads * hs, kvDim = kvHeads * hs
-        let scale = 1 / Float(hs).squareRoot()
         pool.parallelFor(batch * heads) { unit in
             let b = unit / heads, h = unit % heads, kvh = h / group
-            let p = probabilities + unit * t * t
-            let qb = q + b * t * qDim + h * hs, kb = k + b * t * kvDim + kvh * hs, vb = v + b * t * kvDim + kvh * hs
-            Matmul.gemm(p, ldc: t, qb, lda: qDim, kb, ldb: kvDim, m: t, n: t, k: hs, alpha: scale, transposeB: true)
-            for i in 0..<t {
-                let row = p + i * t, first = window.map { max(0, i - $0 + 1) } ?? 0
-                var maxScore = -Float.infinity
-                for j in first...i { maxScore = max(maxScore, row[j]) }
-                let inverse = 1 / quill_exp_sum(row + first, Int64(i - first + 1), maxScore)
-                for j in 0..<first { row[j] = 0 }
-                for j in first...i { row[j] *= inverse }
-                for j in (i + 1)..<t { row[j] = 0 }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: t * t) { buffer in
+                let p = buffer.baseAddress!
+                attentionProbabilities(p, q: q + b * t * qDim + h * hs, k: k + b * t * kvDim + kvh * hs,
+                                       length: t, headSize: hs, qStride: qDim, kvStride: kvDim, window: window)
+                Matmul.gemm(out + b * t * qDim + h * hs, ldc: qDim, p, lda: t, v + b * t * kvDim + kvh * hs, ldb: kvDim,
+                            m: t, n: hs, k: t, transposeB: false)
             }
-            Matmul.gemm(out + b * t * qDim + h * hs, ldc: qDim, p, lda: t, vb, ldb: kvDim, m: t, n: hs, k: t, transposeB: false)
+        }
+    }
+
+    /// p[T, T] = the causal softmax of one head's scaled scores (zero above the diagonal and
+    /// outside the window).
+    static func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                       length t: Int, headSize hs: Int, qStride: Int, kvStride: Int, window: Int?) {
+        Matmul.gemm(p, ldc: t, q, lda: qStride, k, ldb: kvStride, m: t, n: t, k: hs, alpha: 1 / Float(hs).squareRoot(), transposeB: true)
+        for i in 0..<t {
+            let row = p + i * t, first = window.map { max(0, i - $0 + 1) } ?? 0
+            var maxScore = -Float.infinity
+            for j in first...i { maxScore = max(maxScore, row[j]) }
+            let inverse = 1 / quill_exp_sum(row + first, Int64(i - first + 1), maxScore)
+            for j in 0..<first { row[j] = 0 }
+            for j in first...i { row[j] *= inverse }
+            for j in (i + 1)..<t { row[j] = 0 }
         }
     }
 
     /// The backward of `causalAttentionForward`: dq [N, NH, HS] is written; dk, dv [N, NKV, HS]
     /// are written too (the heads of a group add into their shared key / value head, so one
     /// parallel unit owns a (sequence, key-value head) pair). With S the scaled scores and P
-    /// their softmax: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K·scale,
-    /// dK = dSᵀ·Q·scale.
+    /// their softmax (recomputed): dP = dO·Vᵀ, dV = Pᵀ·dO, dS = P ⊙ (dP − rowsum(dP ⊙ P)),
+    /// dQ = dS·K·scale, dK = dSᵀ·Q·scale. With `out`, the forward's output P·V is written there
+    /// too (the output projection's weight gradient needs it; recomputing it here costs one
+    /// product per head instead of keeping [N, NH·HS] per layer).
     public static func causalAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-                                               dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                               dv: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>? = nil,
+                                               dout: UnsafePointer<Float>,
                                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                               probabilities: UnsafePointer<Float>, batch: Int, length t: Int,
-                                               heads: Int, kvHeads: Int, headSize hs: Int, pool: ThreadPool = .shared) {
+                                               batch: Int, length t: Int, heads: Int, kvHeads: Int, headSize hs: Int,
+                                               window: Int? = nil, pool: ThreadPool = .shared) {
         let group = heads / kvHeads, qDim = heads * hs, kvDim = kvHeads * hs
         let scale = 1 / Float(hs).squareRoot()
         pool.parallelFor(batch * kvHeads) { unit in
@@ -198,11 +210,14 @@ extension Layers {
             let kb = k + b * t * kvDim + kvh * hs, vb = v + b * t * kvDim + kvh * hs
             let dkb = dk + b * t * kvDim + kvh * hs, dvb = dv + b * t * kvDim + kvh * hs
             for i in 0..<t { for d in 0..<hs { dkb[i * kvDim + d] = 0; dvb[i * kvDim + d] = 0 } }
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: t * t) { buffer in
-                let dp = buffer.baseAddress!
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * t * t) { buffer in
+                let p = buffer.baseAddress!, dp = p + t * t
                 for h in (kvh * group)..<((kvh + 1) * group) {
-                    let p = probabilities + (b * heads + h) * t * t
                     let qb = q + b * t * qDim + h * hs, dqb = dq + b * t * qDim + h * hs, dob = dout + b * t * qDim + h * hs
+                    attentionProbabilities(p, q: qb, k: kb, length: t, headSize: hs, qStride: qDim, kvStride: kvDim, window: window)
+                    if let out {
+                        Matmul.gemm(out + b * t * qDim + h * hs, ldc: qDim, p, lda: t, vb, ldb: kvDim, m: t, n: hs, k: t, transposeB: false)
+                    }
                     Matmul.gemm(dp, ldc: t, dob, lda: qDim, vb, ldb: kvDim, m: t, n: t, k: hs, transposeB: true)
                     Matmul.gemm(dvb, ldc: kvDim, p, lda: t, dob, ldb: qDim, m: t, n: hs, k: t, beta: 1,
                                 transposeA: true, transposeB: false)

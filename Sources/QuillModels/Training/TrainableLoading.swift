@@ -10,7 +10,7 @@ extension TrainableModel {
     public convenience init(loading path: String, pool: ThreadPool = .shared) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ModelError.missingKey(path: path, key: "model (no such file or directory)")
+            throw ModelError.unreadable(path: path, reason: "no such file or directory")
         }
         if isDirectory.boolValue {
             try self.init(huggingFace: URL(fileURLWithPath: path), pool: pool)
@@ -165,5 +165,33 @@ extension TrainableModel {
         var out = [Float](repeating: 0, count: values.count)
         for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = values[r * cols + c] } }
         return out
+    }
+}
+
+extension TrainableModel {
+    /// A GPT-2 of the given size with GPT-2's initialization (weights N(0, 0.02), residual
+    /// projections N(0, 0.02/√(2L)), norms at 1, biases at 0), for training from scratch.
+    public static func randomGPT2(layers: Int = 12, channels: Int = 768, heads: Int = 12, vocabularySize: Int = 50257,
+                                  contextLength: Int = 1024, seed: UInt64 = 0, pool: ThreadPool = .shared) -> TrainableModel {
+        let shape = Shape(family: .gpt2, architecture: "gpt2", vocabularySize: vocabularySize, contextLength: contextLength,
+                          channels: channels, layers: layers, heads: heads, kvHeads: heads, headSize: channels / heads,
+                          intermediateSize: 4 * channels, normEpsilon: 1e-5, tiedEmbeddings: true, attentionBias: true,
+                          inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
+        let store = ParameterStore(layout: layout(shape))
+        var random = SplitMix64(seed: seed)
+        func normal(_ std: Float) -> Float {   // Box–Muller
+            let u = max(random.nextUnitFloat(), 1e-7), v = random.nextUnitFloat()
+            return std * (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+        }
+        for entry in store.entries {
+            let p = store.base + entry.offset
+            if entry.shape.count == 2 {
+                let std: Float = entry.name.hasSuffix("c_proj.weight") ? 0.02 / Float(2 * layers).squareRoot() : 0.02
+                for i in 0..<entry.count { p[i] = normal(std) }
+            } else if entry.name.hasSuffix("ln_1.weight") || entry.name.hasSuffix("ln_2.weight") || entry.name.hasSuffix("ln_f.weight") {
+                for i in 0..<entry.count { p[i] = 1 }
+            }
+        }
+        return TrainableModel(shape: shape, parameters: store, pool: pool)
     }
 }

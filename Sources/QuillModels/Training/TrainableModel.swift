@@ -37,6 +37,7 @@ public final class TrainableModel: @unchecked Sendable {
         let module: String          // e.g. "model.layers.0.self_attn.q_proj"
         let inputs, outputs: Int
         var adapter: Int?           // index into `lora.adapters`
+        var adapterInBlock = 0      // its place among its block's adapters
         var weight: String { module + ".weight" }
         var bias: String { module + ".bias" }
     }
@@ -59,6 +60,21 @@ public final class TrainableModel: @unchecked Sendable {
 
     public let shape: Shape
     public let parameters: ParameterStore
+    /// What the forward keeps for the backward; the rest is recomputed there.
+    public enum ActivationMemory: String, Sendable, CaseIterable, Codable {
+        /// q, k, v and the MLP's inputs per layer: the fastest (about 14 floats per channel and
+        /// token and layer for SmolLM2).
+        case keep
+        /// Only each block's input, the residual after attention and the norms' statistics; the
+        /// backward recomputes the q/k/v and MLP input projections (about a sixth more compute).
+        case lean
+        /// Only each block's input: the backward runs each block again (about a third more).
+        case checkpointed
+    }
+
+    public var activationMemory: ActivationMemory = .keep {
+        didSet { if activationMemory != oldValue { cachedActivations = nil } }
+    }
     /// dloss/dθ of the base weights, or nil when they are frozen (LoRA).
     public private(set) var gradients: ParameterStore?
     public private(set) var lora: LoRA?
@@ -152,11 +168,14 @@ public final class TrainableModel: @unchecked Sendable {
         var linears: [(module: String, inputs: Int, outputs: Int)] = []
         var available = Set<String>()
         for b in blocks.indices {
+            var inBlock = 0
             blocks[b].forEachLinear { linear in
                 let leaf = linear.module.split(separator: ".").last.map(String.init) ?? ""
                 available.insert(leaf)
                 if configuration.targets.contains(leaf) {
                     linear.adapter = linears.count
+                    linear.adapterInBlock = inBlock
+                    inBlock += 1
                     linears.append((linear.module, linear.inputs, linear.outputs))
                 }
             }
@@ -168,41 +187,49 @@ public final class TrainableModel: @unchecked Sendable {
 
     // MARK: activations
 
-    /// Buffers of one forward pass at a given batch shape, kept for the backward.
+    /// Buffers of one forward pass at a given batch shape, kept for the backward as
+    /// `ActivationMemory` says. Never kept: norm outputs (recomputed from their input and
+    /// rstd), attention probabilities and output (recomputed from q, k, v: one more product per
+    /// head), the MLP's activation (from its inputs). Per-layer buffers live in slots: one per
+    /// layer, or a single one that each layer overwrites when the backward recomputes them.
     final class Activations {
         let n: Int, batch: Int, length: Int
+        let memory: ActivationMemory
         private var allocations: [UnsafeMutablePointer<Float>] = []
         var residual: [UnsafeMutablePointer<Float>] = []   // L+1 of [N, C]: block inputs, then the last output
+        // per layer slot (one each, or one shared when checkpointed)
         var mid: [UnsafeMutablePointer<Float>] = []        // [N, C] after attention's residual add
-        var norm1: [UnsafeMutablePointer<Float>] = [], norm2: [UnsafeMutablePointer<Float>] = []
         var mean1: [UnsafeMutablePointer<Float>] = [], rstd1: [UnsafeMutablePointer<Float>] = []
         var mean2: [UnsafeMutablePointer<Float>] = [], rstd2: [UnsafeMutablePointer<Float>] = []
+        var adapterHidden: [[UnsafeMutablePointer<Float>]] = []  // per slot, per adapter of the slot's layer: [N, r] = x·Aᵀ
+        // per projection slot (one per layer under .keep, else one shared)
         var q: [UnsafeMutablePointer<Float>] = [], k: [UnsafeMutablePointer<Float>] = [], v: [UnsafeMutablePointer<Float>] = []
-        var probabilities: [UnsafeMutablePointer<Float>] = []  // [B, NH, T, T]
-        var attention: [UnsafeMutablePointer<Float>] = []  // [N, qDim] before the output projection
         var hidden1: [UnsafeMutablePointer<Float>] = []    // [N, FF] llama: gate; gpt2: c_fc output
-        var hidden2: [UnsafeMutablePointer<Float>] = []    // [N, FF] llama: up; gpt2: gelu output
-        var activated: [UnsafeMutablePointer<Float>] = []  // [N, FF] llama: silu(gate)·up
-        var adapterInputs: [UnsafeMutablePointer<Float>?] = []  // per adapter, under dropout: [N, in] = x ⊙ mask
-        var adapterMasks: [UnsafeMutablePointer<Float>?] = []   // per adapter, under dropout: 0 or 1 / (1 - p)
-        var dropoutScratch: UnsafeMutablePointer<Float>          // [N, max in] under dropout
-        var adapterHidden: [UnsafeMutablePointer<Float>] = []   // per adapter: [N, r] = x·Aᵀ
+        var hidden2: [UnsafeMutablePointer<Float>] = []    // [N, FF] llama: up
+        // per adapter, under dropout: the mask (0 or 1 / (1 - p)) and x ⊙ mask
+        var adapterMasks: [UnsafeMutablePointer<Float>?] = [], adapterInputs: [UnsafeMutablePointer<Float>?] = []
         let finalNorm: UnsafeMutablePointer<Float>, finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>
-        // scratch for the backward, shared by all layers
+        // scratch shared by all layers
+        let norm: UnsafeMutablePointer<Float>              // [N, C] a norm's output
+        let attention: UnsafeMutablePointer<Float>         // [N, qDim] before the output projection
+        let activated: UnsafeMutablePointer<Float>         // [N, FF] silu(gate)·up or gelu(fc)
         let dResidual: UnsafeMutablePointer<Float>, dNorm: UnsafeMutablePointer<Float>, dAttention: UnsafeMutablePointer<Float>
         let dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>
         let dHidden1: UnsafeMutablePointer<Float>, dHidden2: UnsafeMutablePointer<Float>, dActivated: UnsafeMutablePointer<Float>
         let scratch: UnsafeMutablePointer<Float>   // [N, max(FF, 3C, qDim)]: a linear's output before the residual add, dQKV
         let adapterScratch: UnsafeMutablePointer<Float>  // [N, r]
+        let dropoutScratch: UnsafeMutablePointer<Float>  // [N, max in] under dropout
         let logits: UnsafeMutablePointer<Float>    // [logitRows, V]
         let logitRows: Int
         let positions: [Int32]
 
-        init(_ s: Shape, batch: Int, length: Int, adapters: [(inputs: Int, rank: Int)], dropout: Bool) {
-            self.batch = batch; self.length = length
+        /// `adapters[l]`: (inputs, rank) of layer l's adapters in the order the layer runs them.
+        init(_ s: Shape, batch: Int, length: Int, adapters: [[(inputs: Int, rank: Int)]], dropout: Bool, memory: ActivationMemory) {
+            self.batch = batch; self.length = length; self.memory = memory
+            let checkpointing = memory == .checkpointed
             let n = batch * length, c = s.channels, ff = s.intermediateSize, layers = s.layers
             self.n = n
-            logitRows = min(n, 256)
+            logitRows = min(n, 128)
             var allocations: [UnsafeMutablePointer<Float>] = []
             func take(_ count: Int) -> UnsafeMutablePointer<Float> {
                 let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
@@ -210,25 +237,28 @@ public final class TrainableModel: @unchecked Sendable {
                 allocations.append(p)
                 return p
             }
-            func each(_ count: Int) -> [UnsafeMutablePointer<Float>] { (0..<layers).map { _ in take(count) } }
+            let slots = checkpointing ? 1 : layers, projectionSlots = memory == .keep ? layers : 1
+            func each(_ count: Int) -> [UnsafeMutablePointer<Float>] { (0..<slots).map { _ in take(count) } }
+            func eachProjection(_ count: Int) -> [UnsafeMutablePointer<Float>] { (0..<projectionSlots).map { _ in take(count) } }
             residual = (0...layers).map { _ in take(n * c) }
-            mid = each(n * c); norm1 = each(n * c); norm2 = each(n * c)
+            mid = each(n * c)
             mean1 = each(n); rstd1 = each(n); mean2 = each(n); rstd2 = each(n)
-            q = each(n * s.qDim); k = each(n * s.kvDim); v = each(n * s.kvDim)
-            probabilities = each(batch * s.heads * length * length)
-            attention = each(n * s.qDim)
-            hidden1 = each(n * ff); hidden2 = each(n * ff)
-            activated = s.family == .gpt2 ? [] : each(n * ff)
-            adapterInputs = adapters.map { dropout ? take(n * $0.inputs) : nil }
-            adapterMasks = adapters.map { dropout ? take(n * $0.inputs) : nil }
-            dropoutScratch = take(dropout ? n * (adapters.map(\.inputs).max() ?? 0) : 0)
-            adapterHidden = adapters.map { take(n * $0.rank) }
+            q = eachProjection(n * s.qDim); k = eachProjection(n * s.kvDim); v = eachProjection(n * s.kvDim)
+            hidden1 = eachProjection(n * ff); hidden2 = s.family == .gpt2 ? [] : eachProjection(n * ff)
+            adapterHidden = (0..<slots).map { slot in
+                (checkpointing ? adapters.max(by: { $0.count < $1.count }) ?? [] : adapters[slot]).map { take(n * $0.rank) }
+            }
+            let flat = adapters.flatMap { $0 }
+            adapterMasks = flat.map { dropout ? take(n * $0.inputs) : nil }
+            adapterInputs = flat.map { dropout ? take(n * $0.inputs) : nil }
+            dropoutScratch = take(dropout ? n * (flat.map(\.inputs).max() ?? 0) : 0)
+            adapterScratch = take(n * (flat.map(\.rank).max() ?? 0))
             finalNorm = take(n * c); finalMean = take(n); finalRstd = take(n)
+            norm = take(n * c); activated = take(n * ff); attention = take(n * s.qDim)
             dResidual = take(n * c); dNorm = take(n * c); dAttention = take(n * s.qDim)
             dq = take(n * s.qDim); dk = take(n * s.kvDim); dv = take(n * s.kvDim)
             dHidden1 = take(n * ff); dHidden2 = take(n * ff); dActivated = take(n * ff)
             scratch = take(n * max(ff, 3 * c, s.qDim))
-            adapterScratch = take(n * (adapters.map(\.rank).max() ?? 0))
             logits = take(logitRows * s.vocabularySize)
             positions = (0..<n).map { Int32($0 % length) }
             self.allocations = allocations
@@ -242,9 +272,13 @@ public final class TrainableModel: @unchecked Sendable {
     func activations(batch: Int, length: Int) -> Activations {
         if let a = cachedActivations, a.batch == batch, a.length == length { return a }
         cachedActivations = nil   // free the old buffers before taking new ones
-        let a = Activations(shape, batch: batch, length: length,
-                            adapters: lora?.adapters.map { ($0.inputs, $0.rank) } ?? [],
-                            dropout: (lora?.configuration.dropout ?? 0) > 0)
+        let perLayer = blocks.map { block -> [(inputs: Int, rank: Int)] in
+            var block = block, found: [(inputs: Int, rank: Int)] = []
+            block.forEachLinear { linear in if let i = linear.adapter, let lora { found.append((linear.inputs, lora.adapters[i].rank)) } }
+            return found
+        }
+        let a = Activations(shape, batch: batch, length: length, adapters: perLayer,
+                            dropout: (lora?.configuration.dropout ?? 0) > 0, memory: activationMemory)
         cachedActivations = a
         return a
     }

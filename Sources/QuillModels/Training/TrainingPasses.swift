@@ -51,54 +51,68 @@ extension TrainableModel {
     // MARK: forward
 
     private func forwardBlocks(_ a: Activations, tokens: UnsafePointer<Int32>) {
-        let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize
+        let s = shape, n = a.n, c = s.channels
         let embedding = parameters.pointer(embeddingName)
         for i in 0..<n { a.residual[0].advanced(by: i * c).update(from: embedding + Int(tokens[i]) * c, count: c) }
         if s.family == .gpt2 {
             let wpe = parameters.pointer(positionName)
             for i in 0..<n { let row = a.residual[0] + i * c, p = wpe + Int(a.positions[i]) * c; for k in 0..<c { row[k] += p[k] } }
         }
-        for (l, block) in blocks.enumerated() {
-            let x = a.residual[l]
-            normForward(block.norm1, out: a.norm1[l], mean: a.mean1[l], rstd: a.rstd1[l], x: x, n: n)
-            if s.family == .llama {
-                linearForward(block.attention[0], out: a.q[l], x: a.norm1[l], a)
-                linearForward(block.attention[1], out: a.k[l], x: a.norm1[l], a)
-                linearForward(block.attention[2], out: a.v[l], x: a.norm1[l], a)
-                a.positions.withUnsafeBufferPointer { positions in
-                    Layers.rope(a.q[l], positions: positions.baseAddress!, n: n, heads: s.heads, headSize: s.headSize,
-                                inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
-                    Layers.rope(a.k[l], positions: positions.baseAddress!, n: n, heads: s.kvHeads, headSize: s.headSize,
-                                inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
-                }
-            } else {
-                linearForward(block.attention[0], out: a.scratch, x: a.norm1[l], a)
-                for i in 0..<n {
-                    let row = a.scratch + i * 3 * c
-                    (a.q[l] + i * c).update(from: row, count: c)
-                    (a.k[l] + i * c).update(from: row + c, count: c)
-                    (a.v[l] + i * c).update(from: row + 2 * c, count: c)
-                }
-            }
-            Layers.causalAttentionForward(a.attention[l], probabilities: a.probabilities[l], q: a.q[l], k: a.k[l], v: a.v[l],
-                                          batch: a.batch, length: a.length, heads: s.heads, kvHeads: s.kvHeads,
-                                          headSize: s.headSize, window: s.slidingWindow, pool: pool)
-            linearForward(block.output, out: a.scratch, x: a.attention[l], a)
-            add(a.mid[l], x, a.scratch, count: n * c)
-            normForward(block.norm2, out: a.norm2[l], mean: a.mean2[l], rstd: a.rstd2[l], x: a.mid[l], n: n)
-            if s.family == .llama {
-                linearForward(block.mlp[0], out: a.hidden1[l], x: a.norm2[l], a)
-                linearForward(block.mlp[1], out: a.hidden2[l], x: a.norm2[l], a)
-                Layers.swiglu(a.activated[l], a.hidden1[l], a.hidden2[l], count: n * ff)
-                linearForward(block.down, out: a.scratch, x: a.activated[l], a)
-            } else {
-                linearForward(block.mlp[0], out: a.hidden1[l], x: a.norm2[l], a)
-                Layers.geluForward(a.hidden2[l], a.hidden1[l], count: n * ff, pool: pool)
-                linearForward(block.down, out: a.scratch, x: a.hidden2[l], a)
-            }
-            add(a.residual[l + 1], a.mid[l], a.scratch, count: n * c)
-        }
+        for l in blocks.indices { forwardBlock(l, a, recompute: false) }
         normForward(finalNorm, out: a.finalNorm, mean: a.finalMean, rstd: a.finalRstd, x: a.residual[s.layers], n: n)
+    }
+
+    /// Block l from residual[l] to residual[l+1], keeping what its backward needs in its slot.
+    /// `recompute`: the backward's second run under checkpointing (same dropout masks).
+    private func forwardBlock(_ l: Int, _ a: Activations, recompute: Bool) {
+        let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize, block = blocks[l]
+        let slot = a.memory == .checkpointed ? 0 : l, p = a.memory == .keep ? l : 0, x = a.residual[l]
+        normForward(block.norm1, out: a.norm, mean: a.mean1[slot], rstd: a.rstd1[slot], x: x, n: n)
+        projectQKV(block, a, slot: slot, p: p, recompute: recompute)
+        Layers.causalAttentionForward(a.attention, q: a.q[p], k: a.k[p], v: a.v[p],
+                                      batch: a.batch, length: a.length, heads: s.heads, kvHeads: s.kvHeads,
+                                      headSize: s.headSize, window: s.slidingWindow, pool: pool)
+        linearForward(block.output, out: a.scratch, x: a.attention, a, slot: slot, recompute: recompute)
+        add(a.mid[slot], x, a.scratch, count: n * c)
+        normForward(block.norm2, out: a.norm, mean: a.mean2[slot], rstd: a.rstd2[slot], x: a.mid[slot], n: n)
+        projectMLP(block, a, slot: slot, p: p, recompute: recompute)
+        if s.family == .llama {
+            Layers.swiglu(a.activated, a.hidden1[p], a.hidden2[p], count: n * ff)
+        } else {
+            Layers.geluForward(a.activated, a.hidden1[p], count: n * ff, pool: pool)
+        }
+        linearForward(block.down, out: a.scratch, x: a.activated, a, slot: slot, recompute: recompute)
+        add(a.residual[l + 1], a.mid[slot], a.scratch, count: n * c)
+    }
+
+    /// q, k, v [N, ·] of a norm output in a.norm, after RoPE (Llama) or split from c_attn (GPT-2).
+    private func projectQKV(_ block: Block, _ a: Activations, slot: Int, p: Int, recompute: Bool) {
+        let s = shape, n = a.n, c = s.channels
+        if s.family == .llama {
+            linearForward(block.attention[0], out: a.q[p], x: a.norm, a, slot: slot, recompute: recompute)
+            linearForward(block.attention[1], out: a.k[p], x: a.norm, a, slot: slot, recompute: recompute)
+            linearForward(block.attention[2], out: a.v[p], x: a.norm, a, slot: slot, recompute: recompute)
+            a.positions.withUnsafeBufferPointer { positions in
+                Layers.rope(a.q[p], positions: positions.baseAddress!, n: n, heads: s.heads, headSize: s.headSize,
+                            inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                Layers.rope(a.k[p], positions: positions.baseAddress!, n: n, heads: s.kvHeads, headSize: s.headSize,
+                            inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+            }
+        } else {
+            linearForward(block.attention[0], out: a.scratch, x: a.norm, a, slot: slot, recompute: recompute)
+            for i in 0..<n {
+                let row = a.scratch + i * 3 * c
+                (a.q[p] + i * c).update(from: row, count: c)
+                (a.k[p] + i * c).update(from: row + c, count: c)
+                (a.v[p] + i * c).update(from: row + 2 * c, count: c)
+            }
+        }
+    }
+
+    /// The MLP's input projections of a norm output in a.norm: gate and up, or c_fc.
+    private func projectMLP(_ block: Block, _ a: Activations, slot: Int, p: Int, recompute: Bool) {
+        linearForward(block.mlp[0], out: a.hidden1[p], x: a.norm, a, slot: slot, recompute: recompute)
+        if shape.family == .llama { linearForward(block.mlp[1], out: a.hidden2[p], x: a.norm, a, slot: slot, recompute: recompute) }
     }
 
     /// The output head and loss, a chunk of rows at a time so [N, V] logits never exist at
@@ -130,31 +144,45 @@ extension TrainableModel {
         a.dResidual.update(repeating: 0, count: n * c)
         normBackward(finalNorm, dx: a.dResidual, dout: a.dNorm, x: a.residual[s.layers], mean: a.finalMean, rstd: a.finalRstd, n: n)
         for (l, block) in blocks.enumerated().reversed() {
-            // residual[l+1] = mid + down(mlp(norm2(mid)))
-            if s.family == .llama {
-                a.dActivated.update(repeating: 0, count: n * ff)
-                linearBackward(block.down, dinp: a.dActivated, dout: a.dResidual, x: a.activated[l], a)
-                Layers.swigluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[l],
-                                      up: a.hidden2[l], count: n * ff, pool: pool)
-                a.dNorm.update(repeating: 0, count: n * c)
-                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm2[l], a)
-                linearBackward(block.mlp[1], dinp: a.dNorm, dout: a.dHidden2, x: a.norm2[l], a)
-            } else {
-                a.dHidden2.update(repeating: 0, count: n * ff)
-                linearBackward(block.down, dinp: a.dHidden2, dout: a.dResidual, x: a.hidden2[l], a)
-                a.dHidden1.update(repeating: 0, count: n * ff)
-                Layers.geluBackward(dx: a.dHidden1, dout: a.dHidden2, x: a.hidden1[l], count: n * ff, pool: pool)
-                a.dNorm.update(repeating: 0, count: n * c)
-                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm2[l], a)
+            let slot = a.memory == .checkpointed ? 0 : l, p = a.memory == .keep ? l : 0
+            switch a.memory {
+            case .checkpointed:
+                forwardBlock(l, a, recompute: true)   // leaves norm2's output and the MLP's inputs in place
+            case .lean:
+                normForward(block.norm2, out: a.norm, mean: a.mean2[slot], rstd: a.rstd2[slot], x: a.mid[slot], n: n)
+                projectMLP(block, a, slot: slot, p: p, recompute: true)
+            case .keep:
+                normForward(block.norm2, out: a.norm, mean: a.mean2[slot], rstd: a.rstd2[slot], x: a.mid[slot], n: n)
             }
-            normBackward(block.norm2, dx: a.dResidual, dout: a.dNorm, x: a.mid[l], mean: a.mean2[l], rstd: a.rstd2[l], n: n)
+            // residual[l+1] = mid + down(mlp(norm2(mid)))
+            a.dActivated.update(repeating: 0, count: n * ff)
+            a.dNorm.update(repeating: 0, count: n * c)
+            if s.family == .llama {
+                Layers.swiglu(a.activated, a.hidden1[p], a.hidden2[p], count: n * ff)
+                linearBackward(block.down, dinp: a.dActivated, dout: a.dResidual, x: a.activated, a, slot: slot)
+                Layers.swigluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p],
+                                      up: a.hidden2[p], count: n * ff, pool: pool)
+                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm, a, slot: slot)
+                linearBackward(block.mlp[1], dinp: a.dNorm, dout: a.dHidden2, x: a.norm, a, slot: slot)
+            } else {
+                Layers.geluForward(a.activated, a.hidden1[p], count: n * ff, pool: pool)
+                linearBackward(block.down, dinp: a.dActivated, dout: a.dResidual, x: a.activated, a, slot: slot)
+                a.dHidden1.update(repeating: 0, count: n * ff)
+                Layers.geluBackward(dx: a.dHidden1, dout: a.dActivated, x: a.hidden1[p], count: n * ff, pool: pool)
+                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm, a, slot: slot)
+            }
+            normBackward(block.norm2, dx: a.dResidual, dout: a.dNorm, x: a.mid[slot], mean: a.mean2[slot], rstd: a.rstd2[slot], n: n)
 
             // mid = residual[l] + output(attention(norm1(residual[l])))
+            // the output projection's input gradient first: the attention's backward recomputes its input
             a.dAttention.update(repeating: 0, count: n * s.qDim)
-            linearBackward(block.output, dinp: a.dAttention, dout: a.dResidual, x: a.attention[l], a)
-            Layers.causalAttentionBackward(dq: a.dq, dk: a.dk, dv: a.dv, dout: a.dAttention, q: a.q[l], k: a.k[l], v: a.v[l],
-                                           probabilities: a.probabilities[l], batch: a.batch, length: a.length,
-                                           heads: s.heads, kvHeads: s.kvHeads, headSize: s.headSize, pool: pool)
+            linearBackward(block.output, dinp: a.dAttention, dout: a.dResidual, x: a.attention, a, slot: slot, parts: .input)
+            normForward(block.norm1, out: a.norm, mean: a.mean1[slot], rstd: a.rstd1[slot], x: a.residual[l], n: n)
+            if a.memory == .lean { projectQKV(block, a, slot: slot, p: p, recompute: true) }
+            Layers.causalAttentionBackward(dq: a.dq, dk: a.dk, dv: a.dv, out: a.attention, dout: a.dAttention,
+                                           q: a.q[p], k: a.k[p], v: a.v[p], batch: a.batch, length: a.length,
+                                           heads: s.heads, kvHeads: s.kvHeads, headSize: s.headSize, window: s.slidingWindow, pool: pool)
+            linearBackward(block.output, dinp: a.dAttention, dout: a.dResidual, x: a.attention, a, slot: slot, parts: .weights)
             a.dNorm.update(repeating: 0, count: n * c)
             if s.family == .llama {
                 a.positions.withUnsafeBufferPointer { positions in
@@ -163,9 +191,9 @@ extension TrainableModel {
                     Layers.ropeBackward(a.dk, positions: positions.baseAddress!, n: n, heads: s.kvHeads, headSize: s.headSize,
                                         inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
                 }
-                linearBackward(block.attention[0], dinp: a.dNorm, dout: a.dq, x: a.norm1[l], a)
-                linearBackward(block.attention[1], dinp: a.dNorm, dout: a.dk, x: a.norm1[l], a)
-                linearBackward(block.attention[2], dinp: a.dNorm, dout: a.dv, x: a.norm1[l], a)
+                linearBackward(block.attention[0], dinp: a.dNorm, dout: a.dq, x: a.norm, a, slot: slot)
+                linearBackward(block.attention[1], dinp: a.dNorm, dout: a.dk, x: a.norm, a, slot: slot)
+                linearBackward(block.attention[2], dinp: a.dNorm, dout: a.dv, x: a.norm, a, slot: slot)
             } else {
                 for i in 0..<n {
                     let row = a.scratch + i * 3 * c
@@ -173,9 +201,9 @@ extension TrainableModel {
                     (row + c).update(from: a.dk + i * c, count: c)
                     (row + 2 * c).update(from: a.dv + i * c, count: c)
                 }
-                linearBackward(block.attention[0], dinp: a.dNorm, dout: a.scratch, x: a.norm1[l], a)
+                linearBackward(block.attention[0], dinp: a.dNorm, dout: a.scratch, x: a.norm, a, slot: slot)
             }
-            normBackward(block.norm1, dx: a.dResidual, dout: a.dNorm, x: a.residual[l], mean: a.mean1[l], rstd: a.rstd1[l], n: n)
+            normBackward(block.norm1, dx: a.dResidual, dout: a.dNorm, x: a.residual[l], mean: a.mean1[slot], rstd: a.rstd1[slot], n: n)
         }
         guard let gradients else { return }
         Layers.embeddingBackward(gradients.pointer(embeddingName), dout: a.dResidual, tokens: tokens, n: n, c: c)
@@ -214,59 +242,76 @@ extension TrainableModel {
     static func biasName(_ weight: String) -> String { String(weight.dropLast("weight".count)) + "bias" }
 
     /// out[N, out] = x · Wᵀ + b, plus s · (dropout(x) · Aᵀ) · Bᵀ when the layer has an adapter.
-    private func linearForward(_ linear: Linear, out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ a: Activations) {
+    private func linearForward(_ linear: Linear, out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ a: Activations,
+                               slot: Int, recompute: Bool) {
         let n = a.n
         let bias = parameters.contains(linear.bias) ? parameters.pointer(linear.bias) : nil
         Matmul.forward(out, x, parameters.pointer(linear.weight), bias, n: n, c: linear.inputs, oc: linear.outputs, pool: pool)
         guard let index = linear.adapter, let lora else { return }
         let adapter = lora.adapters[index], r = adapter.rank
         var input = x
+        let hidden = a.adapterHidden[slot][linear.adapterInBlock]
         if let dropped = a.adapterInputs[index], let mask = a.adapterMasks[index] {
             let p = lora.configuration.dropout, keep = 1 / (1 - p), count = n * linear.inputs
-            for i in 0..<count {
-                mask[i] = lora.random.nextUnitFloat() < p ? 0 : keep
-                dropped[i] = x[i] * mask[i]
-            }
+            if !recompute { for i in 0..<count { mask[i] = lora.random.nextUnitFloat() < p ? 0 : keep } }
+            for i in 0..<count { dropped[i] = x[i] * mask[i] }
             input = UnsafePointer(dropped)
         }
-        Matmul.forward(a.adapterHidden[index], input, lora.parameters.pointer(adapter.aName), nil,
+        Matmul.forward(hidden, input, lora.parameters.pointer(adapter.aName), nil,
                        n: n, c: linear.inputs, oc: r, pool: pool)
         Matmul.forEachSlice(oc: n, n: linear.outputs, c: r, pool: pool) { rows in
-            Matmul.gemm(out + rows.lowerBound * linear.outputs, ldc: linear.outputs, a.adapterHidden[index] + rows.lowerBound * r,
+            Matmul.gemm(out + rows.lowerBound * linear.outputs, ldc: linear.outputs, hidden + rows.lowerBound * r,
                         lda: r, lora.parameters.pointer(adapter.bName), ldb: r, m: rows.count, n: linear.outputs, k: r,
                         alpha: lora.configuration.scale, beta: 1, transposeB: true)
         }
     }
 
-    /// dinp += dout · W (+ the adapter's path); dW, db += when the base trains; dA, dB += under LoRA.
+    /// Which gradients a linear layer's backward computes: its input's, its weights', or both.
+    struct BackwardParts: OptionSet {
+        let rawValue: Int
+        static let input = BackwardParts(rawValue: 1), weights = BackwardParts(rawValue: 2)
+        static let both: BackwardParts = [.input, .weights]
+    }
+
+    /// dinp += dout · W (+ the adapter's path); dW, db += when the base trains; dA, dB += under
+    /// LoRA. `x` is only read for the weights' part.
     private func linearBackward(_ linear: Linear, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                                x: UnsafePointer<Float>, _ a: Activations) {
+                                x: UnsafePointer<Float>, _ a: Activations, slot: Int, parts: BackwardParts = .both) {
         let n = a.n, inputs = linear.inputs, outputs = linear.outputs
         let hasBias = parameters.contains(linear.bias)
-        Matmul.backward(dinp: dinp, dweight: gradients?.pointer(linear.weight),
-                        dbias: hasBias ? gradients?.pointer(linear.bias) : nil, dout: dout, inp: x,
+        let weights = parts.contains(.weights) ? gradients : nil
+        Matmul.backward(dinp: parts.contains(.input) ? dinp : nil, dweight: weights?.pointer(linear.weight),
+                        dbias: hasBias ? weights?.pointer(linear.bias) : nil, dout: dout, inp: x,
                         weight: parameters.pointer(linear.weight), n: n, c: inputs, oc: outputs, pool: pool)
         guard let index = linear.adapter, let lora else { return }
         let adapter = lora.adapters[index], r = adapter.rank, scale = lora.configuration.scale
-        let hidden = a.adapterHidden[index], dh = a.adapterScratch
-        let input = a.adapterInputs[index].map { UnsafePointer($0) } ?? x
+        let hidden = a.adapterHidden[slot][linear.adapterInBlock], dh = a.adapterScratch
         let aWeight = lora.parameters.pointer(adapter.aName), bWeight = lora.parameters.pointer(adapter.bName)
-        // dB[out, r] += s · doutᵀ · h;  dh[N, r] = s · dout · B
-        Matmul.backward(dinp: nil, dweight: lora.gradients.pointer(adapter.bName), dbias: nil, dout: dout, inp: hidden,
-                        weight: bWeight, n: n, c: r, oc: outputs, pool: pool, scale: scale)
+        // dh[N, r] = s · dout · B (both parts need it; it is cheap)
         dh.update(repeating: 0, count: n * r)
         Matmul.backward(dinp: dh, dweight: nil, dbias: nil, dout: dout, inp: hidden, weight: bWeight,
                         n: n, c: r, oc: outputs, pool: pool, scale: scale)
-        // dA[r, in] += dhᵀ · dropout(x);  dinp += dropout'(dh · A)
-        if let mask = a.adapterMasks[index] {
-            let through = a.dropoutScratch
-            through.update(repeating: 0, count: n * inputs)
-            Matmul.backward(dinp: through, dweight: lora.gradients.pointer(adapter.aName), dbias: nil, dout: dh, inp: input,
+        if parts.contains(.weights) {
+            // dB[out, r] += s · doutᵀ · h;  dA[r, in] += dhᵀ · dropout(x)
+            Matmul.backward(dinp: nil, dweight: lora.gradients.pointer(adapter.bName), dbias: nil, dout: dout, inp: hidden,
+                            weight: bWeight, n: n, c: r, oc: outputs, pool: pool, scale: scale)
+            if let mask = a.adapterMasks[index], let dropped = a.adapterInputs[index] {
+                for i in 0..<(n * inputs) { dropped[i] = x[i] * mask[i] }
+            }
+            let input = a.adapterInputs[index].map { UnsafePointer($0) } ?? x
+            Matmul.backward(dinp: nil, dweight: lora.gradients.pointer(adapter.aName), dbias: nil, dout: dh, inp: input,
                             weight: aWeight, n: n, c: inputs, oc: r, pool: pool)
-            for i in 0..<(n * inputs) { dinp[i] += through[i] * mask[i] }
-        } else {
-            Matmul.backward(dinp: dinp, dweight: lora.gradients.pointer(adapter.aName), dbias: nil, dout: dh, inp: input,
-                            weight: aWeight, n: n, c: inputs, oc: r, pool: pool)
+        }
+        if parts.contains(.input) {
+            // dinp += dropout'(dh · A)
+            if let mask = a.adapterMasks[index] {
+                let through = a.dropoutScratch
+                through.update(repeating: 0, count: n * inputs)
+                Matmul.backward(dinp: through, dweight: nil, dbias: nil, dout: dh, inp: x, weight: aWeight, n: n, c: inputs, oc: r, pool: pool)
+                for i in 0..<(n * inputs) { dinp[i] += through[i] * mask[i] }
+            } else {
+                Matmul.backward(dinp: dinp, dweight: nil, dbias: nil, dout: dh, inp: x, weight: aWeight, n: n, c: inputs, oc: r, pool: pool)
+            }
         }
     }
 
