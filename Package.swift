@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "QuillDataTests", dependencies: ["QuillData", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers"]),
-        .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats"]),
+        .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats", "QuillData", "QuillTokenizers"]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
     ],

@@ -126,7 +126,7 @@ extension TrainableModel {
               kvHeads: config.kvHeads, headSize: config.headSize, intermediateSize: config.intermediateSize,
               normEpsilon: config.rmsNormEpsilon, tiedEmbeddings: config.tiedEmbeddings, attentionBias: attentionBias,
               inverseFrequencies: config.inverseFrequencies, ropeAttentionFactor: config.ropeAttentionFactor,
-              slidingWindow: config.slidingWindow)
+              slidingWindow: config.slidingWindow, ropeTheta: config.ropeTheta)
     }
 
     /// Every tensor of `store` from the GGUF tensor `names` maps it to, dequantized (GGUF lists
@@ -193,5 +193,17 @@ extension TrainableModel {
             }
         }
         return TrainableModel(shape: shape, parameters: store, pool: pool)
+    }
+}
+
+extension TrainableModel {
+    /// Which family a model file or directory holds, without loading its weights.
+    public static func family(of path: String) throws -> Family {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError.unreadable(path: path, reason: "no such file or directory")
+        }
+        if isDirectory.boolValue { return try HuggingFaceConfig.read(URL(fileURLWithPath: path)).modelType == "gpt2" ? .gpt2 : .llama }
+        return try GGUFFile(path: path).string("general.architecture") == "gpt2" ? .gpt2 : .llama
     }
 }

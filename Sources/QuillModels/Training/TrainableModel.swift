@@ -28,6 +28,8 @@ public final class TrainableModel: @unchecked Sendable {
         public var inverseFrequencies: [Float]
         public var ropeAttentionFactor: Float
         public var slidingWindow: Int?
+        /// RoPE's base (for exported config.json).
+        public var ropeTheta: Float = 10_000
         public var qDim: Int { heads * headSize }
         public var kvDim: Int { kvHeads * headSize }
     }
@@ -76,8 +78,8 @@ public final class TrainableModel: @unchecked Sendable {
         didSet { if activationMemory != oldValue { cachedActivations = nil } }
     }
     /// dloss/dθ of the base weights, or nil when they are frozen (LoRA).
-    public private(set) var gradients: ParameterStore?
-    public private(set) var lora: LoRA?
+    public internal(set) var gradients: ParameterStore?
+    public internal(set) var lora: LoRA?
     var blocks: [Block]
     let embeddingName, positionName, finalNorm, headName: String
     let pool: ThreadPool
@@ -268,6 +270,8 @@ public final class TrainableModel: @unchecked Sendable {
     }
 
     private var cachedActivations: Activations?
+    /// Whether LoRA dropout applies in the current pass (training steps, not evaluation).
+    var applyingDropout = true
 
     func activations(batch: Int, length: Int) -> Activations {
         if let a = cachedActivations, a.batch == batch, a.length == length { return a }

@@ -21,6 +21,7 @@ extension TrainableModel {
         try validate(tokens: tokens, batch: batch, length: length)
         precondition(targets.count == tokens.count, "one target per token")
         let a = activations(batch: batch, length: length)
+        applyingDropout = backward   // evaluation sees the whole adapter
         tokens.withUnsafeBufferPointer { forwardBlocks(a, tokens: $0.baseAddress!) }
         let loss = targets.withUnsafeBufferPointer { head(a, targets: $0.baseAddress!, normalizer: normalizer, backward: backward) }
         if backward { tokens.withUnsafeBufferPointer { backwardBlocks(a, tokens: $0.baseAddress!) } }
@@ -31,6 +32,7 @@ extension TrainableModel {
     public func logits(tokens: [Int32], batch: Int, length: Int) throws -> [Float] {
         try validate(tokens: tokens, batch: batch, length: length)
         let a = activations(batch: batch, length: length)
+        applyingDropout = false
         tokens.withUnsafeBufferPointer { forwardBlocks(a, tokens: $0.baseAddress!) }
         let v = shape.vocabularySize, c = shape.channels
         var out = [Float](repeating: 0, count: a.n * v)
@@ -251,7 +253,7 @@ extension TrainableModel {
         let adapter = lora.adapters[index], r = adapter.rank
         var input = x
         let hidden = a.adapterHidden[slot][linear.adapterInBlock]
-        if let dropped = a.adapterInputs[index], let mask = a.adapterMasks[index] {
+        if applyingDropout, let dropped = a.adapterInputs[index], let mask = a.adapterMasks[index] {
             let p = lora.configuration.dropout, keep = 1 / (1 - p), count = n * linear.inputs
             if !recompute { for i in 0..<count { mask[i] = lora.random.nextUnitFloat() < p ? 0 : keep } }
             for i in 0..<count { dropped[i] = x[i] * mask[i] }

@@ -1,0 +1,140 @@
+import Foundation
+import QuillCore
+import QuillFormats
+
+extension TrainableModel {
+    // MARK: PEFT adapters
+
+    /// Writes the adapters as HF PEFT saves them: `adapter_config.json` and
+    /// `adapter_model.safetensors` (keys `base_model.model.<module>.lora_A.weight`), so
+    /// `PeftModel.from_pretrained(base, directory)` loads them.
+    public func saveAdapter(to directory: URL, baseModel: String) throws {
+        guard let lora else { throw LoRAError.invalid("this model has no LoRA adapters to save") }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let c = lora.configuration
+        let config: [String: Any] = [
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
+            "r": c.rank, "lora_alpha": Double(c.alpha), "lora_dropout": Double(c.dropout), "target_modules": c.targets,
+            "use_rslora": c.rsLoRA, "bias": "none", "fan_in_fan_out": shape.family == .gpt2, "inference_mode": true,
+            "init_lora_weights": true, "modules_to_save": NSNull(), "layers_to_transform": NSNull(),
+        ]
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
+                             to: directory.appendingPathComponent("adapter_config.json"))
+        try Self.writeSafetensors(lora.parameters, to: directory.appendingPathComponent("adapter_model.safetensors"),
+                                  metadata: ["format": "pt"])
+    }
+
+    /// Attaches and loads a PEFT LoRA adapter directory (made by Quill or by HF PEFT).
+    public func loadAdapter(from directory: URL) throws {
+        let configURL = directory.appendingPathComponent("adapter_config.json")
+        guard let data = FileManager.default.contents(atPath: configURL.path),
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ModelError.unreadable(path: configURL.path, reason: "missing or not a JSON object")
+        }
+        guard (json["peft_type"] as? String) == "LORA" else {
+            throw ModelError.unsupportedValue(path: configURL.path, key: "peft_type", found: "\(json["peft_type"] ?? "none")", supported: ["LORA"])
+        }
+        let targets: [String]
+        if let list = json["target_modules"] as? [String] { targets = list } else if let one = json["target_modules"] as? String { targets = [one] } else {
+            throw ModelError.missingKey(path: configURL.path, key: "target_modules")
+        }
+        guard let rank = json["r"] as? Int else { throw ModelError.missingKey(path: configURL.path, key: "r") }
+        let alpha = (json["lora_alpha"] as? Double).map(Float.init) ?? Float(rank)
+        let configuration = LoRA.Configuration(rank: rank, alpha: alpha, dropout: Float((json["lora_dropout"] as? Double) ?? 0),
+                                               targets: targets, rsLoRA: (json["use_rslora"] as? Bool) ?? false)
+        try attach(configuration)
+        let file = try SafetensorsFile(path: directory.appendingPathComponent("adapter_model.safetensors").path)
+        for entry in lora!.parameters.entries {
+            // PEFT writes the adapter's name into keys only when it is not "default"
+            guard let info = file.tensors[entry.name] else { throw ModelError.missingTensor(path: file.path, name: entry.name) }
+            guard info.shape == entry.shape else {
+                throw ModelError.shapeMismatch(path: file.path, name: entry.name, expected: entry.shape, found: info.shape)
+            }
+            lora!.parameters.set(entry.name, try file.floats(entry.name))
+        }
+    }
+
+    /// Folds the adapters into the base weights (W += s · B·A) and removes them: the result
+    /// runs and exports as a plain model.
+    public func mergeAdapters() {
+        guard let lora else { return }
+        for b in blocks.indices {
+            blocks[b].forEachLinear { linear in
+                guard let index = linear.adapter else { return }
+                let adapter = lora.adapters[index]
+                Matmul.gemm(parameters.pointer(linear.weight), ldc: linear.inputs, lora.parameters.pointer(adapter.bName), lda: adapter.rank,
+                            lora.parameters.pointer(adapter.aName), ldb: linear.inputs, m: linear.outputs, n: linear.inputs,
+                            k: adapter.rank, alpha: lora.configuration.scale, beta: 1, transposeB: false)
+                linear.adapter = nil
+            }
+        }
+        self.lora = nil
+        gradients = ParameterStore(sameLayoutAs: parameters)
+        releaseActivations()
+    }
+
+    // MARK: Hugging Face directories
+
+    /// Writes `config.json` and `model.safetensors` in the layout transformers loads
+    /// (GPT-2's Conv1D weights transposed back to [in, out]).
+    public func saveHuggingFace(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let s = shape
+        var config: [String: Any]
+        switch s.family {
+        case .gpt2:
+            config = ["model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": s.vocabularySize,
+                      "n_positions": s.contextLength, "n_embd": s.channels, "n_layer": s.layers, "n_head": s.heads,
+                      "n_inner": s.intermediateSize, "layer_norm_epsilon": Double(s.normEpsilon), "activation_function": "gelu_new",
+                      "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0]
+        case .llama:
+            let classes = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"]
+            config = ["model_type": s.architecture, "architectures": [classes[s.architecture] ?? "LlamaForCausalLM"],
+                      "vocab_size": s.vocabularySize, "max_position_embeddings": s.contextLength, "hidden_size": s.channels,
+                      "intermediate_size": s.intermediateSize, "num_hidden_layers": s.layers, "num_attention_heads": s.heads,
+                      "num_key_value_heads": s.kvHeads, "head_dim": s.headSize, "rms_norm_eps": Double(s.normEpsilon),
+                      "tie_word_embeddings": s.tiedEmbeddings, "hidden_act": "silu", "attention_bias": s.attentionBias,
+                      "rope_theta": Double(s.ropeTheta)]
+            if let window = s.slidingWindow { config["sliding_window"] = window; config["use_sliding_window"] = true }
+        }
+        config["torch_dtype"] = "float32"
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
+                             to: directory.appendingPathComponent("config.json"))
+        var tensors: [SafetensorsWriter.Tensor] = []
+        var transposed: [[Float]] = []
+        for entry in parameters.entries {
+            let pointer = UnsafeBufferPointer(start: parameters.base + entry.offset, count: entry.count)
+            let conv1D = s.family == .gpt2 && entry.shape.count == 2 && !entry.name.hasSuffix("wte.weight") && !entry.name.hasSuffix("wpe.weight")
+            if conv1D {
+                transposed.append(Self.transpose(Array(pointer), rows: entry.shape[0], cols: entry.shape[1]))
+                tensors.append(.init(name: entry.name, shape: [entry.shape[1], entry.shape[0]],
+                                     data: transposed.last!.withUnsafeBufferPointer { $0 }))
+            } else {
+                tensors.append(.init(name: entry.name, shape: entry.shape, data: pointer))
+            }
+        }
+        try withExtendedLifetime(transposed) {
+            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+        }
+    }
+
+    /// A store's tensors as one safetensors file.
+    public static func writeSafetensors(_ store: ParameterStore, to url: URL, metadata: [String: String] = [:], prefix: String = "") throws {
+        let tensors = store.entries.map {
+            SafetensorsWriter.Tensor(name: prefix + $0.name, shape: $0.shape, data: UnsafeBufferPointer(start: store.base + $0.offset, count: $0.count))
+        }
+        try SafetensorsWriter.write(tensors, metadata: metadata, to: url)
+    }
+
+    /// Fills a store from a safetensors file written by `writeSafetensors` (same names and shapes).
+    public static func readSafetensors(_ store: ParameterStore, from path: String, prefix: String = "") throws {
+        let file = try SafetensorsFile(path: path)
+        for entry in store.entries {
+            guard let info = file.tensors[prefix + entry.name] else { throw ModelError.missingTensor(path: path, name: prefix + entry.name) }
+            guard info.shape == entry.shape else {
+                throw ModelError.shapeMismatch(path: path, name: prefix + entry.name, expected: entry.shape, found: info.shape)
+            }
+            store.set(entry.name, try file.floats(prefix + entry.name))
+        }
+    }
+}

@@ -1,0 +1,301 @@
+import Foundation
+import QuillCore
+import QuillFormats
+import QuillModels
+import QuillTokenizers
+
+/// A fine-tuning run: data in, a better model or adapter out, with everything a user watches
+/// written into the run directory (`config.json`, `metrics.jsonl`, a TensorBoard event file,
+/// `loss.svg`, `checkpoints/`, and at the end `adapter/` (PEFT) or `model/` (HF layout)).
+///
+/// ```swift
+/// var config = TrainingConfiguration(model: "SmolLM2.gguf", data: ["train.jsonl"], output: "runs/demo")
+/// config.lora = LoRA.Configuration(rank: 8, alpha: 16)
+/// let summary = try Trainer(config).run()
+/// ```
+public final class Trainer {
+    /// What the run reports as it goes.
+    public enum Event {
+        case loaded(model: String, parameters: Int, trainable: Int, estimate: MemoryEstimate)
+        case data(trainWindows: Int, trainTokens: Int, validationWindows: Int, issues: [DataIssue])
+        case resumed(step: Int)
+        case step(StepReport)
+        case evaluation(step: Int, loss: Double, perplexity: Double, best: Bool)
+        case checkpoint(step: Int, path: String)
+        case checkpointFailed(step: Int, error: String)
+        case earlyStop(step: Int)
+        case finished(Summary)
+    }
+
+    public struct StepReport: Sendable {
+        public let step: Int, totalSteps: Int
+        public let loss: Double, learningRate: Float, gradientNorm: Double
+        public let tokensPerSecond: Double, elapsed: Double, remaining: Double
+    }
+
+    public struct Summary: Sendable {
+        public let steps: Int
+        public let initialValidationLoss: Double?, finalValidationLoss: Double?, bestValidationLoss: Double?
+        public let output: String
+    }
+
+    public let configuration: TrainingConfiguration
+    public let runDirectory: URL
+    public var onEvent: (Event) -> Void = { _ in }
+
+    public init(_ configuration: TrainingConfiguration) {
+        self.configuration = configuration
+        runDirectory = URL(fileURLWithPath: configuration.output)
+    }
+
+    /// The run of a directory that `run()` started: its saved configuration.
+    public static func resuming(_ directory: String) throws -> Trainer {
+        let url = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainingError.resume("\(url.path): no run to resume here (config.json is missing)")
+        }
+        do { return Trainer(try JSONDecoder().decode(TrainingConfiguration.self, from: data)) } catch {
+            throw TrainingError.resume("\(url.path): cannot read the saved configuration: \(error)")
+        }
+    }
+
+    // MARK: the run
+
+    @discardableResult
+    public func run(resume: Bool = false) throws -> Summary {
+        let c = configuration
+        try c.validate()
+        let fm = FileManager.default
+        try fm.createDirectory(at: runDirectory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+
+        let model = try TrainableModel(loading: c.model)
+        let tokenizer = try? Self.tokenizer(for: c.model)   // token shards train without one
+        if let lora = c.lora { try model.attach(lora, seed: c.seed) }
+        model.activationMemory = c.resolvedActivations
+        let estimate = MemoryEstimate(model: model, batch: c.batchSize, length: c.sequenceLength)
+        onEvent(.loaded(model: c.model, parameters: model.parameters.count, trainable: model.trainable.parameters.count, estimate: estimate))
+        try estimate.check(lora: c.lora != nil, accumulation: c.accumulation)
+
+        // data
+        var reader = TrainingDataReader(tokenizer: tokenizer)
+        reader.strict = c.strictData
+        var examples: [TokenizedExample] = []
+        for path in c.data { examples += try reader.read(path) }
+        var validationExamples: [TokenizedExample] = []
+        if let validation = c.validation {
+            validationExamples = try reader.read(validation)
+        } else if c.validationFraction > 0 && examples.count > 1 {
+            var random = SplitMix64(seed: c.seed ^ 0x5EED)
+            examples.shuffle(using: &random)
+            let held = max(1, Int((Double(examples.count) * c.validationFraction).rounded()))
+            validationExamples = Array(examples.suffix(held))
+            examples.removeLast(held)
+        }
+        let padding = tokenizer?.eosTokenId ?? 0
+        let train = PackedWindows(examples, length: c.sequenceLength, padding: padding)
+        let validation = PackedWindows(validationExamples, length: c.sequenceLength, padding: padding)
+        onEvent(.data(trainWindows: train.count, trainTokens: train.targetTokens, validationWindows: validation.count, issues: reader.issues))
+        guard train.count > 0 else { throw TrainingError.noData("no training tokens in \(c.data.joined(separator: ", "))") }
+
+        let windowsPerStep = c.batchSize * c.accumulation
+        let totalSteps = c.steps ?? max(1, Int((Double(train.count) * c.epochs / Double(windowsPerStep)).rounded(.up)))
+        let schedule = LearningRateSchedule(c.schedule, peak: c.resolvedLearningRate, warmupSteps: c.warmupSteps,
+                                            totalSteps: totalSteps, minimumRatio: c.minimumLearningRateRatio)
+        let (parameters, gradients) = model.trainable
+        let optimizer = AdamW(for: parameters, .init(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, weightDecay: c.weightDecay))
+
+        var state = RunState()
+        let checkpoints = Checkpoints(directory: runDirectory.appendingPathComponent("checkpoints"), keep: c.keepCheckpoints)
+        if resume, let latest = try checkpoints.latest() {
+            state = try checkpoints.load(latest, model: model, optimizer: optimizer)
+            onEvent(.resumed(step: state.step))
+        } else {
+            try AtomicFile.write(try JSONEncoder.pretty.encode(c), to: runDirectory.appendingPathComponent("config.json"))
+        }
+        let metrics = try MetricsLog(directory: runDirectory, truncateAfter: resume ? state.step : 0)
+        let board = try TensorBoardWriter(directory: runDirectory)
+
+        func evaluate() throws -> Double? {
+            guard validation.count > 0 else { return nil }
+            var total = LossSum()
+            let windows = min(validation.count, c.evaluationWindows)
+            for first in stride(from: 0, to: windows, by: c.batchSize) {
+                var x: [Int32] = [], y: [Int32] = []
+                for i in first..<(first + c.batchSize) {   // a short last batch is padded with loss-free windows
+                    x += i < windows ? validation.inputs[i] : [Int32](repeating: padding, count: c.sequenceLength)
+                    y += i < windows ? validation.targets[i] : [Int32](repeating: -1, count: c.sequenceLength)
+                }
+                total = total + (try model.step(tokens: x, targets: y, batch: c.batchSize, length: c.sequenceLength,
+                                                normalizer: 1, backward: false))
+            }
+            return total.mean
+        }
+
+        func recordEvaluation(_ loss: Double, step: Int) throws {
+            let best = state.bestValidationLoss.map { loss < $0 } ?? true
+            if best { state.bestValidationLoss = loss; state.bestStep = step; state.evaluationsWithoutImprovement = 0 }
+            else { state.evaluationsWithoutImprovement += 1 }
+            state.validation.append(.init(step: step, loss: loss))
+            try metrics.append(["step": step, "validation_loss": loss, "validation_perplexity": exp(loss)])
+            try board.scalar("validation/loss", loss, step: step)
+            try board.scalar("validation/perplexity", exp(loss), step: step)
+            onEvent(.evaluation(step: step, loss: loss, perplexity: exp(loss), best: best))
+        }
+
+        if state.step == 0, let loss = try evaluate() {
+            state.initialValidationLoss = loss
+            try recordEvaluation(loss, step: 0)
+        }
+        let started = Date()
+        var tokensSeen = 0
+        var stoppedEarly = false
+        while state.step < totalSteps {
+            let t0 = Date()
+            gradients.zero()
+            let windows = (0..<windowsPerStep).map { train.window(state.cursor + $0, seed: c.seed) }
+            let normalizer = windows.reduce(0) { $0 + train.targets[$1].filter { $0 >= 0 }.count }
+            var loss = 0.0
+            for micro in 0..<c.accumulation {
+                let chosen = windows[(micro * c.batchSize)..<((micro + 1) * c.batchSize)]
+                let x = chosen.flatMap { train.inputs[$0] }, y = chosen.flatMap { train.targets[$0] }
+                loss += try model.step(tokens: x, targets: y, batch: c.batchSize, length: c.sequenceLength,
+                                       normalizer: Float(max(1, normalizer))).sum
+            }
+            loss /= Double(max(1, normalizer))
+            let norm = GradientClipping.clip(gradients, maxNorm: c.clip)
+            let lr = schedule.rate(at: state.step)
+            optimizer.update(parameters, gradients: gradients, lr: lr)
+            state.step += 1
+            state.cursor += windowsPerStep
+            tokensSeen += windowsPerStep * c.sequenceLength
+            state.training.append(.init(step: state.step, loss: loss))
+
+            let elapsed = Date().timeIntervalSince(started)
+            let perStep = elapsed / Double(state.step - (state.resumedAt ?? 0))
+            let report = StepReport(step: state.step, totalSteps: totalSteps, loss: loss, learningRate: lr, gradientNorm: norm,
+                                    tokensPerSecond: Double(windowsPerStep * c.sequenceLength) / Date().timeIntervalSince(t0),
+                                    elapsed: elapsed, remaining: perStep * Double(totalSteps - state.step))
+            if state.step % c.logEvery == 0 || state.step == totalSteps {
+                try metrics.append(["step": state.step, "loss": loss, "learning_rate": Double(lr), "gradient_norm": norm,
+                                    "tokens_per_second": report.tokensPerSecond, "elapsed": elapsed])
+                try board.scalar("train/loss", loss, step: state.step)
+                try board.scalar("train/learning_rate", Double(lr), step: state.step)
+            }
+            onEvent(.step(report))
+
+            if state.step % c.evaluateEvery == 0 || state.step == totalSteps, let validationLoss = try evaluate() {
+                try recordEvaluation(validationLoss, step: state.step)
+                try writePlot(state)
+                if let patience = c.earlyStoppingPatience, state.evaluationsWithoutImprovement >= patience {
+                    onEvent(.earlyStop(step: state.step))
+                    stoppedEarly = true
+                }
+            }
+            if state.step % c.checkpointEvery == 0 || state.step == totalSteps || stoppedEarly {
+                do {
+                    let path = try checkpoints.save(state, model: model, optimizer: optimizer)
+                    onEvent(.checkpoint(step: state.step, path: path))
+                } catch {
+                    // the previous checkpoint is untouched; training goes on and tries again next time
+                    onEvent(.checkpointFailed(step: state.step, error: "\(error)"))
+                }
+            }
+            if stoppedEarly { break }
+        }
+        try writePlot(state)
+
+        // the result: the adapter, or the whole model, in the layouts other tools load
+        let output: URL
+        if c.lora != nil {
+            output = runDirectory.appendingPathComponent("adapter")
+            try model.saveAdapter(to: output, baseModel: c.model)
+        } else {
+            output = runDirectory.appendingPathComponent("model")
+            try model.saveHuggingFace(to: output)
+            try tokenizer?.save(to: output.appendingPathComponent("tokenizer.json"))
+        }
+        let summary = Summary(steps: state.step, initialValidationLoss: state.initialValidationLoss,
+                              finalValidationLoss: state.validation.last?.loss, bestValidationLoss: state.bestValidationLoss,
+                              output: output.path)
+        onEvent(.finished(summary))
+        return summary
+    }
+
+    private func writePlot(_ state: RunState) throws {
+        let svg = LossPlot.svg(training: state.training.map { ($0.step, $0.loss) }, validation: state.validation.map { ($0.step, $0.loss) },
+                               title: "quill train: \((configuration.model as NSString).lastPathComponent)")
+        try AtomicFile.write(Data(svg.utf8), to: runDirectory.appendingPathComponent("loss.svg"))
+    }
+
+    static func tokenizer(for model: String) throws -> Tokenizer {
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
+        if isDirectory.boolValue { return try Tokenizer(contentsOf: URL(fileURLWithPath: model)) }
+        return try Tokenizer(gguf: try GGUFFile(path: model))
+    }
+}
+
+/// Where a run stands: what a checkpoint holds besides the weights and optimizer moments.
+struct RunState: Codable {
+    struct Point: Codable { let step: Int; let loss: Double }
+    var step = 0
+    /// Windows consumed so far (all epochs): the data position.
+    var cursor = 0
+    var initialValidationLoss: Double?
+    var bestValidationLoss: Double?
+    var bestStep: Int?
+    var evaluationsWithoutImprovement = 0
+    var dropoutState: UInt64?
+    var training: [Point] = []
+    var validation: [Point] = []
+    var resumedAt: Int?
+}
+
+extension PackedWindows {
+    /// The index of the `i`-th window drawn (across epochs): each epoch visits every window
+    /// once, in an order shuffled by the seed and the epoch number.
+    func window(_ i: Int, seed: UInt64) -> Int {
+        let epoch = i / count, position = i % count
+        var order = Array(0..<count)
+        var random = SplitMix64(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+        order.shuffle(using: &random)
+        return order[position]
+    }
+}
+
+/// `metrics.jsonl`: one JSON object per line, appended and flushed as the run goes.
+final class MetricsLog {
+    private let handle: FileHandle
+
+    init(directory: URL, truncateAfter step: Int) throws {
+        let url = directory.appendingPathComponent("metrics.jsonl")
+        if step > 0, let data = FileManager.default.contents(atPath: url.path) {
+            // a resumed run redoes the steps after its checkpoint: drop their lines
+            let kept = data.split(separator: UInt8(ascii: "\n")).filter { line in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let s = object["step"] as? Int else { return false }
+                return s <= step
+            }
+            try AtomicFile.write(Data(kept.map { Data($0) + Data("\n".utf8) }.joined()), to: url)
+        } else if step == 0 || !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+    }
+
+    deinit { try? handle.close() }
+
+    func append(_ fields: [String: Any]) throws {
+        var line = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+        line.append(UInt8(ascii: "\n"))
+        try handle.write(contentsOf: line)
+    }
+}
+
+extension JSONEncoder {
+    static var pretty: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+}
