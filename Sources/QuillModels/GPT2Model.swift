@@ -31,6 +31,17 @@ public final class GPT2Model: LanguageModel {
     public var vocabularySize: Int { config.vocabularySize }
     public var contextLength: Int { config.contextLength }
 
+    /// From weights already in memory (a trained model); the output head is the token embedding.
+    init(config: Config, tokenEmbedding: [Float], positionEmbedding: [Float], blocks: [Block], finalWeight: [Float], finalBias: [Float]) {
+        self.config = config
+        self.tokenEmbedding = tokenEmbedding
+        self.positionEmbedding = positionEmbedding
+        self.blocks = blocks
+        self.finalWeight = finalWeight
+        self.finalBias = finalBias
+        outputHead = tokenEmbedding
+    }
+
     public convenience init(huggingFace directory: URL) throws {
         try self.init(huggingFace: directory, config: try HuggingFaceConfig.read(directory))
     }

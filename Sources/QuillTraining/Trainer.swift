@@ -66,6 +66,9 @@ public final class Trainer {
         let c = configuration
         try c.validate()
         let fm = FileManager.default
+        if !resume && fm.fileExists(atPath: runDirectory.appendingPathComponent("checkpoints/latest.json").path) {
+            throw TrainingError.invalidConfiguration("\(runDirectory.path) already holds a run: continue it with --resume, or choose another --out")
+        }
         try fm.createDirectory(at: runDirectory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
 
         let model = try TrainableModel(loading: c.model)

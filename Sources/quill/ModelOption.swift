@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import QuillFormats
 import QuillModels
@@ -8,11 +9,19 @@ struct ModelOption: ParsableArguments {
     @Option(name: [.customShort("m"), .customLong("model")],
             help: "GGUF file, Hugging Face directory, or the name of a model in the cache (default: SmolLM2 from the cache).")
     var model: String?
+    @Option(help: "A PEFT LoRA adapter directory (as quill train writes it) to apply; the model then runs in fp32.")
+    var adapter: String?
 
     /// The file or directory `-m` names.
     var path: String { get throws { try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path } }
 
     func load(weights: LlamaModel.WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
-        try ModelLoader.load(try path, weights: weights, denseBatchThreshold: denseBatchThreshold)
+        if let adapter {
+            let (_, tokenizer) = try ModelLoader.load(try path, weights: .quantized)
+            let trainable = try TrainableModel(loading: try path)
+            try trainable.loadAdapter(from: URL(fileURLWithPath: adapter))
+            return (try trainable.inferenceModel(), tokenizer)
+        }
+        return try ModelLoader.load(try path, weights: weights, denseBatchThreshold: denseBatchThreshold)
     }
 }

@@ -138,3 +138,56 @@ extension TrainableModel {
         }
     }
 }
+
+extension TrainableModel {
+    /// A model for generation from the current weights (adapters folded into its copies): fp32
+    /// weights on BLAS, as a Hugging Face directory would load.
+    public func inferenceModel() throws -> any LanguageModel {
+        let p = parameters
+        /// A linear layer's weight with its adapter folded in (W + s · B·A).
+        func merged(_ l: Linear) -> [Float] {
+            var w = p.tensor(l.weight)
+            if let index = l.adapter, let lora {
+                let adapter = lora.adapters[index]
+                w.withUnsafeMutableBufferPointer {
+                    Matmul.gemm($0.baseAddress!, ldc: l.inputs, lora.parameters.pointer(adapter.bName), lda: adapter.rank,
+                                lora.parameters.pointer(adapter.aName), ldb: l.inputs, m: l.outputs, n: l.inputs,
+                                k: adapter.rank, alpha: lora.configuration.scale, beta: 1, transposeB: false)
+                }
+            }
+            return w
+        }
+        switch shape.family {
+        case .llama:
+            guard var config = llamaConfig else { throw LoRAError.invalid("no Llama configuration was loaded with this model") }
+            config.vocabularySize = shape.vocabularySize
+            config.tiedEmbeddings = shape.tiedEmbeddings
+            let blocks = self.blocks.map { b -> LlamaModel.Block in
+                func w(_ l: Linear) -> LlamaModel.Weight { .dense(merged(l)) }
+                func bias(_ l: Linear) -> [Float]? { p.contains(l.bias) ? p.tensor(l.bias) : nil }
+                return LlamaModel.Block(attentionNorm: p.tensor(b.norm1), q: w(b.attention[0]), k: w(b.attention[1]), v: w(b.attention[2]),
+                                        output: w(b.output), qBias: bias(b.attention[0]), kBias: bias(b.attention[1]),
+                                        vBias: bias(b.attention[2]), ffnNorm: p.tensor(b.norm2), gate: w(b.mlp[0]), up: w(b.mlp[1]),
+                                        down: w(b.down))
+            }
+            let embedding = p.tensor(embeddingName)
+            return LlamaModel(config: config, embedding: .dense(embedding), blocks: blocks, outputNorm: p.tensor(finalNorm),
+                              outputHead: .dense(headName == embeddingName ? embedding : p.tensor(headName)), file: nil,
+                              weightFormat: .dense, denseBatchThreshold: 32)
+        case .gpt2:
+            let s = shape
+            let config = GPT2Model.Config(vocabularySize: s.vocabularySize, contextLength: s.contextLength, hiddenSize: s.channels,
+                                          intermediateSize: s.intermediateSize, layers: s.layers, heads: s.heads, layerNormEpsilon: s.normEpsilon)
+            let blocks = self.blocks.map { b in
+                GPT2Model.Block(ln1Weight: p.tensor(b.norm1), ln1Bias: p.tensor(Self.biasName(b.norm1)),
+                                qkv: merged(b.attention[0]), qkvBias: p.tensor(b.attention[0].bias),
+                                proj: merged(b.output), projBias: p.tensor(b.output.bias),
+                                ln2Weight: p.tensor(b.norm2), ln2Bias: p.tensor(Self.biasName(b.norm2)),
+                                fc: merged(b.mlp[0]), fcBias: p.tensor(b.mlp[0].bias),
+                                fcProj: merged(b.down), fcProjBias: p.tensor(b.down.bias))
+            }
+            return GPT2Model(config: config, tokenEmbedding: p.tensor(embeddingName), positionEmbedding: p.tensor(positionName),
+                             blocks: blocks, finalWeight: p.tensor(finalNorm), finalBias: p.tensor(Self.biasName(finalNorm)))
+        }
+    }
+}

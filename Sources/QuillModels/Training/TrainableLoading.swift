@@ -23,6 +23,7 @@ extension TrainableModel {
         let hf = try HuggingFaceConfig.read(directory)
         let json = hf.json
         let shape: Shape
+        var llamaConfig: LlamaConfig?
         if hf.modelType == "gpt2" {
             func int(_ key: String) throws -> Int {
                 guard let v = json[key] as? Int else { throw ModelError.missingKey(path: hf.path, key: key) }
@@ -35,7 +36,8 @@ extension TrainableModel {
                           normEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5), tiedEmbeddings: true,
                           attentionBias: true, inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
         } else if LlamaConfig.supportedArchitectures.contains(hf.modelType) {
-            shape = Self.shape(try LlamaConfig(huggingFace: json, path: hf.path), attentionBias: hf.modelType == "qwen2")
+            llamaConfig = try LlamaConfig(huggingFace: json, path: hf.path)
+            shape = Self.shape(llamaConfig!, attentionBias: hf.modelType == "qwen2")
         } else {
             throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: ModelLoader.supportedArchitectures)
         }
@@ -56,6 +58,7 @@ extension TrainableModel {
             store.set(entry.name, conv1D ? Self.transpose(values, rows: expected[0], cols: expected[1]) : values)
         }
         self.init(shape: shape, parameters: store, pool: pool)
+        self.llamaConfig = llamaConfig
     }
 
     convenience init(gguf file: GGUFFile, pool: ThreadPool) throws {
@@ -111,6 +114,8 @@ extension TrainableModel {
                 return values
             }
             self.init(shape: shape, parameters: store, pool: pool)
+            config.ropePairing = .halves   // the rows were un-permuted above
+            llamaConfig = config
             return
         } else {
             throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ModelLoader.supportedArchitectures)

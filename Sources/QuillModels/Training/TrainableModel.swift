@@ -62,6 +62,9 @@ public final class TrainableModel: @unchecked Sendable {
 
     public let shape: Shape
     public let parameters: ParameterStore
+    /// The Llama-family hyperparameters as loaded (RoPE scaling included), for building an
+    /// inference model from the trained weights.
+    var llamaConfig: LlamaConfig?
     /// What the forward keeps for the backward; the rest is recomputed there.
     public enum ActivationMemory: String, Sendable, CaseIterable, Codable {
         /// q, k, v and the MLP's inputs per layer: the fastest (about 14 floats per channel and
