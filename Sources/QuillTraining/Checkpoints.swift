@@ -89,7 +89,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public init(model: TrainableModel, batch: Int, length: Int) {
         let s = model.shape, n = batch * length, c = s.channels, ff = s.intermediateSize
         let trainable = model.trainable.parameters.count
-        weights = model.parameters.count * 4 + (model.lora?.parameters.count ?? 0) * 4
+        weights = model.parameters.count * 4 + (model.lora?.parameters.count ?? 0) * 4 + model.frozenBytes
         gradients = trainable * 4
         optimizer = trainable * 8
         let mlp = s.family == .llama ? 2 * ff : ff

@@ -71,7 +71,7 @@ public final class Trainer {
         }
         try fm.createDirectory(at: runDirectory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
 
-        let model = try TrainableModel(loading: c.model)
+        let model = try TrainableModel(loading: c.model, quantizedBase: c.quantizedBase)
         let tokenizer = try? Self.tokenizer(for: c.model)   // token shards train without one
         if let lora = c.lora { try model.attach(lora, seed: c.seed) }
         model.activationMemory = c.resolvedActivations

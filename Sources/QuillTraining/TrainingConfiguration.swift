@@ -12,6 +12,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var output: String
 
     public var lora: LoRA.Configuration?
+    /// QLoRA: keep the base's linear weights quantized in memory (GGUF models, with LoRA).
+    public var quantizedBase = false
     public var steps: Int?
     public var epochs: Double = 1
     public var batchSize = 4
@@ -63,6 +65,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             throw fail("evaluate-every, checkpoint-every, keep-checkpoints and log-every must be positive")
         }
         try lora?.validate()
+        guard !quantizedBase || lora != nil else { throw fail("a quantized base (QLoRA) trains LoRA adapters: add --lora") }
     }
 
     // MARK: TOML
@@ -134,6 +137,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
                 guard let memory = TrainableModel.ActivationMemory(rawValue: try string()) else { throw fail("expected keep, lean or checkpointed") }
                 c.activations = memory
             case "strict_data": c.strictData = try bool()
+            case "quantized_base", "qlora": c.quantizedBase = try bool()
             default: throw fail("unknown option")
             }
         }

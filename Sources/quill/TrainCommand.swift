@@ -31,6 +31,7 @@ struct TrainCommand: AsyncParsableCommand {
         @Option(help: "A TOML file with these options (flags given here override it).") var config: String?
         @Option(help: "Continue the run in this directory from its latest checkpoint.") var resume: String?
         @Flag(help: "Train LoRA adapters instead of every weight.") var lora = false
+        @Flag(help: "QLoRA: LoRA adapters on the GGUF model's linear weights kept quantized in memory.") var qlora = false
         @Option(help: "LoRA rank.") var rank: Int?
         @Option(help: "LoRA alpha.") var alpha: Float?
         @Option(help: "LoRA dropout.") var loraDropout: Float?
@@ -69,7 +70,8 @@ struct TrainCommand: AsyncParsableCommand {
                 if let valFraction { c.validationFraction = valFraction }
                 if let output { c.output = output }
                 if c.output.isEmpty { throw ValidationError("where should the run go? give --out runs/NAME") }
-                if lora || rank != nil || targets != nil || c.lora != nil {
+                if qlora { c.quantizedBase = true }
+                if lora || qlora || rank != nil || targets != nil || c.lora != nil {
                     var l = c.lora ?? LoRA.Configuration()
                     if let rank { l.rank = rank; if alpha == nil && c.lora == nil { l.alpha = Float(2 * rank) } }
                     if let alpha { l.alpha = alpha }
@@ -120,6 +122,7 @@ struct TrainCommand: AsyncParsableCommand {
                 help: "GGUF file or Hugging Face directory, or gpt2-124m-random for GPT-2 124M from scratch (default: SmolLM2 from the cache).")
         var model: String?
         @Flag(help: "Train LoRA adapters (rank 8 on q_proj and v_proj, or c_attn) instead of every weight.") var lora = false
+        @Flag(help: "LoRA on the linear weights kept quantized (QLoRA).") var qlora = false
         @Option(help: "Sequences per step.") var batch = 4
         @Option(help: "Tokens per sequence.") var length = 256
         @Option(help: "Timed steps (after one warm-up step).") var steps = 3
@@ -133,13 +136,14 @@ struct TrainCommand: AsyncParsableCommand {
             if model == "gpt2-124m-random" {
                 trainable = TrainableModel.randomGPT2()
             } else {
-                trainable = try TrainableModel(loading: try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path)
+                trainable = try TrainableModel(loading: try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path,
+                                               quantizedBase: qlora)
             }
-            if lora {
+            if lora || qlora {
                 let targets = trainable.shape.family == .gpt2 ? ["c_attn"] : ["q_proj", "v_proj"]
                 try trainable.attach(LoRA.Configuration(rank: rank, alpha: Float(2 * rank), targets: targets))
             }
-            trainable.activationMemory = activations ?? (lora ? .keep : .lean)
+            trainable.activationMemory = activations ?? (lora || qlora ? .keep : .lean)
             let (parameters, gradients) = trainable.trainable
             let optimizer = AdamW(for: parameters, .init(weightDecay: 0.01))
             let loaded = Date().timeIntervalSince(start)
@@ -162,7 +166,7 @@ struct TrainCommand: AsyncParsableCommand {
             let mean = times.reduce(0, +) / Double(times.count)
             let parametersTrained = parameters.count
             print(String(format: "%@ %@ step, batch %d x %d, activations %@: %.3f s/step (load %.1f s), %d trainable parameters, peak RSS %.0f MB",
-                         trainable.shape.architecture, lora ? "LoRA" : "full", batch, length, trainable.activationMemory.rawValue,
+                         trainable.shape.architecture, qlora ? "QLoRA" : lora ? "LoRA" : "full", batch, length, trainable.activationMemory.rawValue,
                          mean, loaded, parametersTrained,
                          Double(ProcessMemory.peakResidentBytes) / 1e6))
         }

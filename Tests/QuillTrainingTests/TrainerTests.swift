@@ -106,7 +106,7 @@ import Testing
         // merging folds the adapter into the weights: the same logits without it
         let tokens: [Int32] = [5, 9, 200, 31, 7, 7, 64, 3]
         let withAdapter = try model.logits(tokens: tokens, batch: 1, length: tokens.count)
-        model.mergeAdapters()
+        try model.mergeAdapters()
         let merged = try model.logits(tokens: tokens, batch: 1, length: tokens.count)
         let worst = zip(withAdapter, merged).map { abs($0 - $1) }.max() ?? 0
         #expect(worst < 1e-4, "merged logits differ by \(worst)")

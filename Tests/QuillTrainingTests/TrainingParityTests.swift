@@ -144,3 +144,27 @@ enum TrainingFixtures {
         }
     }
 }
+
+@Suite("QLoRA") struct QLoRATests {
+    @Test("adapters on SmolLM2's Q4_1 weights kept quantized get the same gradients as on their fp32 dequantization")
+    func sameAsDequantized() throws {
+        let path = QuillCache.defaultModel.path
+        let tokens: [Int32] = [504, 3458, 282, 260, 7265, 30, 1350, 314, 2365, 28, 216, 4418, 5260, 1118, 29, 2]
+        let targets = Array(tokens.dropFirst()) + [-1]
+        var results: [(gradients: [Float], loss: Double, frozen: Int)] = []
+        for quantized in [false, true] {
+            let model = try TrainableModel(loading: path, quantizedBase: quantized)
+            try model.attach(LoRA.Configuration(rank: 4, alpha: 8, targets: ["q_proj", "k_proj", "down_proj"]), seed: 3)
+            let b = model.lora!.parameters
+            for entry in b.entries where entry.name.contains("lora_B") { for i in 0..<entry.count { b.base[entry.offset + i] = Float(i % 5) * 0.01 } }
+            let loss = try model.step(tokens: tokens, targets: targets, batch: 1, length: tokens.count, normalizer: 15)
+            let g = model.lora!.gradients
+            results.append((Array(UnsafeBufferPointer(start: g.base, count: g.count)), loss.sum, model.frozenBytes))
+            #expect(model.hasQuantizedBase == quantized)
+        }
+        #expect(results[0].loss == results[1].loss)
+        #expect(results[0].gradients == results[1].gradients, "QLoRA gradients differ from LoRA on the dequantized base")
+        #expect(results[0].gradients.contains { $0 != 0 })
+        print("QLoRA: frozen weights \(results[1].frozen / 1_000_000) MB in memory; gradients equal to fp32 LoRA's bit for bit")
+    }
+}

@@ -56,8 +56,9 @@ extension TrainableModel {
 
     /// Folds the adapters into the base weights (W += s · B·A) and removes them: the result
     /// runs and exports as a plain model.
-    public func mergeAdapters() {
+    public func mergeAdapters() throws {
         guard let lora else { return }
+        guard !hasQuantizedBase else { throw LoRAError.invalid("adapters on a quantized base cannot be merged in place; use inferenceModel()") }
         for b in blocks.indices {
             blocks[b].forEachLinear { linear in
                 guard let index = linear.adapter else { return }
@@ -78,6 +79,7 @@ extension TrainableModel {
     /// Writes `config.json` and `model.safetensors` in the layout transformers loads
     /// (GPT-2's Conv1D weights transposed back to [in, out]).
     public func saveHuggingFace(to directory: URL) throws {
+        guard !hasQuantizedBase else { throw LoRAError.invalid("a quantized base is saved as its GGUF file, not as fp32 safetensors") }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let s = shape
         var config: [String: Any]
@@ -146,7 +148,7 @@ extension TrainableModel {
         let p = parameters
         /// A linear layer's weight with its adapter folded in (W + s · B·A).
         func merged(_ l: Linear) -> [Float] {
-            var w = p.tensor(l.weight)
+            var w = weightValues(l.weight)
             if let index = l.adapter, let lora {
                 let adapter = lora.adapters[index]
                 w.withUnsafeMutableBufferPointer {

@@ -7,15 +7,20 @@ extension TrainableModel {
     /// BF16 safetensors) or a GGUF file (any tensor type, dequantized to fp32). GGUF `llama`
     /// files have their q/k rows un-permuted back to Hugging Face's rotate-half layout, so
     /// every trained model, adapter and export uses one convention.
-    public convenience init(loading path: String, pool: ThreadPool = .shared) throws {
+    /// `quantizedBase` (QLoRA, GGUF files only): the linear layers' weights stay in their file's
+    /// quantized type in memory, frozen, for training LoRA adapters on them.
+    public convenience init(loading path: String, quantizedBase: Bool = false, pool: ThreadPool = .shared) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ModelError.unreadable(path: path, reason: "no such file or directory")
         }
         if isDirectory.boolValue {
+            if quantizedBase {
+                throw ModelError.unsupportedValue(path: path, key: "quantized base", found: "a Hugging Face directory", supported: ["a GGUF file"])
+            }
             try self.init(huggingFace: URL(fileURLWithPath: path), pool: pool)
         } else {
-            try self.init(gguf: try GGUFFile(path: path), pool: pool)
+            try self.init(gguf: try GGUFFile(path: path), quantizedBase: quantizedBase, pool: pool)
         }
     }
 
@@ -61,7 +66,7 @@ extension TrainableModel {
         self.llamaConfig = llamaConfig
     }
 
-    convenience init(gguf file: GGUFFile, pool: ThreadPool) throws {
+    convenience init(gguf file: GGUFFile, quantizedBase: Bool, pool: ThreadPool) throws {
         let arch = try file.string("general.architecture")
         let shape: Shape
         var names: [String: String] = [:]   // ours → GGUF
@@ -102,7 +107,14 @@ extension TrainableModel {
             }
             // llama.cpp permutes q/k rows of `llama` files for adjacent-pair rotation
             let permuted = config.ropePairing == .adjacent
-            let store = ParameterStore(layout: Self.layout(shape))
+            func rowOrder(_ name: String) -> [Int]? {
+                guard permuted else { return nil }
+                if name.hasSuffix("q_proj.weight") { return Self.rotaryRowOrder(heads: shape.heads, headSize: shape.headSize) }
+                if name.hasSuffix("k_proj.weight") { return Self.rotaryRowOrder(heads: shape.kvHeads, headSize: shape.headSize) }
+                return nil
+            }
+            let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: rowOrder) : [:]
+            let store = ParameterStore(layout: Self.layout(shape).filter { frozen[$0.name] == nil })
             try Self.fill(store, from: file, names: names) { name, values in
                 guard permuted else { return values }
                 if name.hasSuffix("q_proj.weight") || name.hasSuffix("q_proj.bias") {
@@ -113,16 +125,17 @@ extension TrainableModel {
                 }
                 return values
             }
-            self.init(shape: shape, parameters: store, pool: pool)
+            self.init(shape: shape, parameters: store, frozen: frozen, pool: pool)
             config.ropePairing = .halves   // the rows were un-permuted above
             llamaConfig = config
             return
         } else {
             throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ModelLoader.supportedArchitectures)
         }
-        let store = ParameterStore(layout: Self.layout(shape))
+        let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: { _ in nil }) : [:]
+        let store = ParameterStore(layout: Self.layout(shape).filter { frozen[$0.name] == nil })
         try Self.fill(store, from: file, names: names) { _, values in values }
-        self.init(shape: shape, parameters: store, pool: pool)
+        self.init(shape: shape, parameters: store, frozen: frozen, pool: pool)
     }
 
     static func shape(_ config: LlamaConfig, attentionBias: Bool) -> Shape {
@@ -147,6 +160,29 @@ extension TrainableModel {
             }
             store.set(entry.name, convert(entry.name, Dequantize.array(info.type, file.data(of: info), count: info.elementCount)))
         }
+    }
+
+    /// The block linears' weights of a non-fp32 type, kept as stored (QLoRA).
+    private static func frozenWeights(_ file: GGUFFile, shape: Shape, names: [String: String],
+                                      rowOrder: (String) -> [Int]?) throws -> [String: FrozenWeight] {
+        var frozen: [String: FrozenWeight] = [:]
+        for entry in layout(shape) where entry.shape.count == 2 && entry.decays && entry.name != "lm_head.weight" {
+            guard let theirs = names[entry.name], let info = file.tensor(named: theirs), info.type != .f32 else { continue }
+            guard info.dimensions == Array(entry.shape.reversed()) else {
+                throw ModelError.shapeMismatch(path: file.path, name: theirs, expected: Array(entry.shape.reversed()), found: info.dimensions)
+            }
+            frozen[entry.name] = FrozenWeight(type: info.type, rows: entry.shape[0], cols: entry.shape[1], bytes: file.data(of: info),
+                                              rowOrder: rowOrder(entry.name))
+        }
+        return frozen
+    }
+
+    /// For each Hugging Face row of a rotary projection, the GGUF row it comes from (see below).
+    static func rotaryRowOrder(heads: Int, headSize: Int) -> [Int] {
+        let half = headSize / 2
+        var order = [Int](repeating: 0, count: heads * headSize)
+        for h in 0..<heads { for j in 0..<half { for s in 0..<2 { order[h * headSize + s * half + j] = h * headSize + 2 * j + s } } }
+        return order
     }
 
     /// llama.cpp's converter reorders each head's rows from (half, pair) to (pair, half):

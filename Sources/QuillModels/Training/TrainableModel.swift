@@ -62,6 +62,10 @@ public final class TrainableModel: @unchecked Sendable {
 
     public let shape: Shape
     public let parameters: ParameterStore
+    /// Frozen linear weights kept quantized (QLoRA), by name; they are not in `parameters`.
+    var frozen: [String: FrozenWeight] = [:]
+    /// fp32 room for the largest frozen weight, refilled before each product that reads one.
+    private var frozenScratch: UnsafeMutableBufferPointer<Float>?
     /// The Llama-family hyperparameters as loaded (RoPE scaling included), for building an
     /// inference model from the trained weights.
     var llamaConfig: LlamaConfig?
@@ -87,7 +91,8 @@ public final class TrainableModel: @unchecked Sendable {
     let embeddingName, positionName, finalNorm, headName: String
     let pool: ThreadPool
 
-    init(shape: Shape, parameters: ParameterStore, pool: ThreadPool = .shared) {
+    init(shape: Shape, parameters: ParameterStore, frozen: [String: FrozenWeight] = [:], pool: ThreadPool = .shared) {
+        self.frozen = frozen
         self.shape = shape
         self.parameters = parameters
         self.pool = pool
@@ -119,8 +124,34 @@ public final class TrainableModel: @unchecked Sendable {
                              down: Linear(module: p + "mlp.c_proj", inputs: ff, outputs: c))
             }
         }
-        gradients = ParameterStore(sameLayoutAs: parameters)
+        // a quantized base only ever trains adapters
+        gradients = frozen.isEmpty ? ParameterStore(sameLayoutAs: parameters) : nil
     }
+
+    deinit { frozenScratch?.deallocate() }
+
+    /// Bytes of the frozen quantized weights, and of the fp32 room they are dequantized into.
+    public var frozenBytes: Int {
+        frozen.values.reduce(0) { $0 + $1.data.count } + 4 * (frozen.values.map { $0.rows * $0.cols }.max() ?? 0)
+    }
+
+    /// Whether the linear weights stay quantized (QLoRA).
+    public var hasQuantizedBase: Bool { !frozen.isEmpty }
+
+    /// A linear layer's weight in fp32: in the store, or a frozen one dequantized into scratch
+    /// (valid until the next call).
+    func weightPointer(_ name: String) -> UnsafePointer<Float> {
+        guard let weight = frozen[name] else { return UnsafePointer(parameters.pointer(name)) }
+        if frozenScratch == nil {
+            let largest = frozen.values.map { $0.rows * $0.cols }.max() ?? 0
+            frozenScratch = .allocate(capacity: largest)
+        }
+        weight.dequantize(into: frozenScratch!.baseAddress!, pool: pool)
+        return UnsafePointer(frozenScratch!.baseAddress!)
+    }
+
+    /// A weight's values, dequantized if frozen.
+    func weightValues(_ name: String) -> [Float] { frozen[name]?.values(pool: pool) ?? parameters.tensor(name) }
 
     /// Every parameter's name and shape in a family's checkpoint layout, biases and norms
     /// excluded from weight decay as is customary (embeddings too).

@@ -20,6 +20,9 @@ extension TrainableModel {
                      backward: Bool = true) throws -> LossSum {
         try validate(tokens: tokens, batch: batch, length: length)
         precondition(targets.count == tokens.count, "one target per token")
+        guard !backward || !hasQuantizedBase || lora != nil else {
+            throw LoRAError.invalid("a quantized base only trains LoRA adapters: attach them first")
+        }
         let a = activations(batch: batch, length: length)
         applyingDropout = backward   // evaluation sees the whole adapter
         tokens.withUnsafeBufferPointer { forwardBlocks(a, tokens: $0.baseAddress!) }
@@ -248,7 +251,7 @@ extension TrainableModel {
                                slot: Int, recompute: Bool) {
         let n = a.n
         let bias = parameters.contains(linear.bias) ? parameters.pointer(linear.bias) : nil
-        Matmul.forward(out, x, parameters.pointer(linear.weight), bias, n: n, c: linear.inputs, oc: linear.outputs, pool: pool)
+        Matmul.forward(out, x, weightPointer(linear.weight), bias, n: n, c: linear.inputs, oc: linear.outputs, pool: pool)
         guard let index = linear.adapter, let lora else { return }
         let adapter = lora.adapters[index], r = adapter.rank
         var input = x
@@ -282,9 +285,12 @@ extension TrainableModel {
         let n = a.n, inputs = linear.inputs, outputs = linear.outputs
         let hasBias = parameters.contains(linear.bias)
         let weights = parts.contains(.weights) ? gradients : nil
-        Matmul.backward(dinp: parts.contains(.input) ? dinp : nil, dweight: weights?.pointer(linear.weight),
-                        dbias: hasBias ? weights?.pointer(linear.bias) : nil, dout: dout, inp: x,
-                        weight: parameters.pointer(linear.weight), n: n, c: inputs, oc: outputs, pool: pool)
+        if parts.contains(.input) || weights != nil {
+            Matmul.backward(dinp: parts.contains(.input) ? dinp : nil, dweight: weights?.pointer(linear.weight),
+                            dbias: hasBias ? weights?.pointer(linear.bias) : nil, dout: dout, inp: x,
+                            weight: parts.contains(.input) ? weightPointer(linear.weight) : UnsafePointer(parameters.pointer(linear.weight)),
+                            n: n, c: inputs, oc: outputs, pool: pool)
+        }
         guard let index = linear.adapter, let lora else { return }
         let adapter = lora.adapters[index], r = adapter.rank, scale = lora.configuration.scale
         let hidden = a.adapterHidden[slot][linear.adapterInBlock], dh = a.adapterScratch
