@@ -177,6 +177,21 @@ import Testing
         }
     }
 
+    @Test("a run that cannot fit in memory is refused before it starts, with advice")
+    func refusesWhatDoesNotFit() throws {
+        let directory = try Self.shards()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var c = Self.configuration(directory, run: "huge")
+        c.batchSize = 20_000_000   // terabytes of activations
+        do {
+            try Trainer(c).run()
+            Issue.record("the run started")
+        } catch let error as TrainingError {
+            guard case .doesNotFit(let message) = error else { Issue.record("\(error)"); return }
+            #expect(message.contains("--lora") && message.contains("--accumulation") && message.contains("available"), "\(message)")
+        }
+    }
+
     @Test("TensorBoard records carry CRC-32C checksums")
     func crc() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)

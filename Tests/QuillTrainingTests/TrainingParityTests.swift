@@ -96,11 +96,13 @@ enum TrainingFixtures {
         let reference = try TrainingFixtures.reference(name)
         let settings = try #require(reference.lora)
         let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
-        try model.attach(LoRA.Configuration(rank: settings.rank, alpha: settings.alpha, targets: settings.targets))
+        // the adapter directory PEFT saved (adapter_config.json + adapter_model.safetensors)
+        try model.loadAdapter(from: URL(fileURLWithPath: TrainingFixtures.file(name, "peft-adapter")))
         let lora = try #require(model.lora)
+        #expect(lora.configuration.rank == settings.rank && lora.configuration.alpha == settings.alpha && lora.configuration.targets == settings.targets)
         let weights = try SafetensorsFile(path: TrainingFixtures.file(name, "lora.safetensors"))
         #expect(Set(weights.tensors.keys) == Set(lora.parameters.entries.map(\.name)))
-        for name in weights.tensors.keys { lora.parameters.set(name, try weights.floats(name)) }
+        for name in weights.tensors.keys { #expect(lora.parameters.tensor(name) == (try weights.floats(name)), "\(name) loaded differently") }
         let targets = reference.targets.flatMap { $0 }
         let count = targets.filter { $0 >= 0 }.count
         let loss = try model.step(tokens: reference.tokens.flatMap { $0 }, targets: targets, batch: 2, length: 12, normalizer: Float(count))

@@ -39,8 +39,14 @@ extension TrainableModel {
             throw ModelError.missingKey(path: configURL.path, key: "target_modules")
         }
         guard let rank = json["r"] as? Int else { throw ModelError.missingKey(path: configURL.path, key: "r") }
-        let alpha = (json["lora_alpha"] as? Double).map(Float.init) ?? Float(rank)
-        let configuration = LoRA.Configuration(rank: rank, alpha: alpha, dropout: Float((json["lora_dropout"] as? Double) ?? 0),
+        func number(_ key: String) -> Double? { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) }
+        for key in ["rank_pattern", "alpha_pattern"] {
+            if let pattern = json[key] as? [String: Any], !pattern.isEmpty {
+                throw ModelError.unsupportedValue(path: configURL.path, key: key, found: "per-module values", supported: ["{}"])
+            }
+        }
+        let alpha = Float(number("lora_alpha") ?? Double(rank))
+        let configuration = LoRA.Configuration(rank: rank, alpha: alpha, dropout: Float(number("lora_dropout") ?? 0),
                                                targets: targets, rsLoRA: (json["use_rslora"] as? Bool) ?? false)
         try attach(configuration)
         let file = try SafetensorsFile(path: directory.appendingPathComponent("adapter_model.safetensors").path)

@@ -14,7 +14,7 @@ window of 8, Qwen2 with q/k/v biases), in fp32, eval mode (no dropout):
     micro-batches whose loss is divided by the step's total target count; the step losses;
   - for Llama and GPT-2: PEFT LoRA (rank 4, alpha 8, rsLoRA off, no dropout) on q_proj/v_proj or
     c_attn with B drawn random instead of zero (so A's gradient is not zero), the adapter weights
-    (lora.safetensors) and their gradients (lora-gradients.safetensors).
+    (lora.safetensors, and as PEFT saves it: peft-adapter/) and their gradients (lora-gradients.safetensors).
 The tokens, targets and numbers go to training/NAME/reference.json.
 """
 import json, math, os
@@ -122,6 +122,14 @@ def main():
                     weights[key] = p.detach().clone().contiguous()
                     lgrads[key] = p.grad.detach().clone().contiguous()
             save_file(weights, os.path.join(out, "lora.safetensors"))
+            adapter_dir = os.path.join(out, "peft-adapter")
+            peft_model.save_pretrained(adapter_dir)   # as PEFT writes an adapter directory
+            os.remove(os.path.join(adapter_dir, "README.md"))   # the model card: not needed, and it names this machine's paths
+            with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+                adapter_config = json.load(f)
+            adapter_config["base_model_name_or_path"] = f"tiny-checkpoints/{name}"
+            with open(os.path.join(adapter_dir, "adapter_config.json"), "w") as f:
+                json.dump(adapter_config, f, indent=2, sort_keys=True)
             save_file(lgrads, os.path.join(out, "lora-gradients.safetensors"))
             reference["lora"] = {"rank": 4, "alpha": 8, "targets": targets_, "loss": lora_loss.item()}
 
