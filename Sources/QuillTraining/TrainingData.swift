@@ -13,7 +13,7 @@ public struct DataIssue: Error, CustomStringConvertible, Sendable, Equatable {
     public let file: String
     public let line: Int
     public let problem: String
-    public var description: String { "\(file):\(line): \(problem)" }
+    public var description: String { line > 0 ? "\(file):\(line): \(problem)" : "\(file): \(problem)" }
 }
 
 /// Reads training files into tokenized examples:

@@ -107,8 +107,8 @@ struct TrainCommand: AsyncParsableCommand {
             trainer.onEvent = { event in progress.show(event) }
             do {
                 try trainer.run(resume: resume != nil)
-            } catch let error as DataIssue {
-                throw ValidationError("bad data: \(error) (drop --strict-data to skip such lines)")
+            } catch let issue as DataIssue where issue.line > 0 {
+                throw TrainFailure(message: "bad data: \(issue) (without --strict-data such lines are skipped and reported)")
             }
         }
     }
@@ -184,6 +184,12 @@ enum ProcessMemory {
 }
 
 extension TrainableModel.ActivationMemory: ExpressibleByArgument {}
+
+/// An error printed as it is, without the usage text ArgumentParser adds to validation errors.
+struct TrainFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
 
 /// What `quill train` prints: one progress line redrawn in place on a terminal (step, loss,
 /// learning rate, tokens/s, ETA), and a line per evaluation, checkpoint and finish.
