@@ -80,12 +80,15 @@ AVX2 static inline __m256 exp8(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+AVX2 static inline __m256 sigmoid8(__m256 g) {
+    return _mm256_div_ps(_mm256_set1_ps(1), _mm256_add_ps(_mm256_set1_ps(1), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+}
+
 AVX2 static void silu_mul_avx2(float *out, const float *gate, const float *up, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 g = _mm256_loadu_ps(gate + i);
-        const __m256 sigmoid = _mm256_div_ps(_mm256_set1_ps(1), _mm256_add_ps(_mm256_set1_ps(1), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid), _mm256_loadu_ps(up + i)));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid8(g)), _mm256_loadu_ps(up + i)));
     }
     quill_silu_mul_ref(out + i, gate + i, up + i, n - i);
 }
@@ -139,10 +142,6 @@ AVX2 static void attend_one_avx2(const float *q, const float *keys, const float 
         for (int l = 0; l < lanes; l++) acc[l] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * l), acc[l]);
     }
     for (int l = 0; l < lanes; l++) _mm256_storeu_ps(out + 8 * l, acc[l]);
-}
-
-AVX2 static inline __m256 sigmoid8(__m256 g) {
-    return _mm256_div_ps(_mm256_set1_ps(1), _mm256_add_ps(_mm256_set1_ps(1), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
 }
 
 // tanh(y) = 1 - 2 / (e^{2y} + 1), saturating correctly at both ends through exp8's clamp

@@ -46,6 +46,14 @@ public enum Layers {
     /// entries (scaling already applied), `positions` one per row.
     public static func rope(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
                             headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float = 1) {
+        rotate(x, positions: positions, n: n, heads: heads, headSize: headSize, inverseFrequencies: inverseFrequencies,
+               pairing: pairing, attentionFactor: attentionFactor, direction: 1)
+    }
+
+    /// Rotates each pair by its angle (direction 1) or by the opposite angle (-1: the
+    /// transpose, which is RoPE's backward).
+    static func rotate(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
+                       headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float, direction: Float) {
         let half = headSize / 2
         var cosine = [Float](repeating: 0, count: half), sine = cosine
         for i in 0..<n {
@@ -54,7 +62,7 @@ public enum Layers {
             for j in 0..<half {
                 let angle = pos * inverseFrequencies[j]
                 cosine[j] = Float(cos(Double(angle))) * attentionFactor
-                sine[j] = Float(sin(Double(angle))) * attentionFactor
+                sine[j] = direction * Float(sin(Double(angle))) * attentionFactor
             }
             for h in 0..<heads {
                 let v = x + (i * heads + h) * headSize

@@ -23,8 +23,10 @@ public enum Matmul {
         }
     }
 
-    /// Splits OC into slices of whole 16-row groups, a few per thread, and runs `body` on each
-    /// in parallel. Small products stay on the calling thread.
+    /// Splits OC into slices of whole 16-row groups and runs `body` on each in parallel: one per
+    /// thread once the other side has 128+ rows (each slice packs that whole side again in
+    /// BLAS), a few per thread below, two for a single row. Small products stay on the calling
+    /// thread.
     public static func forEachSlice(oc: Int, n: Int, c: Int, pool: ThreadPool = .shared, _ body: (Range<Int>) -> Void) {
         let work = n * c * oc
         let slices = work < 1 << 16 ? 1 : min(pool.threads * (n == 1 ? 2 : n >= 128 ? 1 : 4), max(1, oc / 16))

@@ -30,7 +30,7 @@ extension Layers {
     public static func rmsnormBackward(dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>?,
                                        dout: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                        rstd: UnsafePointer<Float>, n: Int, c: Int, pool: ThreadPool = .shared) {
-        accumulatingRowChunks(n, width: dweight == nil ? 0 : c, into: dweight, pool: pool) { rows, dw in
+        accumulatingRowChunks(n, width: dweight == nil ? 0 : c, pool: pool) { rows, dw in
             for i in rows {
                 let row = x + i * c, dy = dout + i * c, d = dx + i * c, r = rstd[i]
                 var dot: Float = 0
@@ -41,6 +41,8 @@ extension Layers {
                     dw?[k] += dy[k] * row[k] * r
                 }
             }
+        } reduce: { sum in
+            for k in 0..<c { dweight![k] += sum[k] }
         }
     }
 
@@ -73,7 +75,7 @@ extension Layers {
                                          mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int,
                                          pool: ThreadPool = .shared) {
         let trains = dweight != nil
-        accumulatingRowChunks(n, width: trains ? 2 * c : 0, into: nil, pool: pool) { rows, partial in
+        accumulatingRowChunks(n, width: trains ? 2 * c : 0, pool: pool) { rows, partial in
             for i in rows {
                 let row = x + i * c, dy = dout + i * c, d = dx + i * c, m = mean[i], s = rstd[i]
                 var meanG: Float = 0, meanGX: Float = 0
@@ -103,52 +105,28 @@ extension Layers {
     /// The backward of `rope`: a rotation's transpose rotates by the opposite angle.
     public static func ropeBackward(_ dx: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
                                     headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float = 1) {
-        let half = headSize / 2
-        var cosine = [Float](repeating: 0, count: half), sine = cosine
-        for i in 0..<n {
-            let pos = Float(positions[i])
-            for j in 0..<half {
-                let angle = pos * inverseFrequencies[j]
-                cosine[j] = Float(cos(Double(angle))) * attentionFactor
-                sine[j] = Float(sin(Double(angle))) * attentionFactor
-            }
-            for h in 0..<heads {
-                let v = dx + (i * heads + h) * headSize
-                for j in 0..<half {
-                    let (a, b) = pairing == .adjacent ? (2 * j, 2 * j + 1) : (j, j + half)
-                    let d0 = v[a], d1 = v[b]
-                    v[a] = d0 * cosine[j] + d1 * sine[j]
-                    v[b] = -d0 * sine[j] + d1 * cosine[j]
-                }
-            }
-        }
+        rotate(dx, positions: positions, n: n, heads: heads, headSize: headSize, inverseFrequencies: inverseFrequencies,
+               pairing: pairing, attentionFactor: attentionFactor, direction: -1)
     }
 
     /// dgate, dup (overwritten) of out = silu(gate) · up.
     public static func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
                                       dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                                       count: Int, pool: ThreadPool = .shared) {
-        forEachRowChunk(count / 64 + 1, pool: pool) { chunks in
-            let from = chunks.lowerBound * 64, to = min(count, chunks.upperBound * 64)
-            if from < to { quill_silu_mul_backward(dgate + from, dup + from, dout + from, gate + from, up + from, Int64(to - from)) }
+        forEachSpan(count, pool: pool) { from, length in
+            quill_silu_mul_backward(dgate + from, dup + from, dout + from, gate + from, up + from, length)
         }
     }
 
     /// out = gelu_tanh(x), out of place (the backward needs x).
     public static func geluForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, pool: ThreadPool = .shared) {
-        forEachRowChunk(count / 64 + 1, pool: pool) { chunks in
-            let from = chunks.lowerBound * 64, to = min(count, chunks.upperBound * 64)
-            if from < to { quill_gelu_tanh(out + from, x + from, Int64(to - from)) }
-        }
+        forEachSpan(count, pool: pool) { from, length in quill_gelu_tanh(out + from, x + from, length) }
     }
 
     /// dx += gelu_tanh'(x) · dout.
     public static func geluBackward(dx: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                     count: Int, pool: ThreadPool = .shared) {
-        forEachRowChunk(count / 64 + 1, pool: pool) { chunks in
-            let from = chunks.lowerBound * 64, to = min(count, chunks.upperBound * 64)
-            if from < to { quill_gelu_tanh_backward(dx + from, dout + from, x + from, Int64(to - from)) }
-        }
+        forEachSpan(count, pool: pool) { from, length in quill_gelu_tanh_backward(dx + from, dout + from, x + from, length) }
     }
 
     // MARK: attention
@@ -314,12 +292,20 @@ extension Layers {
         pool.parallelFor(chunks) { chunk in body((n * chunk / chunks)..<(n * (chunk + 1) / chunks)) }
     }
 
-    /// Row chunks that each sum into their own zeroed partial [width]; the partials are then
-    /// added into `into` (or handed to `reduce` as one sum). A chunk per thread, so the sums
-    /// do not depend on timing.
-    static func accumulatingRowChunks(_ n: Int, width: Int, into destination: UnsafeMutablePointer<Float>?, pool: ThreadPool,
+    /// body(from, length) over `count` elements in spans of whole 64-element pieces, a few per
+    /// thread (the elementwise C kernels).
+    static func forEachSpan(_ count: Int, pool: ThreadPool, _ body: (Int, Int64) -> Void) {
+        forEachRowChunk(count / 64 + 1, pool: pool) { pieces in
+            let from = pieces.lowerBound * 64, to = min(count, pieces.upperBound * 64)
+            if from < to { body(from, Int64(to - from)) }
+        }
+    }
+
+    /// Row chunks that each sum into their own zeroed partial [width], then `reduce` gets the
+    /// partials' sum. A chunk per thread, so the sums do not depend on timing.
+    static func accumulatingRowChunks(_ n: Int, width: Int, pool: ThreadPool,
                                       _ body: (Range<Int>, UnsafeMutablePointer<Float>?) -> Void,
-                                      reduce: ((UnsafePointer<Float>) -> Void)? = nil) {
+                                      reduce: (UnsafePointer<Float>) -> Void) {
         let chunks = max(1, min(n, pool.threads))
         var partials = [Float](repeating: 0, count: chunks * width)
         partials.withUnsafeMutableBufferPointer { buffer in
@@ -329,7 +315,7 @@ extension Layers {
             guard width > 0 else { return }
             let sum = buffer.baseAddress!
             for chunk in 1..<max(1, chunks) { for k in 0..<width { sum[k] += sum[chunk * width + k] } }
-            if let reduce { reduce(sum) } else if let destination { for k in 0..<width { destination[k] += sum[k] } }
+            reduce(sum)
         }
     }
 }
