@@ -14,6 +14,42 @@ public final class GPT2Model: LanguageModel {
     public struct Config: Sendable, Equatable {
         public var vocabularySize, contextLength, hiddenSize, intermediateSize, layers, heads: Int
         public var layerNormEpsilon: Float
+
+        public init(vocabularySize: Int, contextLength: Int, hiddenSize: Int, intermediateSize: Int, layers: Int, heads: Int,
+                    layerNormEpsilon: Float) {
+            self.vocabularySize = vocabularySize; self.contextLength = contextLength; self.hiddenSize = hiddenSize
+            self.intermediateSize = intermediateSize; self.layers = layers; self.heads = heads; self.layerNormEpsilon = layerNormEpsilon
+        }
+
+        /// From a Hugging Face `config.json` (model_type gpt2).
+        init(huggingFace json: [String: Any], path: String) throws {
+            func int(_ key: String) throws -> Int {
+                guard let v = json[key] as? Int else { throw ModelError.missingKey(path: path, key: key) }
+                return v
+            }
+            let c = try int("n_embd")
+            self.init(vocabularySize: try int("vocab_size"), contextLength: try int("n_positions"), hiddenSize: c,
+                      intermediateSize: (json["n_inner"] as? Int) ?? 4 * c, layers: try int("n_layer"), heads: try int("n_head"),
+                      layerNormEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5))
+        }
+
+        /// From a GGUF file of architecture `gpt2` (its metadata and the embedding's shape).
+        init(gguf file: GGUFFile) throws {
+            let arch = try file.string("general.architecture")
+            guard arch == "gpt2" else { throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ["gpt2"]) }
+            func int(_ key: String) throws -> Int {
+                guard let v = file.metadata["gpt2.\(key)"]?.int else { throw ModelError.missingKey(path: file.path, key: "gpt2.\(key)") }
+                return v
+            }
+            guard let embedding = file.tensor(named: "token_embd.weight"), embedding.dimensions.count == 2 else {
+                throw ModelError.missingTensor(path: file.path, name: "token_embd.weight")
+            }
+            let c = try int("embedding_length")
+            self.init(vocabularySize: embedding.dimensions[1], contextLength: try int("context_length"), hiddenSize: c,
+                      intermediateSize: (try? int("feed_forward_length")) ?? 4 * c, layers: try int("block_count"),
+                      heads: try int("attention.head_count"),
+                      layerNormEpsilon: Float(file.metadata["gpt2.attention.layer_norm_epsilon"]?.double ?? 1e-5))
+        }
     }
 
     struct Block: Sendable {
@@ -51,14 +87,8 @@ public final class GPT2Model: LanguageModel {
         guard hf.modelType == "gpt2" else {
             throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: ["gpt2"])
         }
-        func int(_ key: String) throws -> Int {
-            guard let v = json[key] as? Int else { throw ModelError.missingKey(path: hf.path, key: key) }
-            return v
-        }
-        let c = try int("n_embd")
-        config = Config(vocabularySize: try int("vocab_size"), contextLength: try int("n_positions"), hiddenSize: c,
-                        intermediateSize: (json["n_inner"] as? Int) ?? 4 * c, layers: try int("n_layer"), heads: try int("n_head"),
-                        layerNormEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5))
+        config = try Config(huggingFace: json, path: hf.path)
+        let c = config.hiddenSize
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         // older checkpoints name tensors without the "transformer." prefix
         let prefix = checkpoint.info("transformer.wte.weight") != nil ? "transformer." : ""
@@ -96,19 +126,8 @@ public final class GPT2Model: LanguageModel {
 
     /// From a GGUF file of architecture `gpt2`, as llama.cpp's converter writes it.
     public init(gguf file: GGUFFile) throws {
-        let arch = try file.string("general.architecture")
-        guard arch == "gpt2" else { throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ["gpt2"]) }
-        func int(_ key: String) throws -> Int {
-            guard let v = file.metadata["gpt2.\(key)"]?.int else { throw ModelError.missingKey(path: file.path, key: "gpt2.\(key)") }
-            return v
-        }
-        guard let embedding = file.tensor(named: "token_embd.weight"), embedding.dimensions.count == 2 else {
-            throw ModelError.missingTensor(path: file.path, name: "token_embd.weight")
-        }
-        let c = try int("embedding_length"), ff = (try? int("feed_forward_length")) ?? 4 * c
-        config = Config(vocabularySize: embedding.dimensions[1], contextLength: try int("context_length"), hiddenSize: c,
-                        intermediateSize: ff, layers: try int("block_count"), heads: try int("attention.head_count"),
-                        layerNormEpsilon: Float(file.metadata["gpt2.attention.layer_norm_epsilon"]?.double ?? 1e-5))
+        config = try Config(gguf: file)
+        let c = config.hiddenSize, ff = config.intermediateSize
         // GGUF lists dimensions innermost first: a [out, in] matrix is [in, out] here
         func tensor(_ name: String, _ dimensions: [Int]) throws -> [Float] {
             guard let info = file.tensor(named: name) else { throw ModelError.missingTensor(path: file.path, name: name) }

@@ -34,10 +34,9 @@ struct Checkpoints {
             var saved = state
             saved.dropoutState = model.lora?.random.state
             let (parameters, _) = model.trainable
-            try TrainableModel.writeSafetensors(parameters, to: partial.appendingPathComponent("trainable.safetensors"))
-            try TrainableModel.writeSafetensors(optimizer.m, to: partial.appendingPathComponent("optimizer-m.safetensors"),
-                                                metadata: ["step": String(optimizer.step)])
-            try TrainableModel.writeSafetensors(optimizer.v, to: partial.appendingPathComponent("optimizer-v.safetensors"))
+            try parameters.write(to: partial.appendingPathComponent("trainable.safetensors"))
+            try optimizer.m.write(to: partial.appendingPathComponent("optimizer-m.safetensors"), metadata: ["step": String(optimizer.step)])
+            try optimizer.v.write(to: partial.appendingPathComponent("optimizer-v.safetensors"))
             try AtomicFile.write(try JSONEncoder.pretty.encode(saved), to: partial.appendingPathComponent("state.json"))
             try? fm.removeItem(at: final)
             try fm.moveItem(at: partial, to: final)
@@ -65,18 +64,16 @@ struct Checkpoints {
         guard let data = FileManager.default.contents(atPath: checkpoint.appendingPathComponent("state.json").path) else {
             throw TrainingError.resume("\(checkpoint.path): state.json is missing")
         }
-        var state = try JSONDecoder().decode(RunState.self, from: data)
+        let state = try JSONDecoder().decode(RunState.self, from: data)
         let (parameters, _) = model.trainable
-        try TrainableModel.readSafetensors(parameters, from: checkpoint.appendingPathComponent("trainable.safetensors").path)
-        try TrainableModel.readSafetensors(optimizer.m, from: checkpoint.appendingPathComponent("optimizer-m.safetensors").path)
-        try TrainableModel.readSafetensors(optimizer.v, from: checkpoint.appendingPathComponent("optimizer-v.safetensors").path)
-        let m = try SafetensorsFile(path: checkpoint.appendingPathComponent("optimizer-m.safetensors").path)
-        guard let step = m.metadata["step"].flatMap(Int.init) else {
+        try parameters.read(from: checkpoint.appendingPathComponent("trainable.safetensors").path)
+        let metadata = try optimizer.m.read(from: checkpoint.appendingPathComponent("optimizer-m.safetensors").path)
+        try optimizer.v.read(from: checkpoint.appendingPathComponent("optimizer-v.safetensors").path)
+        guard let step = metadata["step"].flatMap(Int.init) else {
             throw TrainingError.resume("\(checkpoint.path): the optimizer's step count is missing")
         }
         optimizer.step = step
         if let random = state.dropoutState { model.lora?.random = SplitMix64(seed: random) }
-        state.resumedAt = state.step
         return state
     }
 }

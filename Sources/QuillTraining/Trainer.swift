@@ -72,7 +72,7 @@ public final class Trainer {
         try fm.createDirectory(at: runDirectory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
 
         let model = try TrainableModel(loading: c.model, quantizedBase: c.quantizedBase)
-        let tokenizer = try? Self.tokenizer(for: c.model)   // token shards train without one
+        let tokenizer = try? TokenizerLoader.load(c.model)   // token shards train without one
         if let lora = c.lora { try model.attach(lora, seed: c.seed) }
         model.activationMemory = c.resolvedActivations
         let estimate = MemoryEstimate(model: model, batch: c.batchSize, length: c.sequenceLength)
@@ -149,13 +149,13 @@ public final class Trainer {
             state.initialValidationLoss = loss
             try recordEvaluation(loss, step: 0)
         }
-        let started = Date()
-        var tokensSeen = 0
+        let started = Date(), firstStep = state.step
+        var order = WindowOrder(count: train.count, seed: c.seed)
         var stoppedEarly = false
         while state.step < totalSteps {
             let t0 = Date()
             gradients.zero()
-            let windows = (0..<windowsPerStep).map { train.window(state.cursor + $0, seed: c.seed) }
+            let windows = (0..<windowsPerStep).map { order.window(state.cursor + $0) }
             let normalizer = windows.reduce(0) { $0 + train.targets[$1].filter { $0 >= 0 }.count }
             var loss = 0.0
             for micro in 0..<c.accumulation {
@@ -170,11 +170,10 @@ public final class Trainer {
             optimizer.update(parameters, gradients: gradients, lr: lr)
             state.step += 1
             state.cursor += windowsPerStep
-            tokensSeen += windowsPerStep * c.sequenceLength
             state.training.append(.init(step: state.step, loss: loss))
 
             let elapsed = Date().timeIntervalSince(started)
-            let perStep = elapsed / Double(state.step - (state.resumedAt ?? 0))
+            let perStep = elapsed / Double(state.step - firstStep)
             let report = StepReport(step: state.step, totalSteps: totalSteps, loss: loss, learningRate: lr, gradientNorm: norm,
                                     tokensPerSecond: Double(windowsPerStep * c.sequenceLength) / Date().timeIntervalSince(t0),
                                     elapsed: elapsed, remaining: perStep * Double(totalSteps - state.step))
@@ -229,13 +228,6 @@ public final class Trainer {
                                title: "quill train: \((configuration.model as NSString).lastPathComponent)")
         try AtomicFile.write(Data(svg.utf8), to: runDirectory.appendingPathComponent("loss.svg"))
     }
-
-    static func tokenizer(for model: String) throws -> Tokenizer {
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
-        if isDirectory.boolValue { return try Tokenizer(contentsOf: URL(fileURLWithPath: model)) }
-        return try Tokenizer(gguf: try GGUFFile(path: model))
-    }
 }
 
 /// Where a run stands: what a checkpoint holds besides the weights and optimizer moments.
@@ -251,18 +243,26 @@ struct RunState: Codable {
     var dropoutState: UInt64?
     var training: [Point] = []
     var validation: [Point] = []
-    var resumedAt: Int?
 }
 
-extension PackedWindows {
-    /// The index of the `i`-th window drawn (across epochs): each epoch visits every window
-    /// once, in an order shuffled by the seed and the epoch number.
-    func window(_ i: Int, seed: UInt64) -> Int {
-        let epoch = i / count, position = i % count
-        var order = Array(0..<count)
-        var random = SplitMix64(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
-        order.shuffle(using: &random)
-        return order[position]
+/// The order windows are drawn in: each epoch visits every window once, shuffled by the seed
+/// and the epoch number, so a data position (windows drawn so far) says where a run stands.
+struct WindowOrder {
+    let count: Int, seed: UInt64
+    private var epoch = -1
+    private var order: [Int] = []
+
+    init(count: Int, seed: UInt64) { self.count = count; self.seed = seed }
+
+    /// The index of the `i`-th window drawn (across epochs).
+    mutating func window(_ i: Int) -> Int {
+        if i / count != epoch {   // a new epoch's order, drawn once
+            epoch = i / count
+            order = Array(0..<count)
+            var random = SplitMix64(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            order.shuffle(using: &random)
+        }
+        return order[i % count]
     }
 }
 

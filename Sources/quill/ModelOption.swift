@@ -17,10 +17,9 @@ struct ModelOption: ParsableArguments {
 
     func load(weights: LlamaModel.WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
         if let adapter {
-            let (_, tokenizer) = try ModelLoader.load(try path, weights: .quantized)
             let trainable = try TrainableModel(loading: try path)
             try trainable.loadAdapter(from: URL(fileURLWithPath: adapter))
-            return (try trainable.inferenceModel(), tokenizer)
+            return (try trainable.inferenceModel(), try TokenizerLoader.load(try path))
         }
         return try ModelLoader.load(try path, weights: weights, denseBatchThreshold: denseBatchThreshold)
     }

@@ -43,7 +43,7 @@ struct TrainCommand: AsyncParsableCommand {
         @Option(help: "Tokens per sequence.") var sequenceLength: Int?
         @Option(help: "Micro-batches per optimizer step.") var accumulation: Int?
         @Option(name: .customLong("lr"), help: "Peak learning rate (default 2e-4 for LoRA, 5e-5 full).") var learningRate: Float?
-        @Option(help: "constant, linear or cosine.") var schedule: String?
+        @Option(help: "constant, linear or cosine.") var schedule: LearningRateSchedule.Kind?
         @Option(help: "Warmup steps.") var warmup: Int?
         @Option(help: "AdamW weight decay (matrices only).") var weightDecay: Float?
         @Option(help: "Clip gradients to this global norm.") var clip: Double?
@@ -77,29 +77,18 @@ struct TrainCommand: AsyncParsableCommand {
                     if let alpha { l.alpha = alpha }
                     if let loraDropout { l.dropout = loraDropout }
                     if let targets { l.targets = targets.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
-                    else if c.lora == nil, try TrainableModel.family(of: c.model) == .gpt2 { l.targets = ["c_attn"] }
                     if rslora { l.rsLoRA = true }
                     c.lora = l
                 }
-                if let steps { c.steps = steps }
-                if let epochs { c.epochs = epochs }
-                if let batchSize { c.batchSize = batchSize }
-                if let sequenceLength { c.sequenceLength = sequenceLength }
-                if let accumulation { c.accumulation = accumulation }
-                if let learningRate { c.learningRate = learningRate }
-                if let schedule {
-                    guard let kind = LearningRateSchedule.Kind(rawValue: schedule) else { throw ValidationError("--schedule: constant, linear or cosine") }
-                    c.schedule = kind
-                }
-                if let warmup { c.warmupSteps = warmup }
-                if let weightDecay { c.weightDecay = weightDecay }
-                if let clip { c.clip = clip }
-                if let evalEvery { c.evaluateEvery = evalEvery }
-                if let patience { c.earlyStoppingPatience = patience }
-                if let checkpointEvery { c.checkpointEvery = checkpointEvery }
-                if let keepCheckpoints { c.keepCheckpoints = keepCheckpoints }
-                if let seed { c.seed = seed }
-                if let activations { c.activations = activations }
+                // a flag given replaces the file's value; one not given leaves it
+                func override<T>(_ value: T?, _ field: WritableKeyPath<TrainingConfiguration, T>) { if let value { c[keyPath: field] = value } }
+                func override<T>(_ value: T?, _ field: WritableKeyPath<TrainingConfiguration, T?>) { if let value { c[keyPath: field] = value } }
+                override(steps, \.steps); override(epochs, \.epochs); override(batchSize, \.batchSize)
+                override(sequenceLength, \.sequenceLength); override(accumulation, \.accumulation)
+                override(learningRate, \.learningRate); override(schedule, \.schedule); override(warmup, \.warmupSteps)
+                override(weightDecay, \.weightDecay); override(clip, \.clip); override(evalEvery, \.evaluateEvery)
+                override(patience, \.earlyStoppingPatience); override(checkpointEvery, \.checkpointEvery)
+                override(keepCheckpoints, \.keepCheckpoints); override(seed, \.seed); override(activations, \.activations)
                 if strictData { c.strictData = true }
                 trainer = Trainer(c)
             }
@@ -140,8 +129,7 @@ struct TrainCommand: AsyncParsableCommand {
                                                quantizedBase: qlora)
             }
             if lora || qlora {
-                let targets = trainable.shape.family == .gpt2 ? ["c_attn"] : ["q_proj", "v_proj"]
-                try trainable.attach(LoRA.Configuration(rank: rank, alpha: Float(2 * rank), targets: targets))
+                try trainable.attach(LoRA.Configuration(rank: rank, alpha: Float(2 * rank)))
             }
             trainable.activationMemory = activations ?? (lora || qlora ? .keep : .lean)
             let (parameters, gradients) = trainable.trainable
@@ -184,6 +172,7 @@ enum ProcessMemory {
 }
 
 extension TrainableModel.ActivationMemory: ExpressibleByArgument {}
+extension LearningRateSchedule.Kind: ExpressibleByArgument {}
 
 /// An error printed as it is, without the usage text ArgumentParser adds to validation errors.
 struct TrainFailure: Error, CustomStringConvertible {

@@ -11,12 +11,13 @@ public final class LoRA: @unchecked Sendable {
         public var rank: Int
         public var alpha: Float
         public var dropout: Float
-        /// Last components of the module names that get adapters (`q_proj`, `c_attn`, ...).
+        /// Last components of the module names that get adapters (`q_proj`, `c_attn`, ...);
+        /// empty: the family's usual ones (`TrainableModel.defaultLoRATargets`).
         public var targets: [String]
         /// Scale by α / √r instead of α / r (Kalajdzievski 2023).
         public var rsLoRA: Bool
 
-        public init(rank: Int = 8, alpha: Float = 16, dropout: Float = 0, targets: [String] = ["q_proj", "v_proj"], rsLoRA: Bool = false) {
+        public init(rank: Int = 8, alpha: Float = 16, dropout: Float = 0, targets: [String] = [], rsLoRA: Bool = false) {
             self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets; self.rsLoRA = rsLoRA
         }
 
@@ -26,7 +27,6 @@ public final class LoRA: @unchecked Sendable {
             guard rank > 0 else { throw LoRAError.invalid("LoRA rank must be positive, got \(rank)") }
             guard alpha > 0 else { throw LoRAError.invalid("LoRA alpha must be positive, got \(alpha)") }
             guard dropout >= 0 && dropout < 1 else { throw LoRAError.invalid("LoRA dropout must be in [0, 1), got \(dropout)") }
-            guard !targets.isEmpty else { throw LoRAError.invalid("LoRA needs at least one target module") }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import QuillFormats
 
 /// Named fp32 tensors in one contiguous allocation, in the order they were added: a model's
 /// trainable weights, their gradients (a second store with the same layout), or the optimizer's
@@ -69,5 +70,29 @@ public final class ParameterStore: @unchecked Sendable {
     public func copy(from other: ParameterStore) {
         precondition(other.count == count)
         base.update(from: other.base, count: count)
+    }
+}
+
+extension ParameterStore {
+    /// Every tensor as one safetensors file (written beside and renamed into place).
+    public func write(to url: URL, metadata: [String: String] = [:]) throws {
+        try SafetensorsWriter.write(entries.map { SafetensorsWriter.Tensor(name: $0.name, shape: $0.shape,
+                                                                        data: UnsafeBufferPointer(start: base + $0.offset, count: $0.count)) },
+                                    metadata: metadata, to: url)
+    }
+
+    /// Fills every tensor from a safetensors file with the same names and shapes; returns the
+    /// file's metadata.
+    @discardableResult
+    public func read(from path: String) throws -> [String: String] {
+        let file = try SafetensorsFile(path: path)
+        for entry in entries {
+            guard let info = file.tensors[entry.name] else { throw ModelError.missingTensor(path: path, name: entry.name) }
+            guard info.shape == entry.shape else {
+                throw ModelError.shapeMismatch(path: path, name: entry.name, expected: entry.shape, found: info.shape)
+            }
+            set(entry.name, try file.floats(entry.name))
+        }
+        return file.metadata
     }
 }

@@ -20,8 +20,7 @@ extension TrainableModel {
         ]
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
                              to: directory.appendingPathComponent("adapter_config.json"))
-        try Self.writeSafetensors(lora.parameters, to: directory.appendingPathComponent("adapter_model.safetensors"),
-                                  metadata: ["format": "pt"])
+        try lora.parameters.write(to: directory.appendingPathComponent("adapter_model.safetensors"), metadata: ["format": "pt"])
     }
 
     /// Attaches and loads a PEFT LoRA adapter directory (made by Quill or by HF PEFT).
@@ -49,15 +48,8 @@ extension TrainableModel {
         let configuration = LoRA.Configuration(rank: rank, alpha: alpha, dropout: Float(number("lora_dropout") ?? 0),
                                                targets: targets, rsLoRA: (json["use_rslora"] as? Bool) ?? false)
         try attach(configuration)
-        let file = try SafetensorsFile(path: directory.appendingPathComponent("adapter_model.safetensors").path)
-        for entry in lora!.parameters.entries {
-            // PEFT writes the adapter's name into keys only when it is not "default"
-            guard let info = file.tensors[entry.name] else { throw ModelError.missingTensor(path: file.path, name: entry.name) }
-            guard info.shape == entry.shape else {
-                throw ModelError.shapeMismatch(path: file.path, name: entry.name, expected: entry.shape, found: info.shape)
-            }
-            lora!.parameters.set(entry.name, try file.floats(entry.name))
-        }
+        // PEFT writes the adapter's name into keys only when it is not "default"
+        try lora!.parameters.read(from: directory.appendingPathComponent("adapter_model.safetensors").path)
     }
 
     /// Folds the adapters into the base weights (W += s · B·A) and removes them: the result
@@ -123,26 +115,6 @@ extension TrainableModel {
         }
         try withExtendedLifetime(transposed) {
             try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
-        }
-    }
-
-    /// A store's tensors as one safetensors file.
-    public static func writeSafetensors(_ store: ParameterStore, to url: URL, metadata: [String: String] = [:], prefix: String = "") throws {
-        let tensors = store.entries.map {
-            SafetensorsWriter.Tensor(name: prefix + $0.name, shape: $0.shape, data: UnsafeBufferPointer(start: store.base + $0.offset, count: $0.count))
-        }
-        try SafetensorsWriter.write(tensors, metadata: metadata, to: url)
-    }
-
-    /// Fills a store from a safetensors file written by `writeSafetensors` (same names and shapes).
-    public static func readSafetensors(_ store: ParameterStore, from path: String, prefix: String = "") throws {
-        let file = try SafetensorsFile(path: path)
-        for entry in store.entries {
-            guard let info = file.tensors[prefix + entry.name] else { throw ModelError.missingTensor(path: path, name: prefix + entry.name) }
-            guard info.shape == entry.shape else {
-                throw ModelError.shapeMismatch(path: path, name: prefix + entry.name, expected: entry.shape, found: info.shape)
-            }
-            store.set(entry.name, try file.floats(prefix + entry.name))
         }
     }
 }

@@ -30,16 +30,7 @@ extension TrainableModel {
         let shape: Shape
         var llamaConfig: LlamaConfig?
         if hf.modelType == "gpt2" {
-            func int(_ key: String) throws -> Int {
-                guard let v = json[key] as? Int else { throw ModelError.missingKey(path: hf.path, key: key) }
-                return v
-            }
-            let c = try int("n_embd"), heads = try int("n_head")
-            shape = Shape(family: .gpt2, architecture: "gpt2", vocabularySize: try int("vocab_size"), contextLength: try int("n_positions"),
-                          channels: c, layers: try int("n_layer"), heads: heads, kvHeads: heads, headSize: c / heads,
-                          intermediateSize: (json["n_inner"] as? Int) ?? 4 * c,
-                          normEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5), tiedEmbeddings: true,
-                          attentionBias: true, inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
+            shape = Shape(gpt2: try GPT2Model.Config(huggingFace: json, path: hf.path))
         } else if LlamaConfig.supportedArchitectures.contains(hf.modelType) {
             llamaConfig = try LlamaConfig(huggingFace: json, path: hf.path)
             shape = Self.shape(llamaConfig!, attentionBias: hf.modelType == "qwen2")
@@ -71,13 +62,7 @@ extension TrainableModel {
         let shape: Shape
         var names: [String: String] = [:]   // ours → GGUF
         if arch == "gpt2" {
-            let model = try GPT2Model(gguf: file)   // reads and checks the hyperparameters
-            let cfg = model.config
-            shape = Shape(family: .gpt2, architecture: "gpt2", vocabularySize: cfg.vocabularySize, contextLength: cfg.contextLength,
-                          channels: cfg.hiddenSize, layers: cfg.layers, heads: cfg.heads, kvHeads: cfg.heads,
-                          headSize: cfg.hiddenSize / cfg.heads, intermediateSize: cfg.intermediateSize,
-                          normEpsilon: cfg.layerNormEpsilon, tiedEmbeddings: true, attentionBias: true,
-                          inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
+            shape = Shape(gpt2: try GPT2Model.Config(gguf: file))
             names = ["transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
                      "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias"]
             for l in 0..<shape.layers {
@@ -189,16 +174,9 @@ extension TrainableModel {
     /// its row 2j + s is Hugging Face's row s · HS/2 + j. Rows may carry any width (a weight) or
     /// one value (a bias).
     static func unpermuteRotaryRows(_ values: [Float], heads: Int, headSize: Int) -> [Float] {
-        let width = values.count / (heads * headSize), half = headSize / 2
+        let order = rotaryRowOrder(heads: heads, headSize: headSize), width = values.count / order.count
         var out = values
-        for h in 0..<heads {
-            for j in 0..<half {
-                for s in 0..<2 {
-                    let from = (h * headSize + 2 * j + s) * width, to = (h * headSize + s * half + j) * width
-                    for k in 0..<width { out[to + k] = values[from + k] }
-                }
-            }
-        }
+        for (to, from) in order.enumerated() { for k in 0..<width { out[to * width + k] = values[from * width + k] } }
         return out
     }
 
@@ -214,10 +192,8 @@ extension TrainableModel {
     /// projections N(0, 0.02/√(2L)), norms at 1, biases at 0), for training from scratch.
     public static func randomGPT2(layers: Int = 12, channels: Int = 768, heads: Int = 12, vocabularySize: Int = 50257,
                                   contextLength: Int = 1024, seed: UInt64 = 0, pool: ThreadPool = .shared) -> TrainableModel {
-        let shape = Shape(family: .gpt2, architecture: "gpt2", vocabularySize: vocabularySize, contextLength: contextLength,
-                          channels: channels, layers: layers, heads: heads, kvHeads: heads, headSize: channels / heads,
-                          intermediateSize: 4 * channels, normEpsilon: 1e-5, tiedEmbeddings: true, attentionBias: true,
-                          inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
+        let shape = Shape(gpt2: GPT2Model.Config(vocabularySize: vocabularySize, contextLength: contextLength, hiddenSize: channels,
+                                                 intermediateSize: 4 * channels, layers: layers, heads: heads, layerNormEpsilon: 1e-5))
         let store = ParameterStore(layout: layout(shape))
         var random = SplitMix64(seed: seed)
         func normal(_ std: Float) -> Float {   // Box–Muller
@@ -234,17 +210,5 @@ extension TrainableModel {
             }
         }
         return TrainableModel(shape: shape, parameters: store, pool: pool)
-    }
-}
-
-extension TrainableModel {
-    /// Which family a model file or directory holds, without loading its weights.
-    public static func family(of path: String) throws -> Family {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ModelError.unreadable(path: path, reason: "no such file or directory")
-        }
-        if isDirectory.boolValue { return try HuggingFaceConfig.read(URL(fileURLWithPath: path)).modelType == "gpt2" ? .gpt2 : .llama }
-        return try GGUFFile(path: path).string("general.architecture") == "gpt2" ? .gpt2 : .llama
     }
 }

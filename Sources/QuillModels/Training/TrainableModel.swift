@@ -8,7 +8,7 @@ import QuillCore
 ///
 /// ```swift
 /// let model = try TrainableModel(loading: "SmolLM2-135M-Instruct.Q4_1.gguf")
-/// let loss = model.trainingStep(tokens: x, targets: y, batch: 4, length: 256, normalizer: 1024)
+/// let loss = try model.step(tokens: x, targets: y, batch: 4, length: 256, normalizer: 1024)
 /// // model.gradients now holds dloss/dθ (added to what was there)
 /// ```
 public final class TrainableModel: @unchecked Sendable {
@@ -31,6 +31,7 @@ public final class TrainableModel: @unchecked Sendable {
         /// RoPE's base (for exported config.json).
         public var ropeTheta: Float = 10_000
         public var qDim: Int { heads * headSize }
+
         public var kvDim: Int { kvHeads * headSize }
     }
 
@@ -198,9 +199,15 @@ public final class TrainableModel: @unchecked Sendable {
 
     // MARK: LoRA
 
+    /// The attention projections LoRA adapts unless told otherwise, as PEFT does per model type.
+    public static func defaultLoRATargets(_ family: Family) -> [String] { family == .gpt2 ? ["c_attn"] : ["q_proj", "v_proj"] }
+
     /// Freezes the base and adds adapters to the linear layers whose last name component is
-    /// in `configuration.targets` (`q_proj`, `c_attn`, ...). Throws if no layer matches.
+    /// in `configuration.targets` (`q_proj`, `c_attn`, ...; none given: the family's defaults).
+    /// Throws if no layer matches.
     public func attach(_ configuration: LoRA.Configuration, seed: UInt64 = 0) throws {
+        var configuration = configuration
+        if configuration.targets.isEmpty { configuration.targets = Self.defaultLoRATargets(shape.family) }
         var linears: [(module: String, inputs: Int, outputs: Int)] = []
         var available = Set<String>()
         for b in blocks.indices {
@@ -335,5 +342,15 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable {
             return "no linear layer is named \(targets.joined(separator: ", ")); this model has \(available.joined(separator: ", "))"
         case .invalid(let message): return message
         }
+    }
+}
+
+extension TrainableModel.Shape {
+    /// GPT-2's: LayerNorm, learned positions, biases everywhere, the head tied.
+    init(gpt2 c: GPT2Model.Config) {
+        self.init(family: .gpt2, architecture: "gpt2", vocabularySize: c.vocabularySize, contextLength: c.contextLength,
+                  channels: c.hiddenSize, layers: c.layers, heads: c.heads, kvHeads: c.heads, headSize: c.hiddenSize / c.heads,
+                  intermediateSize: c.intermediateSize, normEpsilon: c.layerNormEpsilon, tiedEmbeddings: true,
+                  attentionBias: true, inverseFrequencies: [], ropeAttentionFactor: 1, slidingWindow: nil)
     }
 }

@@ -303,9 +303,7 @@ extension TrainableModel {
             // dB[out, r] += s · doutᵀ · h;  dA[r, in] += dhᵀ · dropout(x)
             Matmul.backward(dinp: nil, dweight: lora.gradients.pointer(adapter.bName), dbias: nil, dout: dout, inp: hidden,
                             weight: bWeight, n: n, c: r, oc: outputs, pool: pool, scale: scale)
-            if let mask = a.adapterMasks[index], let dropped = a.adapterInputs[index] {
-                for i in 0..<(n * inputs) { dropped[i] = x[i] * mask[i] }
-            }
+            // under dropout, the forward's x ⊙ mask (the backward's x is the forward's, recomputed exactly)
             let input = a.adapterInputs[index].map { UnsafePointer($0) } ?? x
             Matmul.backward(dinp: nil, dweight: lora.gradients.pointer(adapter.aName), dbias: nil, dout: dh, inp: input,
                             weight: aWeight, n: n, c: inputs, oc: r, pool: pool)
