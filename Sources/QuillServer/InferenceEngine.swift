@@ -104,9 +104,11 @@ public final class InferenceEngine: @unchecked Sendable {
         let continuation: AsyncStream<Event>.Continuation
         let submitted = Date()
         private let lock = NSLock()
-        private var _cancelled = false
+        private var _cancelled = false, _closed = false
         var cancelled: Bool { lock.withLock { _cancelled } }
         func cancel() { lock.withLock { _cancelled = true } }
+        /// True the first time only: a job's slot is handed back once.
+        func markClosed() -> Bool { lock.withLock { defer { _closed = true }; return !_closed } }
         init(request: Request, continuation: AsyncStream<Event>.Continuation) {
             self.request = request
             self.continuation = continuation
@@ -316,7 +318,19 @@ public final class InferenceEngine: @unchecked Sendable {
             finishReason: s.finishReason!, text: s.text, tokens: s.generated, logprobs: s.logprobs, promptTokens: s.promptIds.count,
             queueSeconds: slot.admitted.timeIntervalSince(slot.job.submitted), prefillSeconds: first.timeIntervalSince(slot.admitted),
             generationSeconds: now.timeIntervalSince(first))))
-        if slot.sequences.allSatisfy({ $0.finishReason != nil }) { slot.job.continuation.finish() }
+        if slot.sequences.allSatisfy({ $0.finishReason != nil }) { close(slot.job) }
+    }
+
+    /// Ends an admitted job's stream, handing its slot back to `load` first: a client that sends
+    /// its next request the moment this one ends finds the slot free, not a stale count.
+    private func close(_ job: Job) {
+        if job.markClosed() {
+            condition.withLock {
+                load.running = max(0, load.running - job.request.count)
+                load.kvTokens = max(0, load.kvTokens - job.request.kvTokens)
+            }
+        }
+        job.continuation.finish()
     }
 
     /// Ends every unfinished choice of a slot from outside.
@@ -333,13 +347,13 @@ public final class InferenceEngine: @unchecked Sendable {
             if !step.text.isEmpty { slot.job.continuation.yield(.text(index: c, step.text)) }
             finish(slot, choice: c)
         }
-        slot.job.continuation.finish()
+        close(slot.job)
     }
 
     private func fail(_ slot: Slot, _ error: Error) {
         slot.job.continuation.yield(.failed("\(error)"))
-        slot.job.continuation.finish()
         slot.job.cancel()
+        close(slot.job)
     }
 }
 
