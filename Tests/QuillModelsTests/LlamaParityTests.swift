@@ -67,8 +67,10 @@ import QuillTokenizers
                 #expect(Double(r.top1) >= 0.99 * Double(n), "\(reference)")
                 #expect(r.maxDiff < 5e-2, "\(reference)")
             } else {
-                // llama.cpp also rounds its KV cache, queries and attention weights to f16: the
-                // int8 path shares its weight and activation rounding, not those
+                // llama.cpp also rounds its KV cache, queries and attention weights to f16, and
+                // 8-bit activations turn such last-bit differences into whole quantization steps:
+                // llama.cpp Q4_1 with an f32 KV cache agrees with its own defaults at 94.6-95.0% of
+                // top-1s (Fixtures/llama_cpp_self_agreement.sh), the floor for any other int8 path
                 #expect(Double(r.top1) >= 0.9 * Double(n))
             }
         }
@@ -112,21 +114,25 @@ import QuillTokenizers
 
     /// `quill perplexity`'s protocol against llama-perplexity on held-out texts, with what
     /// `quill` runs by default (fp32 on the dequantized weights for whole chunks): equal to
-    /// llama.cpp on its F32 copy of the file within 0.05% (the same math). llama.cpp on the Q4_1
-    /// file itself rounds activations to 8 bits, which moves its perplexity 0.2-0.5% away from
-    /// the exact value (its logits part from its own F32 run's as far as ours do, see above), so
-    /// that comparison is held to 1%.
+    /// The same protocol and the same arithmetic as llama-perplexity, each held to 0.5%: the default
+    /// path (fp32 prompts) against llama.cpp on the F32 copy of the file (held to 0.05%: the same
+    /// math), and the int8 kernels (Q4_1 weights times Q8_1 activations) against llama.cpp on the
+    /// Q4_1 file itself. Across the two arithmetics the values part by 0.2-0.5%: rounding
+    /// activations to 8 bits moves perplexity that far from the exact value.
     @Test func perplexityMatchesLlamaPerplexity() throws {
         for run in Self.references.perplexity {
             let text = try String(contentsOf: QuillCache.root.appendingPathComponent("texts/\(run.source)"), encoding: .utf8)
-            let result = try Perplexity(context: run.context, maxChunks: run.chunks).measure(Self.defaultModel, text: text, tokenizer: Self.tokenizer)
-            let toF32 = abs(result.perplexity - run.llama_cpp_f32) / run.llama_cpp_f32
-            let toQ4_1 = abs(result.perplexity - run.llama_cpp_q4_1) / run.llama_cpp_q4_1
-            print(String(format: "perplexity %@, %d chunks of %d: Quill %.4f; llama-perplexity F32 copy %.4f (%.3f%%), Q4_1 file %.4f (%.3f%%)",
-                         run.source, run.chunks, run.context, result.perplexity, run.llama_cpp_f32, 100 * toF32, run.llama_cpp_q4_1, 100 * toQ4_1))
-            #expect(result.chunks == run.chunks)
+            let protocol_ = Perplexity(context: run.context, maxChunks: run.chunks)
+            let fp32 = try protocol_.measure(Self.defaultModel, text: text, tokenizer: Self.tokenizer)
+            let int8 = try protocol_.measure(Self.int8Model, text: text, tokenizer: Self.tokenizer)
+            let toF32 = abs(fp32.perplexity - run.llama_cpp_f32) / run.llama_cpp_f32
+            let toQ4_1 = abs(int8.perplexity - run.llama_cpp_q4_1) / run.llama_cpp_q4_1
+            print(String(format: "perplexity %@, %d chunks of %d: Quill %.4f vs llama-perplexity on the F32 copy %.4f (%.3f%%); Quill int8 %.4f vs llama-perplexity on the Q4_1 file %.4f (%.3f%%)",
+                         run.source, run.chunks, run.context, fp32.perplexity, run.llama_cpp_f32, 100 * toF32,
+                         int8.perplexity, run.llama_cpp_q4_1, 100 * toQ4_1))
+            #expect(fp32.chunks == run.chunks && int8.chunks == run.chunks)
             #expect(toF32 < 5e-4)
-            #expect(toQ4_1 < 1e-2)
+            #expect(toQ4_1 < 5e-3)
         }
     }
 }
