@@ -35,21 +35,27 @@ static inline float quantize_block(const float *x, int8_t *qs, int *sum) {
     return d;
 }
 
-void quill_quantize_row_q8_0(const float *x, void *vy, int64_t k) {
+// a block's scale d and its int8 values from one of the two block quantizers below
+typedef float (*block_fn)(const float *, int8_t *, int *);
+
+static void quantize_row_q8_0_with(block_fn quantize, const float *x, void *vy, int64_t k) {
     block_q8_0 *y = vy;
     int sum;
-    for (int64_t i = 0; i < k / 32; i++) y[i].d = float_to_half(quantize_block(x + i * 32, y[i].qs, &sum));
+    for (int64_t i = 0; i < k / 32; i++) y[i].d = float_to_half(quantize(x + i * 32, y[i].qs, &sum));
 }
 
-void quill_quantize_row_q8_1(const float *x, void *vy, int64_t k) {
+static void quantize_row_q8_1_with(block_fn quantize, const float *x, void *vy, int64_t k) {
     block_q8_1 *y = vy;
     int sum;
     for (int64_t i = 0; i < k / 32; i++) {
-        const float d = quantize_block(x + i * 32, y[i].qs, &sum);
+        const float d = quantize(x + i * 32, y[i].qs, &sum);
         y[i].d = float_to_half(d);
         y[i].s = float_to_half(d * (float)sum);
     }
 }
+
+void quill_quantize_row_q8_0_ref(const float *x, void *y, int64_t k) { quantize_row_q8_0_with(quantize_block, x, y, k); }
+void quill_quantize_row_q8_1_ref(const float *x, void *y, int64_t k) { quantize_row_q8_1_with(quantize_block, x, y, k); }
 
 // --- plain twins ------------------------------------------------------------------------------
 
@@ -124,6 +130,43 @@ AVX2 static void convert_f16_avx2(const uint16_t *x, float *y, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
     for (; i < n; i++) y[i] = h2f(x[i]);
+}
+
+// roundf (halves away from zero, the twin's rounding) exactly: truncate, then step away from
+// zero where the dropped fraction is at least one half (x - trunc(x) is exact)
+AVX2 static inline __m256 round_half_away(__m256 v) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 fraction = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(v, t));
+    const __m256 away = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign_bit));
+    return _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(fraction, _mm256_set1_ps(0.5f), _CMP_GE_OQ), away));
+}
+
+// quantize_block, 8 lanes at a time: the same d, values and sum
+AVX2 static float quantize_block_avx2(const float *x, int8_t *qs, int *sum) {
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 v[4], amax = _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_loadu_ps(x + 8 * j);
+        amax = _mm256_max_ps(amax, _mm256_and_ps(v[j], magnitude));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float d = _mm_cvtss_f32(m) / 127, id = d ? 1.0f / d : 0.0f;
+    __m256i q[4], total = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        q[j] = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v[j], _mm256_set1_ps(id))));
+        total = _mm256_add_epi32(total, q[j]);
+    }
+    // 32 int32 → 32 int8: the packs interleave 128-bit lanes, the permute puts them back in order
+    const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256((__m256i *)qs, _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, _MM_SHUFFLE(1, 0, 3, 2)));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, _MM_SHUFFLE(2, 3, 0, 1)));
+    *sum = _mm_cvtsi128_si32(t);
+    return d;
 }
 
 AVX2 static float vec_dot_q4_0_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
@@ -213,6 +256,7 @@ static dot_fn dot_q8_0 = quill_vec_dot_q8_0_q8_0_ref;
 static dot_fn dot_f16 = quill_vec_dot_f16_f32_ref;
 static dot_fn dot_bf16 = quill_vec_dot_bf16_f32_ref;
 static void (*convert_f16)(const uint16_t *, float *, int64_t) = convert_f16_ref;
+static block_fn quantize_q8 = quantize_block;
 static const char *isa = "scalar";
 
 __attribute__((constructor)) static void choose_kernels(void) {
@@ -224,12 +268,16 @@ __attribute__((constructor)) static void choose_kernels(void) {
         dot_f16 = vec_dot_f16_f32_avx2;
         dot_bf16 = vec_dot_bf16_f32_avx2;
         convert_f16 = convert_f16_avx2;
+        quantize_q8 = quantize_block_avx2;
         isa = "avx2";
     }
 #endif
 }
 
 const char *quill_kernel_isa(void) { return isa; }
+
+void quill_quantize_row_q8_0(const float *x, void *y, int64_t k) { quantize_row_q8_0_with(quantize_q8, x, y, k); }
+void quill_quantize_row_q8_1(const float *x, void *y, int64_t k) { quantize_row_q8_1_with(quantize_q8, x, y, k); }
 
 float quill_vec_dot_q4_0_q8_0(int64_t n, const void *x, const void *y) { return dot_q4_0(n, x, y); }
 float quill_vec_dot_q4_1_q8_1(int64_t n, const void *x, const void *y) { return dot_q4_1(n, x, y); }
@@ -247,8 +295,8 @@ int quill_activation_type(int weight_type) {
     }
 }
 
-void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
-                  int64_t cols, int64_t row_begin, int64_t row_end) {
+void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, size_t x_stride, int64_t n,
+                  float *out, size_t out_stride, int64_t cols, int64_t row_begin, int64_t row_end) {
     dot_fn dot;
     switch (weight_type) {
     case QUILL_Q4_0: dot = dot_q4_0; break;
@@ -262,12 +310,13 @@ void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *
     case QUILL_BF16: dot = dot_bf16; break;
     default: dot = dot_q8_0;
     }
-    const uint8_t *rows = w, *end = rows + (size_t)row_end * row_bytes;
+    const uint8_t *rows = w, *end = rows + (size_t)row_end * row_bytes, *x = xq;
     const size_t ahead = 2048;   // bytes: the hardware prefetcher alone leaves the first loads of a row waiting
     for (int64_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = rows + (size_t)r * row_bytes;
         for (size_t b = 0; b < row_bytes; b += 64) if (row + ahead + b < end) __builtin_prefetch(row + ahead + b);
-        out[r] = dot(cols, row, xq);
+        // the row comes from memory once; the activation rows after the first find it in L1
+        for (int64_t i = 0; i < n; i++) out[(size_t)i * out_stride + r] = dot(cols, row, x + (size_t)i * x_stride);
     }
 }
 

@@ -84,6 +84,29 @@ import CQuillKernels
         #expect(maxDiff <= 0.02 * scale)
     }
 
+    /// Activation quantization: the dispatching quantizers write the same bytes as their twins,
+    /// halves rounded away from zero included (a block whose largest value is 127 has scale 1, so
+    /// ±2.5 and ±126.5 are exact ties), as are all-zero blocks and wide ranges.
+    @Test func activationQuantizersMatchTheirTwins() {
+        var rng = Self.SplitMix(17)
+        var x = (0..<(32 * 64)).map { _ in Float(Int(rng.next() % 200_001) - 100_000) / Float(1 + rng.next() % 1000) }
+        let ties: [Float] = [127, 2.5, -2.5, 126.5, -126.5, 0.5, -0.5, 1.5, -3.5, 64.5]
+        for j in 0..<32 { x[j] = j < ties.count ? ties[j] : 1.25 }
+        for j in 32..<64 { x[j] = 0 }
+        for (q8_1, name) in [(false, "q8_0"), (true, "q8_1")] {
+            let bytes = x.count / 32 * (q8_1 ? 36 : 34)
+            var fast = [UInt8](repeating: 0, count: bytes), twin = fast
+            if q8_1 {
+                quill_quantize_row_q8_1(x, &fast, Int64(x.count)); quill_quantize_row_q8_1_ref(x, &twin, Int64(x.count))
+            } else {
+                quill_quantize_row_q8_0(x, &fast, Int64(x.count)); quill_quantize_row_q8_0_ref(x, &twin, Int64(x.count))
+            }
+            #expect(fast == twin, "\(name) [\(QuantizedMatmul.isa)]")
+            let first = Array(twin[(q8_1 ? 4 : 2)..<(q8_1 ? 14 : 12)]).map { Int8(bitPattern: $0) }
+            #expect(first == [127, 3, -3, 127, -127, 1, -1, 2, -4, 65], "\(name): ties away from zero")
+        }
+    }
+
     /// Q4_0 / Q4_1 interleaved eight rows at a time: the same fp32 values when dequantized, the
     /// AVX2 kernel equal to its twin, both within float rounding of the row kernels, the fused
     /// several-products loop equal to one product at a time, and a batch equal to its rows alone.

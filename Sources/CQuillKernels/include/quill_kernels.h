@@ -18,6 +18,9 @@ enum { QUILL_F32 = 0, QUILL_F16 = 1, QUILL_Q4_0 = 2, QUILL_Q4_1 = 3, QUILL_Q5_0 
 // Activations → blocks of 32: Q8_0 (f16 d, int8 q[32]) and Q8_1 (f16 d, f16 d·Σq, int8 q[32]).
 void quill_quantize_row_q8_0(const float *x, void *y, int64_t k);
 void quill_quantize_row_q8_1(const float *x, void *y, int64_t k);
+// Their plain twins (the dispatching ones above use AVX2 where present, with the same bytes out).
+void quill_quantize_row_q8_0_ref(const float *x, void *y, int64_t k);
+void quill_quantize_row_q8_1_ref(const float *x, void *y, int64_t k);
 // ... and → blocks of 256 for the k-quants: Q8_K (fp32 d, int8 q[256], int16 sums of each 16).
 void quill_quantize_row_q8_K(const float *x, void *y, int64_t k);
 
@@ -54,9 +57,10 @@ void quill_convert_bf16_row(const uint16_t *x, float *y, int64_t n);
 // The activation type a weight type multiplies with, or -1 if the type has no kernel here.
 int quill_activation_type(int weight_type);
 
-// out[r] = dot(row r of w, xq) for rows [row_begin, row_end); rows are row_bytes apart.
-void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, float *out,
-                  int64_t cols, int64_t row_begin, int64_t row_end);
+// out[i · out_stride + r] = dot(row r of w, activation row i) for rows [row_begin, row_end)
+// (row_bytes apart) and n activation rows (x_stride bytes apart); each weight row is read once.
+void quill_matvec(int weight_type, const void *w, size_t row_bytes, const void *xq, size_t x_stride, int64_t n,
+                  float *out, size_t out_stride, int64_t cols, int64_t row_begin, int64_t row_end);
 
 // Q4_0 / Q4_1 rows repacked eight at a time (q4x8.c): `groups` groups of 8 rows from `src`
 // (rows row_bytes apart) into dst (groups × cols/32 × 160 bytes).

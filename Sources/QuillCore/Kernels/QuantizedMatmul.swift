@@ -120,10 +120,8 @@ public enum QuantizedMatmul {
                     quill_matvec_q4x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols),
                                       w.type == .q4_0 ? 1 : 0, Int64(from), Int64(to))
                 case .rows:
-                    for i in 0..<n {
-                        quill_matvec(Int32(w.type.rawValue), w.data, w.rowBytes, quantized + i * actBytes, out + i * w.rows,
-                                     Int64(cols), Int64(from * 8), Int64(min(to * 8, w.rows)))
-                    }
+                    quill_matvec(Int32(w.type.rawValue), w.data, w.rowBytes, quantized, actBytes, Int64(n), out, w.rows,
+                                 Int64(cols), Int64(from * 8), Int64(min(to * 8, w.rows)))
                 }
                 if let bias {
                     for i in 0..<n { for r in (from * 8)..<min(to * 8, w.rows) { out[i * w.rows + r] += bias[r] } }
