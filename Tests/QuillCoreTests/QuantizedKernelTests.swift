@@ -107,10 +107,11 @@ import CQuillKernels
         }
     }
 
-    /// Q4_0 / Q4_1 interleaved eight rows at a time: the same fp32 values when dequantized, the
-    /// AVX2 kernel equal to its twin, both within float rounding of the row kernels, the fused
-    /// several-products loop equal to one product at a time, and a batch equal to its rows alone.
-    @Test(arguments: [GGMLType.q4_0, .q4_1])
+    /// Q4_0 / Q4_1 / Q8_0 interleaved eight rows at a time: the same fp32 values when
+    /// dequantized, the AVX2 kernel equal to its twin, both within float rounding of the row
+    /// kernels, the fused several-products loop equal to one product at a time, and a batch equal
+    /// to its rows alone.
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0])
     func interleavedLayoutMatchesTheRowLayout(_ type: GGMLType) {
         let rows = 48, cols = 576, n = 2
         let weights = Self.randomBlocks(type, rows: rows, cols: cols, seed: 40 + UInt64(type.rawValue))
@@ -132,14 +133,23 @@ import CQuillKernels
             let centered: Int32 = type == .q4_0 ? 1 : 0
             for g in 0..<(rows / 8) {
                 var fast = [Float](repeating: 0, count: 8), twin = fast
-                let group = packed.data + g * (cols / 32 * 160)
-                quill_gemv_q4x8(group, q, Int64(cols), centered, &fast)
-                quill_gemv_q4x8_ref(group, q, Int64(cols), centered, &twin)
+                if type == .q8_0 {
+                    let group = packed.data + g * (cols / 32 * 272)
+                    quill_gemv_q8x8(group, q8_0, Int64(cols), &fast)
+                    quill_gemv_q8x8_ref(group, q8_0, Int64(cols), &twin)
+                } else {
+                    let group = packed.data + g * (cols / 32 * 160)
+                    quill_gemv_q4x8(group, q, Int64(cols), centered, &fast)
+                    quill_gemv_q4x8_ref(group, q, Int64(cols), centered, &twin)
+                }
                 #expect(fast == twin)
                 for r in 0..<8 {
                     let row = w.baseAddress! + (g * 8 + r) * plain.rowBytes
-                    let expected = type == .q4_0 ? quill_vec_dot_q4_0_q8_0_ref(Int64(cols), row, q8_0)
-                                                 : quill_vec_dot_q4_1_q8_1_ref(Int64(cols), row, q)
+                    let expected = switch type {
+                    case .q4_0: quill_vec_dot_q4_0_q8_0_ref(Int64(cols), row, q8_0)
+                    case .q8_0: quill_vec_dot_q8_0_q8_0_ref(Int64(cols), row, q8_0)
+                    default: quill_vec_dot_q4_1_q8_1_ref(Int64(cols), row, q)
+                    }
                     #expect(abs(twin[r] - expected) <= 1e-4 * max(1, abs(expected)), "row \(g * 8 + r)")
                 }
             }
@@ -162,14 +172,14 @@ import CQuillKernels
             let maxDiff = zip(one, two).map { abs($0 - $1) }.max()!
             #expect(maxDiff <= 1e-3 * (two.map(abs).max()!), "interleaved vs row kernels: \(maxDiff)")
 
-            // a batch (rows taken two at a time, one left over) gives each row bit for bit what it
-            // gives alone: batched decoding in the server equals decoding one sequence
-            let x3 = x + Array(x[0..<cols])
-            var batch = [Float](repeating: 0, count: 3 * rows)
-            QuantizedMatmul.forward(&batch, x3, packed, n: 3)
-            for i in 0..<3 {
+            // a batch of 7 (rows taken four, two or one at a time) gives each row bit for bit what
+            // it gives alone: batched decoding in the server equals decoding one sequence
+            let x7 = (0..<7).flatMap { i in (0..<cols).map { x[($0 + 97 * i) % (n * cols)] } }
+            var batch = [Float](repeating: 0, count: 7 * rows)
+            QuantizedMatmul.forward(&batch, x7, packed, n: 7)
+            for i in 0..<7 {
                 var alone = [Float](repeating: 0, count: rows)
-                QuantizedMatmul.forward(&alone, Array(x3[(i * cols)..<((i + 1) * cols)]), packed, n: 1)
+                QuantizedMatmul.forward(&alone, Array(x7[(i * cols)..<((i + 1) * cols)]), packed, n: 1)
                 #expect(Array(batch[(i * rows)..<((i + 1) * rows)]) == alone, "row \(i) of the batch")
             }
         }

@@ -6,8 +6,8 @@
 import CQuillKernels
 
 /// A weight matrix [rows, cols] in a quantized GGUF layout: rows as the file stores them
-/// (read-only, usually mapped), or Q4_0 / Q4_1 rows interleaved eight at a time for the decode
-/// kernel (see q4x8.c), in memory this value owns.
+/// (read-only, usually mapped), or Q4_0 / Q4_1 / Q8_0 rows interleaved eight at a time for the
+/// decode kernels (see q4x8.c, q8x8.c), in memory this value owns.
 public struct QuantizedMatrix: @unchecked Sendable {
     // @unchecked: `data` points at immutable memory: a read-only file mapping that the owner
     // keeps alive, or `storage`, written once by `interleaved()` before the value is shared.
@@ -27,27 +27,33 @@ public struct QuantizedMatrix: @unchecked Sendable {
     }
 
     private init(interleaving m: QuantizedMatrix) {
-        let storage = AlignedBuffer(byteCount: m.rows / 8 * (m.cols / 32) * 160)
-        quill_repack_q4x8(Int32(m.type.rawValue), m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base)
+        let storage = AlignedBuffer(byteCount: m.rows / 8 * m.groupBlockBytes * (m.cols / 32))
+        if m.type == .q8_0 { quill_repack_q8x8(m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base) }
+        else { quill_repack_q4x8(Int32(m.type.rawValue), m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base) }
         self.type = m.type; self.rows = m.rows; self.cols = m.cols
         self.data = UnsafeRawPointer(storage.base); self.layout = .interleaved8; self.storage = storage
     }
 
     public static func supports(_ type: GGMLType) -> Bool { quill_activation_type(Int32(type.rawValue)) >= 0 }
 
-    /// The decode layout when this type and shape have it (Q4_0 / Q4_1, rows a multiple of
-    /// 8), else the matrix unchanged. The copy is as large as the original.
+    /// The decode layout when this type and shape have it (Q4_0 / Q4_1 / Q8_0, rows a multiple
+    /// of 8), else the matrix unchanged. The copy is as large as the original.
     public func interleaved() -> QuantizedMatrix {
-        guard layout == .rows, type == .q4_0 || type == .q4_1, rows % 8 == 0 else { return self }
+        guard layout == .rows, type == .q4_0 || type == .q4_1 || type == .q8_0, rows % 8 == 0 else { return self }
         return QuantizedMatrix(interleaving: self)
     }
+
+    /// Bytes of eight rows' blocks for 32 columns, interleaved: 8 × Q4_1's 20 for Q4_0 / Q4_1
+    /// (Q4_0's m left zero), 8 × 34 for Q8_0.
+    private var groupBlockBytes: Int { type == .q8_0 ? 272 : 160 }
+    private var groupBytes: Int { cols / 32 * groupBlockBytes }
 
     /// Bytes of one row in the file layout.
     public var rowBytes: Int { cols / type.blockLayout.elements * type.blockLayout.bytes }
 
     /// The activation type the kernel pairs with this weight type.
     public var activationType: GGMLType {
-        layout == .interleaved8 ? .q8_1 : GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))!
+        layout == .interleaved8 && type != .q8_0 ? .q8_1 : GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))!
     }
 
     /// Rows [begin, end) as fp32 into `out` [end - begin, cols]; begin and end multiples of 8
@@ -61,10 +67,10 @@ public struct QuantizedMatrix: @unchecked Sendable {
         case .rows:
             Dequantize.row(type, from: data + range.lowerBound * rowBytes, into: out, count: range.count * cols)
         case .interleaved8:
-            let groupBytes = cols / 32 * 160
             for g in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
-                quill_dequantize_q4x8(data + g / 8 * groupBytes, Int64(cols), type == .q4_0 ? 1 : 0,
-                                      out + (g - range.lowerBound) * cols)
+                let group = data + g / 8 * groupBytes, rows = out + (g - range.lowerBound) * cols
+                if type == .q8_0 { quill_dequantize_q8x8(group, Int64(cols), rows) }
+                else { quill_dequantize_q4x8(group, Int64(cols), type == .q4_0 ? 1 : 0, rows) }
             }
         }
     }
@@ -116,6 +122,8 @@ public enum QuantizedMatmul {
                 let from = max(begin, 0), to = min(end, units[p])
                 guard from < to else { continue }
                 switch w.layout {
+                case .interleaved8 where w.type == .q8_0:
+                    quill_matvec_q8x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols), Int64(from), Int64(to))
                 case .interleaved8:
                     quill_matvec_q4x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols),
                                       w.type == .q4_0 ? 1 : 0, Int64(from), Int64(to))

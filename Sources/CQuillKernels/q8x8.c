@@ -1,0 +1,138 @@
+// Q8_0 weights repacked eight rows at a time (the layout q4x8.c gives Q4_0 / Q4_1), for the
+// output head and Q8_0 models while decoding several sequences together. Row by row, a batch of
+// n sequences costs n dot products per row, each ending in a horizontal sum; interleaved, one
+// 256-bit register holds four elements of each of eight rows, a sequence's four matching int8
+// values are broadcast, and each loaded weight vector meets every sequence of the batch.
+//
+//   block_q8x8 (272 bytes = eight 34-byte Q8_0 blocks): f16 d[8], int8 qs[256] where
+//   qs[32k + 4r + j] = row r's qs[4k + j] (k < 8, j < 4).
+//
+// Activations are Q8_0 blocks (d, int8 q[32]), as the row kernel takes them.
+#include "quill_kernels.h"
+#include "blocks.h"
+#include <math.h>
+
+typedef struct { uint16_t d[8]; int8_t qs[256]; } block_q8x8;
+
+void quill_repack_q8x8(const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst) {
+    const int64_t nb = cols / 32;
+    block_q8x8 *out = dst;
+    for (int64_t g = 0; g < groups; g++) {
+        for (int64_t b = 0; b < nb; b++) {
+            block_q8x8 *o = out + g * nb + b;
+            for (int r = 0; r < 8; r++) {
+                const block_q8_0 *blk = (const block_q8_0 *)((const uint8_t *)src + (size_t)(g * 8 + r) * row_bytes) + b;
+                o->d[r] = blk->d;
+                for (int k = 0; k < 8; k++) memcpy(o->qs + 32 * k + 4 * r, blk->qs + 4 * k, 4);
+            }
+        }
+    }
+}
+
+void quill_dequantize_q8x8(const void *w, int64_t cols, float *out) {
+    const block_q8x8 *x = w;
+    for (int64_t b = 0; b < cols / 32; b++) {
+        for (int r = 0; r < 8; r++) {
+            const float d = half_to_float(x[b].d[r]);
+            for (int k = 0; k < 8; k++) {
+                for (int j = 0; j < 4; j++) out[r * cols + b * 32 + 4 * k + j] = (float)x[b].qs[32 * k + 4 * r + j] * d;
+            }
+        }
+    }
+}
+
+// --- plain twin: the same sums in the same order ----------------------------------------------
+
+void quill_gemv_q8x8_ref(const void *w, const void *vy, int64_t cols, float *out) {
+    const block_q8x8 *x = w; const block_q8_0 *y = vy;
+    float acc[8] = {0};
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const float dy = half_to_float(y[b].d);
+        for (int r = 0; r < 8; r++) {
+            int s = 0;
+            for (int k = 0; k < 8; k++) {
+                for (int j = 0; j < 4; j++) s += x[b].qs[32 * k + 4 * r + j] * y[b].qs[4 * k + j];
+            }
+            acc[r] = fmaf(half_to_float(x[b].d[r]) * dy, (float)s, acc[r]);
+        }
+    }
+    memcpy(out, acc, sizeof acc);
+}
+
+// --- AVX2 -------------------------------------------------------------------------------------
+#ifdef QUILL_X86
+
+// One 8-row group against `nr` activation rows (a constant where it is inlined, so the sums stay
+// in registers). maddubs takes an unsigned left operand: |w| against y with w's sign; a pair of
+// products fits int16 (2·128·127), the sum of a block's eight pairs does not, hence one madd
+// to int32 per step.
+AVX2 __attribute__((always_inline)) static inline void gemv_q8x8_rows(const block_q8x8 *x, const block_q8_0 *const *ys,
+                                                                       int nr, int64_t nb, float *const *outs) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int k = 0; k < 8; k++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));
+            const __m256i magnitude = _mm256_sign_epi8(v, v);
+            for (int r = 0; r < nr; r++) {
+                int32_t four;
+                memcpy(&four, ys[r][b].qs + 4 * k, 4);
+                const __m256i p = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(_mm256_set1_epi32(four), v));
+                isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, ones));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));
+        for (int r = 0; r < nr; r++) {
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))), _mm256_cvtepi32_ps(isum[r]), acc[r]);
+        }
+    }
+    for (int r = 0; r < nr; r++) _mm256_storeu_ps(outs[r], acc[r]);
+}
+
+AVX2 static void gemv1_q8x8_avx2(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) {
+    gemv_q8x8_rows(x, ys, 1, nb, outs);
+}
+AVX2 static void gemv2_q8x8_avx2(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) {
+    gemv_q8x8_rows(x, ys, 2, nb, outs);
+}
+AVX2 static void gemv4_q8x8_avx2(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) {
+    gemv_q8x8_rows(x, ys, 4, nb, outs);
+}
+#endif
+
+typedef void (*rows_fn)(const block_q8x8 *, const block_q8_0 *const *, int64_t, float *const *);
+static rows_fn gemv_rows[5];   // by activation rows at once (1, 2, 4); empty: the plain twin per row
+
+__attribute__((constructor)) static void choose_q8x8_kernel(void) {
+#ifdef QUILL_X86
+    if (cpu_has_avx2()) { gemv_rows[1] = gemv1_q8x8_avx2; gemv_rows[2] = gemv2_q8x8_avx2; gemv_rows[4] = gemv4_q8x8_avx2; }
+#endif
+}
+
+void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out) {
+    if (!gemv_rows[1]) { quill_gemv_q8x8_ref(w, y, cols, out); return; }
+    const block_q8_0 *ys[1] = {y};
+    float *outs[1] = {out};
+    gemv_rows[1](w, ys, cols / 32, outs);
+}
+
+void quill_matvec_q8x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
+                       int64_t cols, int64_t group_begin, int64_t group_end) {
+    const int64_t nb = cols / 32;
+    for (int64_t g = group_begin; g < group_end; g++) {
+        const block_q8x8 *group = (const block_q8x8 *)w + g * nb;
+        for (int64_t i = 0; i < n;) {
+            const int nr = n - i >= 4 ? 4 : n - i >= 2 ? 2 : 1;
+            const block_q8_0 *ys[4];
+            float *outs[4];
+            for (int r = 0; r < nr; r++) {
+                ys[r] = (const block_q8_0 *)((const uint8_t *)xq + (size_t)(i + r) * x_stride);
+                outs[r] = out + (size_t)(i + r) * out_stride + g * 8;
+            }
+            if (gemv_rows[nr]) gemv_rows[nr](group, ys, nb, outs);
+            else for (int r = 0; r < nr; r++) quill_gemv_q8x8_ref(group, ys[r], cols, outs[r]);
+            i += nr;
+        }
+    }
+}
