@@ -41,6 +41,12 @@ static inline int cpu_has_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
+// AVX-512 VNNI on 256-bit registers (vpdpbusd ymm): Ice Lake, Zen 4 and later
+static inline int cpu_has_avx512_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+}
+
 // the sum of 8 lanes
 AVX2 static inline float hsum8(__m256 v) {
     __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

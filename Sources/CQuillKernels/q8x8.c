@@ -7,10 +7,13 @@
 //   block_q8x8 (272 bytes = eight 34-byte Q8_0 blocks): f16 d[8], int8 qs[256] where
 //   qs[32k + 4r + j] = row r's qs[4k + j] (k < 8, j < 4).
 //
-// Activations are Q8_0 blocks (d, int8 q[32]), as the row kernel takes them.
+// Activations are Q8_0 blocks (d, int8 q[32]), as the row kernel takes them. Dispatch: AVX-512
+// VNNI where present (QUILL_NO_VNNI=1 in the environment keeps AVX2, for comparisons), else AVX2,
+// else the plain twin.
 #include "quill_kernels.h"
 #include "blocks.h"
 #include <math.h>
+#include <stdlib.h>
 
 typedef struct { uint16_t d[8]; int8_t qs[256]; } block_q8x8;
 
@@ -62,52 +65,80 @@ void quill_gemv_q8x8_ref(const void *w, const void *vy, int64_t cols, float *out
 // --- AVX2 -------------------------------------------------------------------------------------
 #ifdef QUILL_X86
 
-// One 8-row group against `nr` activation rows (a constant where it is inlined, so the sums stay
-// in registers). maddubs takes an unsigned left operand: |w| against y with w's sign; a pair of
-// products fits int16 (2·128·127), the sum of a block's eight pairs does not, hence one madd
-// to int32 per step.
-AVX2 __attribute__((always_inline)) static inline void gemv_q8x8_rows(const block_q8x8 *x, const block_q8_0 *const *ys,
-                                                                       int nr, int64_t nb, float *const *outs) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-        for (int k = 0; k < 8; k++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));
-            const __m256i magnitude = _mm256_sign_epi8(v, v);
-            for (int r = 0; r < nr; r++) {
-                int32_t four;
-                memcpy(&four, ys[r][b].qs + 4 * k, 4);
-                const __m256i p = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(_mm256_set1_epi32(four), v));
-                isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, ones));
-            }
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));
-        for (int r = 0; r < nr; r++) {
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))), _mm256_cvtepi32_ps(isum[r]), acc[r]);
-        }
-    }
-    for (int r = 0; r < nr; r++) _mm256_storeu_ps(outs[r], acc[r]);
+// One 8-row group against NR activation rows, the sums kept in registers. maddubs takes an
+// unsigned left operand: |w| against y with w's sign. A pair of products fits int16
+// (2·128·127); the eight steps of a block do not, so each step widens to int32 (madd) before
+// adding, or with VNNI multiplies, pairs and adds in one instruction (vpdpbusd, the same int32
+// sums: nothing saturates). STEP(sum, |w|, ±y) adds one step to the int32 sums.
+#define Q8X8_ROWS(NAME, TARGET, NR, STEP)                                                            \
+TARGET static void NAME(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) { \
+    __m256 acc[NR];                                                                                  \
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();                                       \
+    for (int64_t b = 0; b < nb; b++) {                                                               \
+        __m256i isum[NR];                                                                            \
+        for (int r = 0; r < NR; r++) isum[r] = _mm256_setzero_si256();                               \
+        for (int k = 0; k < 8; k++) {                                                                \
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));             \
+            const __m256i magnitude = _mm256_sign_epi8(v, v);                                        \
+            for (int r = 0; r < NR; r++) {                                                           \
+                int32_t four;                                                                        \
+                memcpy(&four, ys[r][b].qs + 4 * k, 4);                                               \
+                isum[r] = STEP(isum[r], magnitude, _mm256_sign_epi8(_mm256_set1_epi32(four), v));     \
+            }                                                                                        \
+        }                                                                                            \
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));                \
+        for (int r = 0; r < NR; r++) {                                                               \
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))),        \
+                                     _mm256_cvtepi32_ps(isum[r]), acc[r]);                           \
+        }                                                                                            \
+    }                                                                                                \
+    for (int r = 0; r < NR; r++) _mm256_storeu_ps(outs[r], acc[r]);                                  \
 }
 
-AVX2 static void gemv1_q8x8_avx2(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) {
-    gemv_q8x8_rows(x, ys, 1, nb, outs);
-}
-AVX2 static void gemv2_q8x8_avx2(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) {
-    gemv_q8x8_rows(x, ys, 2, nb, outs);
-}
-AVX2 static void gemv4_q8x8_avx2(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) {
-    gemv_q8x8_rows(x, ys, 4, nb, outs);
-}
+#define STEP_AVX2(sum, u, s) _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)))
+Q8X8_ROWS(gemv1_q8x8_avx2, AVX2, 1, STEP_AVX2)
+Q8X8_ROWS(gemv2_q8x8_avx2, AVX2, 2, STEP_AVX2)
+Q8X8_ROWS(gemv4_q8x8_avx2, AVX2, 4, STEP_AVX2)
+
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define STEP_VNNI(sum, u, s) _mm256_dpbusd_epi32(sum, u, s)
+Q8X8_ROWS(gemv1_q8x8_vnni, VNNI, 1, STEP_VNNI)
+Q8X8_ROWS(gemv2_q8x8_vnni, VNNI, 2, STEP_VNNI)
+Q8X8_ROWS(gemv4_q8x8_vnni, VNNI, 4, STEP_VNNI)
 #endif
 
 typedef void (*rows_fn)(const block_q8x8 *, const block_q8_0 *const *, int64_t, float *const *);
 static rows_fn gemv_rows[5];   // by activation rows at once (1, 2, 4); empty: the plain twin per row
+static const char *isa = "scalar";
 
 __attribute__((constructor)) static void choose_q8x8_kernel(void) {
 #ifdef QUILL_X86
-    if (cpu_has_avx2()) { gemv_rows[1] = gemv1_q8x8_avx2; gemv_rows[2] = gemv2_q8x8_avx2; gemv_rows[4] = gemv4_q8x8_avx2; }
+    if (cpu_has_avx2()) {
+        gemv_rows[1] = gemv1_q8x8_avx2; gemv_rows[2] = gemv2_q8x8_avx2; gemv_rows[4] = gemv4_q8x8_avx2;
+        isa = "avx2";
+    }
+    if (cpu_has_avx2() && cpu_has_avx512_vnni() && !getenv("QUILL_NO_VNNI")) {
+        gemv_rows[1] = gemv1_q8x8_vnni; gemv_rows[2] = gemv2_q8x8_vnni; gemv_rows[4] = gemv4_q8x8_vnni;
+        isa = "avx512vnni";
+    }
 #endif
+}
+
+const char *quill_q8x8_isa(void) { return isa; }
+
+int quill_gemv_q8x8_on(const char *name, const void *w, const void *y, int64_t cols, int nr, float *const *outs) {
+    rows_fn kernels[5] = {0};
+#ifdef QUILL_X86
+    if (!strcmp(name, "avx2") && cpu_has_avx2()) {
+        kernels[1] = gemv1_q8x8_avx2; kernels[2] = gemv2_q8x8_avx2; kernels[4] = gemv4_q8x8_avx2;
+    } else if (!strcmp(name, "avx512vnni") && cpu_has_avx2() && cpu_has_avx512_vnni()) {
+        kernels[1] = gemv1_q8x8_vnni; kernels[2] = gemv2_q8x8_vnni; kernels[4] = gemv4_q8x8_vnni;
+    }
+#endif
+    if (nr < 1 || nr > 4 || !kernels[nr]) return 0;
+    const block_q8_0 *ys[4] = {y, y, y, y};
+    kernels[nr](w, ys, cols / 32, outs);
+    return 1;
 }
 
 void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out) {

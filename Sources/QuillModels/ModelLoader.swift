@@ -4,6 +4,14 @@ import QuillTokenizers
 
 /// One entry point for every model source the CLI and server accept.
 public enum ModelLoader {
+    /// The model with a PEFT LoRA adapter (as `quill train` or PEFT saves it) applied. It runs in
+    /// fp32: the adapter's low-rank product sits beside each dense weight.
+    public static func load(_ path: String, adapter: URL) throws -> (any LanguageModel, Tokenizer) {
+        let trainable = try TrainableModel(loading: path)
+        try trainable.loadAdapter(from: adapter)
+        return (try trainable.inferenceModel(), try TokenizerLoader.load(path))
+    }
+
     /// A GGUF file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
     /// `denseBatchThreshold`: quantized weights meet batches of this many rows or more as fp32
     /// (see `LlamaModel.apply`); `.max` keeps every product on the int8 kernels, as llama.cpp does.

@@ -14,6 +14,8 @@ public struct ServerOptions: Sendable {
     public var port = 8080
     /// The GGUF file or Hugging Face directory to load.
     public var modelPath: String
+    /// A PEFT LoRA adapter directory applied to the model (which then runs in fp32).
+    public var adapterPath: String?
     /// The model's id in the API (`model` fields, `/v1/models`).
     public var modelName: String
     public var limits = InferenceEngine.Limits()
@@ -94,7 +96,8 @@ public struct QuillServer: Sendable {
 
     func load() throws -> Backend {
         let started = Date()
-        let (model, tokenizer) = try ModelLoader.load(options.modelPath)
+        let (model, tokenizer) = try options.adapterPath.map { try ModelLoader.load(options.modelPath, adapter: URL(fileURLWithPath: $0)) }
+            ?? ModelLoader.load(options.modelPath)
         let engine = InferenceEngine(model: model, tokenizer: tokenizer, limits: options.limits)
         engine.start()
         logger.info("model loaded", metadata: ["model": "\(options.modelName)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
@@ -212,7 +215,7 @@ func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
     Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: value.data)))
 }
 
-/// Access log line per request (method, path, status, milliseconds, request id) and request metrics;
+/// Access log record per request (method, path, status, milliseconds, request id) and request metrics;
 /// every error leaves in OpenAI's shape.
 struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
@@ -236,8 +239,11 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         metrics.request(route: route, status: Int(response.status.code), seconds: seconds)
         // probes and scrapes come every few seconds: they log only at debug level
         let quiet = request.uri.path == "/health" || request.uri.path == "/metrics"
+        // the line reads on a terminal; the fields are for log pipelines (`--log-format json`)
         context.logger.log(level: quiet ? .debug : .info,
-                           "\(request.method) \(request.uri.path) \(response.status.code) \(String(format: "%.1f", seconds * 1000)) ms")
+                           "\(request.method) \(request.uri.path) \(response.status.code) \(String(format: "%.1f", seconds * 1000)) ms",
+                           metadata: ["http.method": "\(request.method)", "http.path": "\(request.uri.path)",
+                                      "http.status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", seconds * 1000))"])
         return response
     }
 }

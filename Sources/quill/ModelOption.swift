@@ -16,11 +16,7 @@ struct ModelOption: ParsableArguments {
     var path: String { get throws { try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path } }
 
     func load(weights: LlamaModel.WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
-        if let adapter {
-            let trainable = try TrainableModel(loading: try path)
-            try trainable.loadAdapter(from: URL(fileURLWithPath: adapter))
-            return (try trainable.inferenceModel(), try TokenizerLoader.load(try path))
-        }
+        if let adapter { return try ModelLoader.load(try path, adapter: URL(fileURLWithPath: adapter)) }
         return try ModelLoader.load(try path, weights: weights, denseBatchThreshold: denseBatchThreshold)
     }
 }

@@ -12,13 +12,14 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve a model over HTTP: /generate, OpenAI-compatible /v1/completions and /v1/chat/completions, /docs, /metrics.",
         discussion: """
-        Environment variables (flags win): QUILL_MODEL, QUILL_MODEL_NAME, QUILL_HOST, QUILL_PORT, QUILL_PARALLEL, \
+        Environment variables (flags win): QUILL_MODEL, QUILL_ADAPTER, QUILL_MODEL_NAME, QUILL_HOST, QUILL_PORT, QUILL_PARALLEL, \
         QUILL_MAX_QUEUE, QUILL_KV_CACHE_TOKENS, QUILL_TIMEOUT, QUILL_API_KEY (comma-separated keys), QUILL_API_KEY_FILE, \
-        QUILL_CORS_ORIGINS, QUILL_MAX_BODY_BYTES, QUILL_DEFAULT_MAX_TOKENS, QUILL_GRACE_PERIOD, QUILL_DOCS_ASSETS, QUILL_LOG_LEVEL.
+        QUILL_CORS_ORIGINS, QUILL_MAX_BODY_BYTES, QUILL_DEFAULT_MAX_TOKENS, QUILL_GRACE_PERIOD, QUILL_DOCS_ASSETS, QUILL_LOG_LEVEL, QUILL_LOG_FORMAT.
         """)
 
     @Option(name: [.customShort("m"), .customLong("model")],
             help: "GGUF file, Hugging Face directory, or a cached model's name (default: SmolLM2 from the cache).") var model: String?
+    @Option(help: "A PEFT LoRA adapter directory (as quill train writes it) to apply; the model then runs in fp32.") var adapter: String?
     @Option(name: .customLong("model-name"), help: "The model's id in the API (default: the file or folder name).") var modelName: String?
     @Option(help: "Address to listen on (0.0.0.0 in a container).") var host: String?
     @Option(help: "Port (0: any free port, printed at start).") var port: Int?
@@ -36,6 +37,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("docs-assets"), help: "Folder with swagger-ui-bundle.js and swagger-ui.css (default: the cache's).")
     var docsAssets: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+    @Option(name: .customLong("log-format"), help: "text (a line for people) or json (one object per line, for log pipelines).")
+    var logFormat: String?
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
@@ -50,6 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
         let name = modelName ?? env["QUILL_MODEL_NAME"]
             ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         var options = ServerOptions(modelPath: path, modelName: name)
+        options.adapterPath = adapter ?? env["QUILL_ADAPTER"]
         options.host = try value(host, "QUILL_HOST", options.host)
         options.port = try value(port, "QUILL_PORT", options.port)
         let parallel = try value(self.parallel, "QUILL_PARALLEL", 4)
@@ -70,11 +74,20 @@ struct ServeCommand: AsyncParsableCommand {
         options.corsOrigins = corsOrigins.isEmpty ? (env["QUILL_CORS_ORIGINS"].map { $0.split(separator: ",").map(String.init) } ?? []) : corsOrigins
         guard parallel >= 1, options.limits.maxQueue >= 0, kvTokens >= 1 else { throw ValidationError("--parallel, --max-queue and --kv-cache-tokens must be positive") }
 
-        let level = Logger.Level(rawValue: logLevel ?? env["QUILL_LOG_LEVEL"] ?? "info") ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        if let adapter = options.adapterPath, !FileManager.default.fileExists(atPath: adapter + "/adapter_config.json") {
+            throw ValidationError("--adapter \(adapter): no adapter_config.json there (a PEFT adapter directory, as quill train writes it)")
+        }
+        let levelName = logLevel ?? env["QUILL_LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: levelName) else { throw ValidationError("log level \(levelName): use trace, debug, info, notice, warning, error or critical") }
+        switch logFormat ?? env["QUILL_LOG_FORMAT"] ?? "text" {
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case "json": LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        case let other: throw ValidationError("log format \(other): use text or json")
         }
         let server = QuillServer(options: options)
         let host = options.host

@@ -107,6 +107,35 @@ import CQuillKernels
         }
     }
 
+    /// Every q8x8 variant this CPU has (AVX2; AVX-512 VNNI), for one, two and four activation
+    /// rows at once, equals the plain twin bit for bit, weights of -128 included.
+    @Test func q8x8VariantsMatchTheirTwin() {
+        let rows = 8, cols = 576
+        var weights = Self.randomBlocks(.q8_0, rows: rows, cols: cols, seed: 77)
+        for b in 0..<(rows * cols / 32) { weights[b * 34 + 2 + b % 32] = 0x80 }   // -128 somewhere in every block
+        var rng = Self.SplitMix(78)
+        let x = (0..<cols).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
+        var q = [UInt8](repeating: 0, count: cols / 32 * 34)
+        quill_quantize_row_q8_0(x, &q, Int64(cols))
+        weights.withUnsafeBytes { w in
+            let packed = QuantizedMatrix(type: .q8_0, rows: rows, cols: cols, data: w.baseAddress!).interleaved()
+            var twin = [Float](repeating: 0, count: 8)
+            quill_gemv_q8x8_ref(packed.data, q, Int64(cols), &twin)
+            var ran: [String] = []
+            for isa in ["avx2", "avx512vnni"] {
+                for nr in [1, 2, 4] {
+                    let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
+                    defer { outs.forEach { $0.deallocate() } }
+                    let pointers: [UnsafeMutablePointer<Float>?] = outs.map { $0 }
+                    guard quill_gemv_q8x8_on(isa, packed.data, q, Int64(cols), Int32(nr), pointers) == 1 else { continue }
+                    ran.append("\(isa)×\(nr)")
+                    for o in outs { #expect(Array(UnsafeBufferPointer(start: o, count: 8)) == twin, "\(isa), \(nr) rows") }
+                }
+            }
+            print("q8x8 variants equal to the twin: \(ran.joined(separator: ", ")) (dispatching to \(String(cString: quill_q8x8_isa())))")
+        }
+    }
+
     /// Q4_0 / Q4_1 / Q8_0 interleaved eight rows at a time: the same fp32 values when
     /// dequantized, the AVX2 kernel equal to its twin, both within float rounding of the row
     /// kernels, the fused several-products loop equal to one product at a time, and a batch equal

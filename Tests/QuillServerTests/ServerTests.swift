@@ -224,3 +224,20 @@ enum Default {
         }
     }
 }
+
+@Suite struct JSONLogTests {
+    /// A record is one line of JSON: the fixed fields, then every metadata value as its own
+    /// field; quotes, newlines and Chinese in the message survive the round trip.
+    @Test func recordIsOneLineOfJSON() throws {
+        let line = JSONLogHandler.line(level: .info, label: "quill.serve", message: "POST /generate 200 \"写诗\"\nnext",
+                                       source: "QuillServer", metadata: ["hb.request.id": "abc", "http.status": "200", "tags": ["a", "b"]],
+                                       date: Date(timeIntervalSince1970: 0))
+        #expect(line.last == UInt8(ascii: "\n") && line.dropLast().allSatisfy { $0 != UInt8(ascii: "\n") })
+        let record = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Any])
+        #expect(record["time"] as? String == "1970-01-01T00:00:00.000Z")
+        #expect(record["level"] as? String == "info" && record["logger"] as? String == "quill.serve" && record["source"] as? String == "QuillServer")
+        #expect(record["message"] as? String == "POST /generate 200 \"写诗\"\nnext")
+        #expect(record["hb.request.id"] as? String == "abc" && record["http.status"] as? String == "200")
+        #expect(record["tags"] as? [String] == ["a", "b"])
+    }
+}

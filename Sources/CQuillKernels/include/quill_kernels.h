@@ -84,6 +84,11 @@ void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out);
 void quill_gemv_q8x8_ref(const void *w, const void *y, int64_t cols, float *out);
 void quill_matvec_q8x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int64_t group_begin, int64_t group_end);
+// The instruction set the q8x8 kernels dispatch to ("avx512vnni", "avx2" or "scalar"); and, for
+// tests, one group times the same y in nr (1, 2 or 4) outputs on a named variant: 0 where this
+// CPU lacks it.
+const char *quill_q8x8_isa(void);
+int quill_gemv_q8x8_on(const char *isa, const void *w, const void *y, int64_t cols, int nr, float *const *outs);
 
 // activations.c: out = silu(gate) · up; x[i] = e^(x[i] - shift) returning Σ (softmax's middle);
 // one query row of one head over `count` keys and values (rows kv_stride floats apart):
