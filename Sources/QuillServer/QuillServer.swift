@@ -89,7 +89,10 @@ public struct QuillServer: Sendable {
             onServerRunning: { channel in onReady(channel.localAddress?.port ?? 0) },
             logger: logger)
         let loader = ModelLoaderService(server: self)
-        var config = ServiceGroupConfiguration(services: [loader, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // a failed load shuts the HTTP server down gracefully (no cancelled channels), then `run` throws it
+        var config = ServiceGroupConfiguration(
+            services: [.init(service: loader, failureTerminationBehavior: .gracefullyShutdownGroup), .init(service: app)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.maximumGracefulShutdownDuration = .seconds(options.gracePeriod)
         try await ServiceGroup(configuration: config).run()
     }
@@ -185,7 +188,9 @@ public struct QuillServer: Sendable {
 }
 
 /// Loads the model as a service, so the HTTP server is up (and `/health` says 503) meanwhile;
-/// on shutdown it stops the engine taking requests and lets running ones finish.
+/// on shutdown it stops the engine taking requests and lets running ones finish. A model that
+/// fails to load (a truncated file, a mismatched adapter) stops the server with that error, as
+/// llama-server does: `quill serve` exits non-zero and an orchestrator sees the crash and why.
 struct ModelLoaderService: Service {
     let server: QuillServer
 
@@ -197,6 +202,7 @@ struct ModelLoaderService: Service {
         case .failure(let error):
             server.logger.error("model failed to load", metadata: ["error": "\(error)"])
             server.host.state = .failed("\(error)")
+            throw error
         }
         try? await gracefulShutdown()
         if case .ready(let backend) = server.host.state {

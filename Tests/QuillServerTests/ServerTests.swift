@@ -205,6 +205,29 @@ enum Default {
         }
     }
 
+    /// A truncated model file ends `run` with the loader's error (the CLI exits non-zero with
+    /// it) instead of a server that answers 503 for ever.
+    @Test func aModelThatFailsToLoadStopsTheServer() async throws {
+        let truncated = FileManager.default.temporaryDirectory.appendingPathComponent("quill-truncated-\(UUID()).gguf")
+        defer { try? FileManager.default.removeItem(at: truncated) }
+        let whole = try Data(contentsOf: URL(fileURLWithPath: QuillCache.defaultModel.path), options: .alwaysMapped)
+        try whole.prefix(whole.count / 2).write(to: truncated)
+        var options = ServerOptions(modelPath: truncated.path, modelName: "broken")
+        options.port = 0
+        let server = QuillServer(options: options)
+        let outcome = await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                do { try await server.run(); return "returned without an error" } catch { return "\(error)" }
+            }
+            group.addTask { try? await Task.sleep(for: .seconds(60)); return nil }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        let message = try #require(outcome, "the server was still running after 60 s")
+        #expect(message.contains("truncated"), "\(message)")
+    }
+
     @Test func apiKeysAndQueueLimit() async throws {
         try await withServer({ $0.apiKeys = ["sekrit"]; $0.limits = .init(parallel: 1, maxQueue: 0) }) { client in
             #expect(try await client.request("POST", "/generate", body: #"{"prompt": "hi"}"#).status == 401)
