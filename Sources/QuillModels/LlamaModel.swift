@@ -23,6 +23,11 @@ public final class LlamaModel: Sendable {
     enum Weight: Sendable {
         case dense([Float])
         case quantized(QuantizedMatrix)
+        /// A frozen weight with a LoRA adapter beside it (`applying(adapter:)`).
+        indirect case adapted(Weight, LowRank)
+
+        /// The weight without its adapter.
+        var base: Weight { if case .adapted(let w, _) = self { w.base } else { self } }
 
         /// out[N, OC] = x[N, C] · Wᵀ (+ bias).
         func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ bias: [Float]?,
@@ -38,6 +43,12 @@ public final class LlamaModel: Sendable {
     /// int8 dot products there; decoding (N = 1) is memory-bound and stays int8.
     static func apply(_ products: [(weight: Weight, out: UnsafeMutablePointer<Float>, bias: [Float]?, oc: Int)],
                       _ x: UnsafePointer<Float>, n: Int, c: Int, denseFrom: Int) {
+        applyBase(products.map { ($0.weight.base, $0.out, $0.bias, $0.oc) }, x, n: n, c: c, denseFrom: denseFrom)
+        for p in products { if case .adapted(_, let adapter) = p.weight { adapter.add(to: p.out, x, n: n, c: c, oc: p.oc) } }
+    }
+
+    private static func applyBase(_ products: [(weight: Weight, out: UnsafeMutablePointer<Float>, bias: [Float]?, oc: Int)],
+                                  _ x: UnsafePointer<Float>, n: Int, c: Int, denseFrom: Int) {
         let quantized = products.compactMap { p -> (out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix, bias: [Float]?)? in
             if case .quantized(let w) = p.weight { return (p.out, w, p.bias) } else { return nil }
         }
@@ -50,6 +61,7 @@ public final class LlamaModel: Sendable {
             case .dense(let w): Matmul.forward(p.out, x, w, p.bias, n: n, c: c, oc: p.oc)
             case .quantized(let w) where n >= denseFrom: QuantizedMatmul.forwardDequantized(p.out, x, w, bias: p.bias, n: n)
             case .quantized(let w): QuantizedMatmul.forward([(p.out, w, p.bias)], x, n: n)
+            case .adapted: preconditionFailure("applyBase takes the weights without their adapters")
             }
         }
     }

@@ -4,12 +4,16 @@ import QuillTokenizers
 
 /// One entry point for every model source the CLI and server accept.
 public enum ModelLoader {
-    /// The model with a PEFT LoRA adapter (as `quill train` or PEFT saves it) applied. It runs in
-    /// fp32: the adapter's low-rank product sits beside each dense weight.
-    public static func load(_ path: String, adapter: URL) throws -> (any LanguageModel, Tokenizer) {
+    /// The model with a PEFT LoRA adapter (as `quill train` or PEFT saves it) applied. Llama-family
+    /// models keep their weights as loaded (quantized ones on the int8 kernels) with the adapter
+    /// beside them (`LlamaModel.applying(adapter:)`); GPT-2 gets the adapter merged into fp32 weights.
+    public static func load(_ path: String, adapter: URL, weights: LlamaModel.WeightFormat = .quantized,
+                            denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
+        let (model, tokenizer) = try load(path, weights: weights, denseBatchThreshold: denseBatchThreshold)
+        if let llama = model as? LlamaModel { return (try llama.applying(adapter: adapter), tokenizer) }
         let trainable = try TrainableModel(loading: path)
         try trainable.loadAdapter(from: adapter)
-        return (try trainable.inferenceModel(), try TokenizerLoader.load(path))
+        return (try trainable.inferenceModel(), tokenizer)
     }
 
     /// A GGUF file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).

@@ -14,7 +14,7 @@ public struct ServerOptions: Sendable {
     public var port = 8080
     /// The GGUF file or Hugging Face directory to load.
     public var modelPath: String
-    /// A PEFT LoRA adapter directory applied to the model (which then runs in fp32).
+    /// A PEFT LoRA adapter directory applied beside the model's weights.
     public var adapterPath: String?
     /// The model's id in the API (`model` fields, `/v1/models`).
     public var modelName: String

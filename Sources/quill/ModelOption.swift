@@ -9,14 +9,16 @@ struct ModelOption: ParsableArguments {
     @Option(name: [.customShort("m"), .customLong("model")],
             help: "GGUF file, Hugging Face directory, or the name of a model in the cache (default: SmolLM2 from the cache).")
     var model: String?
-    @Option(help: "A PEFT LoRA adapter directory (as quill train writes it) to apply; the model then runs in fp32.")
+    @Option(help: "A PEFT LoRA adapter directory (as quill train writes it or PEFT saves it) to apply beside the model's weights.")
     var adapter: String?
 
     /// The file or directory `-m` names.
     var path: String { get throws { try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path } }
 
     func load(weights: LlamaModel.WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
-        if let adapter { return try ModelLoader.load(try path, adapter: URL(fileURLWithPath: adapter)) }
+        if let adapter {
+            return try ModelLoader.load(try path, adapter: URL(fileURLWithPath: adapter), weights: weights, denseBatchThreshold: denseBatchThreshold)
+        }
         return try ModelLoader.load(try path, weights: weights, denseBatchThreshold: denseBatchThreshold)
     }
 }

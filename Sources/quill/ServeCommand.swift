@@ -19,7 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: [.customShort("m"), .customLong("model")],
             help: "GGUF file, Hugging Face directory, or a cached model's name (default: SmolLM2 from the cache).") var model: String?
-    @Option(help: "A PEFT LoRA adapter directory (as quill train writes it) to apply; the model then runs in fp32.") var adapter: String?
+    @Option(help: "A PEFT LoRA adapter directory (as quill train writes it or PEFT saves it) to apply beside the model's weights.")
+    var adapter: String?
     @Option(name: .customLong("model-name"), help: "The model's id in the API (default: the file or folder name).") var modelName: String?
     @Option(help: "Address to listen on (0.0.0.0 in a container).") var host: String?
     @Option(help: "Port (0: any free port, printed at start).") var port: Int?

@@ -23,6 +23,34 @@ public final class LoRA: @unchecked Sendable {
 
         public var scale: Float { rsLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
 
+        /// The configuration of a saved adapter (`adapter_config.json`, PEFT's keys).
+        public static func read(adapterDirectory directory: URL) throws -> Configuration {
+            let configURL = directory.appendingPathComponent("adapter_config.json")
+            guard let data = FileManager.default.contents(atPath: configURL.path),
+                  let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ModelError.unreadable(path: configURL.path, reason: "missing or not a JSON object")
+            }
+            guard (json["peft_type"] as? String) == "LORA" else {
+                throw ModelError.unsupportedValue(path: configURL.path, key: "peft_type", found: "\(json["peft_type"] ?? "none")", supported: ["LORA"])
+            }
+            let targets: [String]
+            if let list = json["target_modules"] as? [String] { targets = list } else if let one = json["target_modules"] as? String { targets = [one] } else {
+                throw ModelError.missingKey(path: configURL.path, key: "target_modules")
+            }
+            guard let rank = json["r"] as? Int else { throw ModelError.missingKey(path: configURL.path, key: "r") }
+            func number(_ key: String) -> Double? { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) }
+            for key in ["rank_pattern", "alpha_pattern"] {
+                if let pattern = json[key] as? [String: Any], !pattern.isEmpty {
+                    throw ModelError.unsupportedValue(path: configURL.path, key: key, found: "per-module values", supported: ["{}"])
+                }
+            }
+            let configuration = Configuration(rank: rank, alpha: Float(number("lora_alpha") ?? Double(rank)),
+                                              dropout: Float(number("lora_dropout") ?? 0), targets: targets,
+                                              rsLoRA: (json["use_rslora"] as? Bool) ?? false)
+            try configuration.validate()
+            return configuration
+        }
+
         public func validate() throws {
             guard rank > 0 else { throw LoRAError.invalid("LoRA rank must be positive, got \(rank)") }
             guard alpha > 0 else { throw LoRAError.invalid("LoRA alpha must be positive, got \(alpha)") }

@@ -25,28 +25,7 @@ extension TrainableModel {
 
     /// Attaches and loads a PEFT LoRA adapter directory (made by Quill or by HF PEFT).
     public func loadAdapter(from directory: URL) throws {
-        let configURL = directory.appendingPathComponent("adapter_config.json")
-        guard let data = FileManager.default.contents(atPath: configURL.path),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ModelError.unreadable(path: configURL.path, reason: "missing or not a JSON object")
-        }
-        guard (json["peft_type"] as? String) == "LORA" else {
-            throw ModelError.unsupportedValue(path: configURL.path, key: "peft_type", found: "\(json["peft_type"] ?? "none")", supported: ["LORA"])
-        }
-        let targets: [String]
-        if let list = json["target_modules"] as? [String] { targets = list } else if let one = json["target_modules"] as? String { targets = [one] } else {
-            throw ModelError.missingKey(path: configURL.path, key: "target_modules")
-        }
-        guard let rank = json["r"] as? Int else { throw ModelError.missingKey(path: configURL.path, key: "r") }
-        func number(_ key: String) -> Double? { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) }
-        for key in ["rank_pattern", "alpha_pattern"] {
-            if let pattern = json[key] as? [String: Any], !pattern.isEmpty {
-                throw ModelError.unsupportedValue(path: configURL.path, key: key, found: "per-module values", supported: ["{}"])
-            }
-        }
-        let alpha = Float(number("lora_alpha") ?? Double(rank))
-        let configuration = LoRA.Configuration(rank: rank, alpha: alpha, dropout: Float(number("lora_dropout") ?? 0),
-                                               targets: targets, rsLoRA: (json["use_rslora"] as? Bool) ?? false)
+        let configuration = try LoRA.Configuration.read(adapterDirectory: directory)
         try attach(configuration)
         // PEFT writes the adapter's name into keys only when it is not "default"
         try lora!.parameters.read(from: directory.appendingPathComponent("adapter_model.safetensors").path)

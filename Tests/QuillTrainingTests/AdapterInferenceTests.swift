@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+import QuillCore
+import QuillFormats
+@testable import QuillModels
+
+/// Adapters applied beside the weights at inference (`LlamaModel.applying(adapter:)`, what
+/// `quill generate --adapter` and `quill serve --adapter` run) against the same adapter merged
+/// into fp32 weights by the training model (`TrainableModel.inferenceModel()`).
+@Suite(.serialized) struct AdapterInferenceTests {
+    static func logits(_ model: any LanguageModel, _ tokens: [Int32]) throws -> [Float] {
+        var cache = model.makeCache(capacity: tokens.count)
+        return try model.forward(tokens, cache: &cache, allLogits: true)
+    }
+
+    static func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
+
+    static func sameTop1(_ a: [Float], _ b: [Float], vocab: Int) -> Int {
+        (0..<(a.count / vocab)).filter { i in
+            Sampler.argmax(Array(a[(i * vocab)..<((i + 1) * vocab)])) == Sampler.argmax(Array(b[(i * vocab)..<((i + 1) * vocab)]))
+        }.count
+    }
+
+    static func tinyLlama() throws -> LlamaModel {
+        try LlamaModel(huggingFace: URL(fileURLWithPath: TrainingFixtures.checkpoint("llama")))
+    }
+
+    /// The adapter HF PEFT itself saved, on the tiny Hugging Face Llama checkpoint.
+    @Test func peftAdapterOnAHuggingFaceCheckpoint() throws {
+        let directory = TrainingFixtures.checkpoint("llama")
+        let adapter = URL(fileURLWithPath: TrainingFixtures.file("llama", "peft-adapter"))
+        let trainable = try TrainableModel(loading: directory)
+        try trainable.loadAdapter(from: adapter)
+        let tokens: [Int32] = [1, 5, 9, 13, 2, 7, 30, 11, 200, 42]
+        let merged = try Self.logits(try trainable.inferenceModel(), tokens)
+        let model = try Self.tinyLlama()   // no tokenizer in the tiny checkpoint: the model alone
+        let beside = try Self.logits(try model.applying(adapter: adapter), tokens)
+        let plain = try Self.logits(model, tokens)
+        print("tiny llama + PEFT's adapter: beside vs merged max |Δ| \(Self.maxDifference(beside, merged)); the adapter moves logits by \(Self.maxDifference(plain, merged))")
+        #expect(Self.maxDifference(beside, merged) < 1e-4)
+        #expect(Self.maxDifference(plain, merged) > 1e-3, "the adapter should matter")
+    }
+
+    /// SmolLM2's GGUF (llama.cpp's permuted q/k rows) with an adapter on every projection whose
+    /// B matrices are random (a fresh adapter's are zero): dense weights give the merged logits;
+    /// the int8 kernels, as `quill serve --adapter` runs them, the same top-1 almost everywhere.
+    @Test func adapterOnAPermutedGGUF() throws {
+        let path = QuillCache.defaultModel.path
+        let trainable = try TrainableModel(loading: path)
+        try trainable.attach(LoRA.Configuration(rank: 4, alpha: 8, targets: LlamaModel.adaptableModules.map { String($0.split(separator: ".").last!) }))
+        let lora = try #require(trainable.lora)
+        var rng = SplitMix64(seed: 7)
+        for a in lora.adapters {
+            lora.parameters.set(a.bName, (0..<(a.outputs * a.rank)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 0.05 })
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quill-adapter-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try trainable.saveAdapter(to: directory, baseModel: path)
+
+        let tokens: [Int32] = [504, 3458, 282, 4649, 314, 1345, 30, 378, 5765, 253, 1342, 6096, 281, 2915, 28, 527]
+        let merged = try Self.logits(try trainable.inferenceModel(), tokens)
+        let dense = try Self.logits(try ModelLoader.load(path, adapter: directory, weights: .dense).0, tokens)
+        let (quantizedModel, _) = try ModelLoader.load(path, adapter: directory)
+        let quantized = try Self.logits(quantizedModel, tokens)
+        let plain = try Self.logits(try ModelLoader.load(path, weights: .dense).0, tokens)
+        let vocab = quantizedModel.vocabularySize
+        let top1 = Self.sameTop1(quantized, merged, vocab: vocab)
+        print("SmolLM2 GGUF + random adapter: dense beside vs merged max |Δ| \(Self.maxDifference(dense, merged)); int8 beside: same top-1 \(top1)/\(tokens.count), max |Δ| \(Self.maxDifference(quantized, merged)); the adapter moves logits by \(Self.maxDifference(plain, merged))")
+        #expect(Self.maxDifference(dense, merged) < 1e-3)
+        #expect(Self.maxDifference(plain, merged) > 0.1, "the adapter should matter")
+        #expect(Double(top1) >= 0.85 * Double(tokens.count))
+    }
+
+    /// An adapter with a tensor the model has no place for is refused, naming it.
+    @Test func adapterForAnotherModuleIsRefused() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quill-adapter-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let source = URL(fileURLWithPath: TrainingFixtures.file("llama", "peft-adapter"))
+        try FileManager.default.copyItem(at: source.appendingPathComponent("adapter_config.json"), to: directory.appendingPathComponent("adapter_config.json"))
+        let store = ParameterStore(layout: [("base_model.model.lm_head.lora_A.weight", [8, 64], true)])
+        try store.write(to: directory.appendingPathComponent("adapter_model.safetensors"))
+        let model = try Self.tinyLlama()
+        #expect(throws: ModelError.self) { _ = try model.applying(adapter: directory) }
+        do { _ = try model.applying(adapter: directory) } catch {
+            #expect("\(error)".contains("lm_head"), "\(error)")
+        }
+    }
+}
