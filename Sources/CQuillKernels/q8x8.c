@@ -1,5 +1,6 @@
 // Q8_0 weights repacked eight rows at a time (the layout q4x8.c gives Q4_0 / Q4_1), for the
-// output head and Q8_0 models while decoding several sequences together. Row by row, a batch of
+// output head and Q8_0 models while decoding several sequences together; Q5_0 weights too,
+// widened to int8 (1.5x their memory, for a kernel that no longer unpacks 5-bit values). Row by row, a batch of
 // n sequences costs n dot products per row, each ending in a horizontal sum; interleaved, one
 // 256-bit register holds four elements of each of eight rows, a sequence's four matching int8
 // values are broadcast, and each loaded weight vector meets every sequence of the batch.
@@ -17,16 +18,34 @@
 
 typedef struct { uint16_t d[8]; int8_t qs[256]; } block_q8x8;
 
-void quill_repack_q8x8(const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst) {
+// One block of a Q8_0 or Q5_0 row as its scale and 32 int8 values (Q5_0's 5-bit q - 16 fits,
+// with the same scale: the dot products are Q5_0's own, exactly).
+static uint16_t block_as_int8(int type, const uint8_t *row, int64_t b, int8_t *q) {
+    if (type == QUILL_Q5_0) {
+        const block_q5_0 *blk = (const block_q5_0 *)row + b;
+        uint32_t qh;
+        memcpy(&qh, blk->qh, 4);
+        for (int j = 0; j < 16; j++) {
+            q[j] = (int8_t)(((blk->qs[j] & 0x0F) | ((qh >> j & 1) << 4)) - 16);
+            q[j + 16] = (int8_t)(((blk->qs[j] >> 4) | ((qh >> (j + 16) & 1) << 4)) - 16);
+        }
+        return blk->d;
+    }
+    const block_q8_0 *blk = (const block_q8_0 *)row + b;
+    memcpy(q, blk->qs, 32);
+    return blk->d;
+}
+
+void quill_repack_q8x8(int type, const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst) {
     const int64_t nb = cols / 32;
     block_q8x8 *out = dst;
     for (int64_t g = 0; g < groups; g++) {
         for (int64_t b = 0; b < nb; b++) {
             block_q8x8 *o = out + g * nb + b;
             for (int r = 0; r < 8; r++) {
-                const block_q8_0 *blk = (const block_q8_0 *)((const uint8_t *)src + (size_t)(g * 8 + r) * row_bytes) + b;
-                o->d[r] = blk->d;
-                for (int k = 0; k < 8; k++) memcpy(o->qs + 32 * k + 4 * r, blk->qs + 4 * k, 4);
+                int8_t q[32];
+                o->d[r] = block_as_int8(type, (const uint8_t *)src + (size_t)(g * 8 + r) * row_bytes, b, q);
+                for (int k = 0; k < 8; k++) memcpy(o->qs + 32 * k + 4 * r, q + 4 * k, 4);
             }
         }
     }

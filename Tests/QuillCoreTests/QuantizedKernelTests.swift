@@ -136,11 +136,11 @@ import CQuillKernels
         }
     }
 
-    /// Q4_0 / Q4_1 / Q8_0 interleaved eight rows at a time: the same fp32 values when
+    /// Q4_0 / Q4_1 / Q8_0 / Q5_0 interleaved eight rows at a time: the same fp32 values when
     /// dequantized, the AVX2 kernel equal to its twin, both within float rounding of the row
     /// kernels, the fused several-products loop equal to one product at a time, and a batch equal
     /// to its rows alone.
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0, .q5_0])
     func interleavedLayoutMatchesTheRowLayout(_ type: GGMLType) {
         let rows = 48, cols = 576, n = 2
         let weights = Self.randomBlocks(type, rows: rows, cols: cols, seed: 40 + UInt64(type.rawValue))
@@ -162,7 +162,7 @@ import CQuillKernels
             let centered: Int32 = type == .q4_0 ? 1 : 0
             for g in 0..<(rows / 8) {
                 var fast = [Float](repeating: 0, count: 8), twin = fast
-                if type == .q8_0 {
+                if type == .q8_0 || type == .q5_0 {
                     let group = packed.data + g * (cols / 32 * 272)
                     quill_gemv_q8x8(group, q8_0, Int64(cols), &fast)
                     quill_gemv_q8x8_ref(group, q8_0, Int64(cols), &twin)
@@ -177,6 +177,7 @@ import CQuillKernels
                     let expected = switch type {
                     case .q4_0: quill_vec_dot_q4_0_q8_0_ref(Int64(cols), row, q8_0)
                     case .q8_0: quill_vec_dot_q8_0_q8_0_ref(Int64(cols), row, q8_0)
+                    case .q5_0: quill_vec_dot_q5_0_q8_0_ref(Int64(cols), row, q8_0)
                     default: quill_vec_dot_q4_1_q8_1_ref(Int64(cols), row, q)
                     }
                     #expect(abs(twin[r] - expected) <= 1e-4 * max(1, abs(expected)), "row \(g * 8 + r)")

@@ -75,10 +75,10 @@ void quill_gemv_q4x8_ref(const void *w, const void *y, int64_t cols, int centere
 void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int centered, int64_t group_begin, int64_t group_end);
 
-// Q8_0 rows repacked eight at a time the same way (q8x8.c; groups × cols/32 × 272 bytes), with
-// Q8_0 activations: repack, dequantize a group, one group times y (kernel and twin), and groups
-// [group_begin, group_end) times n activation rows.
-void quill_repack_q8x8(const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst);
+// Q8_0 (or Q5_0, widened to int8) rows repacked eight at a time the same way (q8x8.c; groups ×
+// cols/32 × 272 bytes), with Q8_0 activations: repack, dequantize a group, one group times y
+// (kernel and twin), and groups [group_begin, group_end) times n activation rows.
+void quill_repack_q8x8(int type, const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst);
 void quill_dequantize_q8x8(const void *w, int64_t cols, float *out);
 void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out);
 void quill_gemv_q8x8_ref(const void *w, const void *y, int64_t cols, float *out);

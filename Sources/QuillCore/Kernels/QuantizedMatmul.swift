@@ -6,8 +6,8 @@
 import CQuillKernels
 
 /// A weight matrix [rows, cols] in a quantized GGUF layout: rows as the file stores them
-/// (read-only, usually mapped), or Q4_0 / Q4_1 / Q8_0 rows interleaved eight at a time for the
-/// decode kernels (see q4x8.c, q8x8.c), in memory this value owns.
+/// (read-only, usually mapped), or Q4_0 / Q4_1 / Q8_0 / Q5_0 rows interleaved eight at a time for
+/// the decode kernels (see q4x8.c, q8x8.c), in memory this value owns.
 public struct QuantizedMatrix: @unchecked Sendable {
     // @unchecked: `data` points at immutable memory: a read-only file mapping that the owner
     // keeps alive, or `storage`, written once by `interleaved()` before the value is shared.
@@ -28,7 +28,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
     private init(interleaving m: QuantizedMatrix) {
         let storage = AlignedBuffer(byteCount: m.rows / 8 * m.groupBlockBytes * (m.cols / 32))
-        if m.type == .q8_0 { quill_repack_q8x8(m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base) }
+        if m.usesInt8Groups { quill_repack_q8x8(Int32(m.type.rawValue), m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base) }
         else { quill_repack_q4x8(Int32(m.type.rawValue), m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base) }
         self.type = m.type; self.rows = m.rows; self.cols = m.cols
         self.data = UnsafeRawPointer(storage.base); self.layout = .interleaved8; self.storage = storage
@@ -36,16 +36,20 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
     public static func supports(_ type: GGMLType) -> Bool { quill_activation_type(Int32(type.rawValue)) >= 0 }
 
-    /// The decode layout when this type and shape have it (Q4_0 / Q4_1 / Q8_0, rows a multiple
-    /// of 8), else the matrix unchanged. The copy is as large as the original.
+    /// The decode layout when this type and shape have it (Q4_0 / Q4_1 / Q8_0 / Q5_0, rows a
+    /// multiple of 8), else the matrix unchanged. The copy is as large as the original, except
+    /// for Q5_0, widened to int8 (34 bytes a block instead of 22): its kernel then multiplies
+    /// as Q8_0's does, with the same products, instead of unpacking 5-bit values.
     public func interleaved() -> QuantizedMatrix {
-        guard layout == .rows, type == .q4_0 || type == .q4_1 || type == .q8_0, rows % 8 == 0 else { return self }
+        guard layout == .rows, [.q4_0, .q4_1, .q8_0, .q5_0].contains(type), rows % 8 == 0 else { return self }
         return QuantizedMatrix(interleaving: self)
     }
 
     /// Bytes of eight rows' blocks for 32 columns, interleaved: 8 × Q4_1's 20 for Q4_0 / Q4_1
     /// (Q4_0's m left zero), 8 × 34 for Q8_0.
-    private var groupBlockBytes: Int { type == .q8_0 ? 272 : 160 }
+    /// Interleaved as int8 groups (q8x8.c) rather than nibbles (q4x8.c).
+    var usesInt8Groups: Bool { type == .q8_0 || type == .q5_0 }
+    private var groupBlockBytes: Int { usesInt8Groups ? 272 : 160 }
     private var groupBytes: Int { cols / 32 * groupBlockBytes }
 
     /// Bytes of one row in the file layout.
@@ -53,7 +57,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
     /// The activation type the kernel pairs with this weight type.
     public var activationType: GGMLType {
-        layout == .interleaved8 && type != .q8_0 ? .q8_1 : GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))!
+        layout == .interleaved8 && !usesInt8Groups ? .q8_1 : GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))!
     }
 
     /// Rows [begin, end) as fp32 into `out` [end - begin, cols]; begin and end multiples of 8
@@ -69,7 +73,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
         case .interleaved8:
             for g in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
                 let group = data + g / 8 * groupBytes, rows = out + (g - range.lowerBound) * cols
-                if type == .q8_0 { quill_dequantize_q8x8(group, Int64(cols), rows) }
+                if usesInt8Groups { quill_dequantize_q8x8(group, Int64(cols), rows) }
                 else { quill_dequantize_q4x8(group, Int64(cols), type == .q4_0 ? 1 : 0, rows) }
             }
         }
@@ -122,7 +126,7 @@ public enum QuantizedMatmul {
                 let from = max(begin, 0), to = min(end, units[p])
                 guard from < to else { continue }
                 switch w.layout {
-                case .interleaved8 where w.type == .q8_0:
+                case .interleaved8 where w.usesInt8Groups:
                     quill_matvec_q8x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols), Int64(from), Int64(to))
                 case .interleaved8:
                     quill_matvec_q4x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols),
