@@ -1,9 +1,10 @@
 // Q8_0 weights repacked eight rows at a time (the layout q4x8.c gives Q4_0 / Q4_1), for the
 // output head and Q8_0 models while decoding several sequences together; Q5_0 weights too,
-// widened to int8 (1.5x their memory, for a kernel that no longer unpacks 5-bit values). Row by row, a batch of
-// n sequences costs n dot products per row, each ending in a horizontal sum; interleaved, one
-// 256-bit register holds four elements of each of eight rows, a sequence's four matching int8
-// values are broadcast, and each loaded weight vector meets every sequence of the batch.
+// widened to int8 (1.5x their memory, for a kernel that no longer unpacks 5-bit values). Row by
+// row, a batch of n sequences costs n dot products per row, each ending in a horizontal sum;
+// interleaved, one 256-bit register holds four elements of each of eight rows, a sequence's four
+// matching int8 values are broadcast, and each loaded weight vector meets every sequence of the
+// batch.
 //
 //   block_q8x8 (272 bytes = eight 34-byte Q8_0 blocks): f16 d[8], int8 qs[256] where
 //   qs[32k + 4r + j] = row r's qs[4k + j] (k < 8, j < 4).
