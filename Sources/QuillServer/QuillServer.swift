@@ -221,7 +221,8 @@ func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
     Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: value.data)))
 }
 
-/// Access log record per request (method, path, status, milliseconds, request id) and request metrics;
+/// Access log record per request (method, path, status, milliseconds to the end of its body, request
+/// id) and request metrics;
 /// every error leaves in OpenAI's shape.
 struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
@@ -240,16 +241,23 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try APIError(.internalServerError, "\(error)").response(from: request, context: context)
         }
         response.headers[.init("X-Request-Id")!] = context.id
-        let seconds = Date().timeIntervalSince(start)
-        let route = context.endpointPath ?? "unmatched"
-        metrics.request(route: route, status: Int(response.status.code), seconds: seconds)
-        // probes and scrapes come every few seconds: they log only at debug level
-        let quiet = request.uri.path == "/health" || request.uri.path == "/metrics"
-        // the line reads on a terminal; the fields are for log pipelines (`--log-format json`)
-        context.logger.log(level: quiet ? .debug : .info,
-                           "\(request.method) \(request.uri.path) \(response.status.code) \(String(format: "%.1f", seconds * 1000)) ms",
-                           metadata: ["http.method": "\(request.method)", "http.path": "\(request.uri.path)",
-                                      "http.status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", seconds * 1000))"])
+        // recorded once the body is written: a stream's duration is its last event's, not its head's
+        let metrics = self.metrics, logger = context.logger, status = response.status.code
+        let method = "\(request.method)", path = request.uri.path, route = context.endpointPath ?? "unmatched"
+        let record: @Sendable () -> Void = {
+            let seconds = Date().timeIntervalSince(start), milliseconds = String(format: "%.1f", seconds * 1000)
+            metrics.request(route: route, status: Int(status), seconds: seconds)
+            // probes and scrapes come every few seconds: they log only at debug level
+            let quiet = path == "/health" || path == "/metrics"
+            // the line reads on a terminal; the fields are for log pipelines (`--log-format json`)
+            logger.log(level: quiet ? .debug : .info, "\(method) \(path) \(status) \(milliseconds) ms",
+                       metadata: ["http.method": "\(method)", "http.path": "\(path)", "http.status": "\(status)", "duration_ms": "\(milliseconds)"])
+        }
+        let body = response.body
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            do { try await body.write(writer) } catch { record(); throw error }
+            record()
+        }
         return response
     }
 }

@@ -240,7 +240,10 @@ enum Default {
                 try await client.request("POST", "/generate", body: #"{"prompt": "Count to a thousand:", "max_new_tokens": 300, "do_sample": false, "ignore_eos": true}"#,
                                    headers: auth)
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // until the engine holds it (not a fixed sleep: on a busy machine the request may take a while to arrive)
+            for _ in 0..<3000 where !(try await client.request("GET", "/metrics").text.contains("quill_running_sequences 1")) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             let refused = try await client.request("POST", "/generate", body: #"{"prompt": "hi"}"#, headers: auth)
             #expect(refused.status == 429 && refused.headers["retry-after"] != nil)
             #expect(try await long.value.status == 200)
