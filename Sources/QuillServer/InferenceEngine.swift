@@ -194,36 +194,33 @@ public final class InferenceEngine: @unchecked Sendable {
                     return true
                 }
                 if stopped || !slots.isEmpty || !waiting.isEmpty { break }
-                load = Load()
+                load.waiting = 0; load.lastBatch = 0   // idle; every admitted job was closed, so `running` is 0 too
                 condition.wait()
             }
             if stopped {
                 let all = waiting
                 waiting = []
-                load = Load()
+                load.waiting = 0
                 condition.unlock()
                 for job in all { job.continuation.finish() }
                 for slot in slots { end(slot, reason: .cancelled) }
                 return
             }
-            var kv = slots.reduce(0) { $0 + $1.job.request.kvTokens }
-            var running = slots.reduce(0) { $0 + $1.job.request.count }
-            while let job = waiting.first, running + job.request.count <= limits.parallel || running == 0,
-                  kv + job.request.kvTokens <= limits.kvCacheTokens {
+            // `load` counts the admitted jobs: admission adds them, `close` takes them away
+            while let job = waiting.first, load.running + job.request.count <= limits.parallel || load.running == 0,
+                  load.kvTokens + job.request.kvTokens <= limits.kvCacheTokens {
                 waiting.removeFirst()
-                kv += job.request.kvTokens
-                running += job.request.count
+                load.running += job.request.count
+                load.kvTokens += job.request.kvTokens
                 let r = job.request
                 slots.append(Slot(job: job, cache: model.makeCache(capacity: r.promptIds.count + r.options.maxNewTokens)))
             }
             load.waiting = waiting.count
-            load.running = running
-            load.kvTokens = kv
             condition.unlock()
 
             // cancelled and timed-out requests leave before any work is spent on them
             let now = Date()
-            slots.removeAll { slot in
+            retire(&slots) { slot in
                 if slot.job.cancelled { end(slot, reason: .cancelled); return true }
                 if let deadline = slot.job.request.deadline, now >= deadline { end(slot, reason: .timeout); return true }
                 return false
@@ -235,7 +232,7 @@ public final class InferenceEngine: @unchecked Sendable {
             while budget > 0, i < slots.count {
                 if !slots[i].decoding {
                     budget -= prefill(&slots[i], upTo: budget)
-                    if slots[i].job.cancelled { slots.remove(at: i); continue }   // failed: already ended
+                    if slots[i].job.cancelled { close(slots.remove(at: i).job); continue }   // failed, or its client left
                 }
                 i += 1
             }
@@ -263,10 +260,20 @@ public final class InferenceEngine: @unchecked Sendable {
                     }
                 } catch {
                     for s in Set(rows.map(\.slot)) { fail(slots[s], error) }
-                    slots.removeAll { $0.job.cancelled }
+                    retire(&slots) { $0.job.cancelled }
                 }
             }
-            slots.removeAll { slot in slot.decoding && slot.next.allSatisfy { $0 == nil } }
+            retire(&slots) { slot in slot.decoding && slot.next.allSatisfy { $0 == nil } }
+        }
+    }
+
+    /// Removes the slots `leaving` picks, each closed (once: most already are) so its place in
+    /// `load` is given back.
+    private func retire(_ slots: inout [Slot], where leaving: (Slot) -> Bool) {
+        slots.removeAll { slot in
+            guard leaving(slot) else { return false }
+            close(slot.job)
+            return true
         }
     }
 
@@ -321,13 +328,13 @@ public final class InferenceEngine: @unchecked Sendable {
         if slot.sequences.allSatisfy({ $0.finishReason != nil }) { close(slot.job) }
     }
 
-    /// Ends an admitted job's stream, handing its slot back to `load` first: a client that sends
-    /// its next request the moment this one ends finds the slot free, not a stale count.
+    /// Ends an admitted job's stream, handing its place in `load` back first (once): a client that
+    /// sends its next request the moment this one ends finds the slot free.
     private func close(_ job: Job) {
         if job.markClosed() {
             condition.withLock {
-                load.running = max(0, load.running - job.request.count)
-                load.kvTokens = max(0, load.kvTokens - job.request.kvTokens)
+                load.running -= job.request.count
+                load.kvTokens -= job.request.kvTokens
             }
         }
         job.continuation.finish()

@@ -13,7 +13,7 @@ public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public let label: String
     /// One line at a time: records from different threads never interleave.
-    private static let output = Mutex()
+    private static let output = NSLock()
 
     public init(label: String, level: Logger.Level = .info) {
         self.label = label
@@ -26,8 +26,9 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        Self.output.write(Self.line(level: event.level, label: label, message: "\(event.message)", source: event.source,
-                                    metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
+        let line = Self.line(level: event.level, label: label, message: "\(event.message)", source: event.source,
+                             metadata: metadata.merging(event.metadata ?? [:]) { $1 })
+        Self.output.withLock { FileHandle.standardError.write(line) }
     }
 
     /// The record's bytes, newline included.
@@ -50,10 +51,5 @@ public struct JSONLogHandler: LogHandler {
         case .array(let a): .array(a.map(json))
         case .dictionary(let d): .object(d.mapValues(json))
         }
-    }
-
-    private final class Mutex: @unchecked Sendable {
-        private let lock = NSLock()
-        func write(_ data: Data) { lock.withLock { FileHandle.standardError.write(data) } }
     }
 }

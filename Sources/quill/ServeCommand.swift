@@ -75,9 +75,6 @@ struct ServeCommand: AsyncParsableCommand {
         options.corsOrigins = corsOrigins.isEmpty ? (env["QUILL_CORS_ORIGINS"].map { $0.split(separator: ",").map(String.init) } ?? []) : corsOrigins
         guard parallel >= 1, options.limits.maxQueue >= 0, kvTokens >= 1 else { throw ValidationError("--parallel, --max-queue and --kv-cache-tokens must be positive") }
 
-        if let adapter = options.adapterPath, !FileManager.default.fileExists(atPath: adapter + "/adapter_config.json") {
-            throw ValidationError("--adapter \(adapter): no adapter_config.json there (a PEFT adapter directory, as quill train writes it)")
-        }
         let levelName = logLevel ?? env["QUILL_LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: levelName) else { throw ValidationError("log level \(levelName): use trace, debug, info, notice, warning, error or critical") }
         switch logFormat ?? env["QUILL_LOG_FORMAT"] ?? "text" {

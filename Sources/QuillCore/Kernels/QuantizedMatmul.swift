@@ -45,10 +45,10 @@ public struct QuantizedMatrix: @unchecked Sendable {
         return QuantizedMatrix(interleaving: self)
     }
 
-    /// Bytes of eight rows' blocks for 32 columns, interleaved: 8 × Q4_1's 20 for Q4_0 / Q4_1
-    /// (Q4_0's m left zero), 8 × 34 for Q8_0.
-    /// Interleaved as int8 groups (q8x8.c) rather than nibbles (q4x8.c).
+    /// Interleaved as int8 groups (q8x8.c: Q8_0, Q5_0) rather than nibbles (q4x8.c: Q4_0, Q4_1).
     var usesInt8Groups: Bool { type == .q8_0 || type == .q5_0 }
+    /// Bytes of eight rows' blocks for 32 columns, interleaved: 8 × 34 as int8, 8 × Q4_1's 20 as
+    /// nibbles (Q4_0's m left zero).
     private var groupBlockBytes: Int { usesInt8Groups ? 272 : 160 }
     private var groupBytes: Int { cols / 32 * groupBlockBytes }
 
