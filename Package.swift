@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "QuillModels", targets: ["QuillModels"]),
         .library(name: "QuillData", targets: ["QuillData"]),
         .library(name: "QuillTraining", targets: ["QuillTraining"]),
+        .library(name: "QuillEval", targets: ["QuillEval"]),
         .library(name: "QuillServer", targets: ["QuillServer"]),
     ],
     dependencies: [
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -34,6 +36,9 @@ let package = Package(
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillData", dependencies: ["QuillTokenizers", "CZlib"]),
         .target(name: "QuillTraining", dependencies: ["QuillModels", "QuillData", "QuillCore", "QuillFormats", "QuillTokenizers"]),
+        .target(name: "QuillEval", dependencies: [
+            "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "QuillServer", dependencies: [
             "QuillModels", "QuillTokenizers", "QuillFormats",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -44,19 +49,21 @@ let package = Package(
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillServer",
+                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillEval", "QuillServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "QuillTokenizersTests", dependencies: ["QuillTokenizers", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats"]),
-        .testTarget(name: "QuillModelsTests", dependencies: ["QuillModels", "QuillCore", "QuillFormats", "QuillTokenizers"],
+        .testTarget(name: "QuillModelsTests", dependencies: ["QuillModels", "QuillEval", "QuillCore", "QuillFormats", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillDataTests", dependencies: ["QuillData", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers"]),
         .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats", "QuillData", "QuillTokenizers"]),
+        .testTarget(name: "QuillEvalTests", dependencies: ["QuillEval", "QuillModels", "QuillData", "QuillTokenizers"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
     ],

@@ -28,11 +28,28 @@ public struct TokenLogprob: Sendable, Equatable {
 
     /// From logits [V]: log-softmax of `id` and the `top` best.
     public init(logits: [Float], id: Int32, top: Int) {
-        let m = logits.max() ?? 0
-        let logSum = log(logits.reduce(Float(0)) { $0 + exp($1 - m) }) + m
+        self = logits.withUnsafeBufferPointer { TokenLogprob(row: $0, id: id, top: top) }
+    }
+
+    /// From one row of logits [V].
+    public init(row: UnsafeBufferPointer<Float>, id: Int32, top: Int) {
+        let logSum = LogSoftmax.logSumExp(row)
         self.id = id
-        logprob = logits[Int(id)] - logSum
-        self.top = top > 0 ? logits.indices.sorted { logits[$0] > logits[$1] }.prefix(top).map { (Int32($0), logits[$0] - logSum) } : []
+        logprob = Float(Double(row[Int(id)]) - logSum)
+        self.top = top > 0 ? Self.best(row, top).map { (Int32($0), Float(Double(row[$0]) - logSum)) } : []
+    }
+
+    /// Indices of the k largest entries, largest first (ties: lower index first).
+    static func best(_ row: UnsafeBufferPointer<Float>, _ k: Int) -> [Int] {
+        var kept: [Int] = []
+        kept.reserveCapacity(k + 1)
+        for i in row.indices where kept.count < k || row[i] > row[kept[kept.count - 1]] {
+            var at = kept.count
+            while at > 0 && row[kept[at - 1]] < row[i] { at -= 1 }
+            kept.insert(i, at: at)
+            if kept.count > k { kept.removeLast() }
+        }
+        return kept
     }
 }
 

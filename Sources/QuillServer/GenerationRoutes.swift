@@ -46,12 +46,22 @@ extension QuillServer {
         var request = request
         let f = try await body(&request)
         let b = try host.backend()
-        try f.onlyKnown(["text", "add_special_tokens", "model"])
+        try f.onlyKnown(["text", "prompt", "add_special_tokens", "model"])
         try checkModel(f, b)
-        guard let text = try f.string("text") else { throw APIError.invalid("text", "required: the text to tokenize") }
+        guard let text = try f.string("text") ?? f.string("prompt") else { throw APIError.invalid("text", "required: the text to tokenize") }
         let ids = b.tokenizer.encode(text, addSpecialTokens: try f.bool("add_special_tokens") ?? true)
         let pieces: [JSONValue] = ids.map { .string(b.tokenizer.token(for: $0) ?? "") }
         return json(["tokens": .array(ids.map { .int(Int($0)) }), "pieces": .array(pieces), "count": .int(ids.count)])
+    }
+
+    /// vLLM's `/tokenizer_info`: special tokens by text, the chat template, whether BOS is added.
+    func tokenizerInfo() throws -> Response {
+        let b = try host.backend(), t = b.tokenizer
+        func text(_ id: Int32?) -> JSONValue { id.flatMap { t.token(for: $0) }.map { .string($0) } ?? .null }
+        let addsBos = t.bosTokenId.map { t.encode("", addSpecialTokens: true).first == $0 } ?? false
+        return json(["bos_token": text(t.bosTokenId), "eos_token": text(t.eosTokenId), "pad_token": text(t.padTokenId),
+                     "chat_template": t.chatTemplate.map { .string($0) } ?? .null, "add_bos_token": .bool(addsBos),
+                     "model_max_length": .int(b.contextLength)])
     }
 
     func detokenize(_ request: Request) async throws -> Response {
@@ -68,7 +78,8 @@ extension QuillServer {
             }
             ids.append(Int32(id))
         }
-        return json(["text": .string(b.tokenizer.decode(ids, skipSpecialTokens: try f.bool("skip_special_tokens") ?? false))])
+        let text = b.tokenizer.decode(ids, skipSpecialTokens: try f.bool("skip_special_tokens") ?? false)
+        return json(["text": .string(text), "prompt": .string(text)])
     }
 
     // MARK: /generate, /generate_stream
@@ -141,7 +152,7 @@ extension QuillServer {
                 return [["index": .int(index), "token": ["id": nil, "text": .string(text), "special": false], "generated_text": nil, "details": nil]]
             case .finished(let index, let s):
                 return [["index": .int(index), "token": nil, "generated_text": .string((fullText ? prompt : "") + s.text), "details": detailsJSON(s)]]
-            case .failed: return []
+            case .failed, .prompt: return []
             }
         } end: { [] }
     }
@@ -179,6 +190,7 @@ extension QuillServer {
         for await event in events {
             switch event {
             case .token, .text: if first == nil { first = Date() }
+            case .prompt: break
             case .finished(let index, let summary):
                 summaries[index] = summary
                 metrics.generation(summary, firstTokenAfter: (first ?? Date()).timeIntervalSince(arrived))

@@ -39,16 +39,24 @@ public final class InferenceEngine: @unchecked Sendable {
         public var count = 1
         /// When the request gives up (finish reason `timeout`).
         public var deadline: Date?
-        public init(promptIds: [Int32], options: GenerationOptions, count: Int = 1, deadline: Date? = nil) {
+        /// Score the prompt itself: the log-probability of each prompt token after the first,
+        /// with this many alternatives (OpenAI's `echo` with `logprobs`). Such a prompt runs whole
+        /// in one engine step, in the pieces `quill eval` uses, so the figures equal its figures.
+        public var promptLogprobs: Int?
+        public init(promptIds: [Int32], options: GenerationOptions, count: Int = 1, deadline: Date? = nil, promptLogprobs: Int? = nil) {
             self.promptIds = promptIds
             self.options = options
             self.count = count
             self.deadline = deadline
+            self.promptLogprobs = promptLogprobs
         }
         var kvTokens: Int { count * (promptIds.count + options.maxNewTokens) }
     }
 
     public enum Event: Sendable {
+        /// The prompt's own log-probabilities (tokens 1..<n), when the request asked for them;
+        /// sent once, after the prompt ran and before any token.
+        case prompt([TokenLogprob])
         /// A generated token of choice `index`, the text it made safe to show (often empty
         /// mid-character or while a stop string may be starting), its log-probability if asked.
         case token(index: Int, id: Int32, text: String, logprob: TokenLogprob?)
@@ -66,6 +74,8 @@ public final class InferenceEngine: @unchecked Sendable {
         public var tokens: [Int32]
         public var logprobs: [TokenLogprob]
         public var promptTokens: Int
+        /// The prompt's log-probabilities (tokens 1..<n), when asked for.
+        public var promptLogprobs: [TokenLogprob]?
         /// Waiting in the queue, then from admission to the first token, then generating.
         public var queueSeconds: Double, prefillSeconds: Double, generationSeconds: Double
     }
@@ -125,6 +135,7 @@ public final class InferenceEngine: @unchecked Sendable {
         var next: [Int32?] = []
         var caches: [KVCache] = []
         var admitted = Date(), firstToken: Date?
+        var promptLogprobs: [TokenLogprob]?
         var decoding: Bool { !sequences.isEmpty }
     }
 
@@ -283,8 +294,13 @@ public final class InferenceEngine: @unchecked Sendable {
         let prompt = slot.job.request.promptIds
         let chunk = Array(prompt[slot.prefilled..<min(prompt.count, slot.prefilled + limit)])
         do {
-            let logits = try model.forward(chunk, cache: &slot.cache)
-            slot.prefilled += chunk.count
+            let logits: [Float]
+            if let top = slot.job.request.promptLogprobs {
+                logits = try scorePrompt(&slot, top: top)
+            } else {
+                logits = try model.forward(chunk, cache: &slot.cache)
+                slot.prefilled += chunk.count
+            }
             guard slot.prefilled == prompt.count else { return chunk.count }
             let r = slot.job.request
             slot.caches = Array(repeating: slot.cache, count: r.count)
@@ -300,6 +316,27 @@ public final class InferenceEngine: @unchecked Sendable {
             fail(slot, error)
         }
         return chunk.count
+    }
+
+    /// Runs the whole prompt, recording each token's log-probability; returns the last logits.
+    private func scorePrompt(_ slot: inout Slot, top: Int) throws -> [Float] {
+        let prompt = slot.job.request.promptIds, vocab = model.vocabularySize
+        var scored: [TokenLogprob] = []
+        var last: [Float] = []
+        scored.reserveCapacity(prompt.count - 1)
+        try model.forwardAll(prompt, cache: &slot.cache) { first, logits in
+            let rows = logits.count / vocab
+            logits.withUnsafeBufferPointer { all in
+                for r in 0..<rows where first + r + 1 < prompt.count {
+                    scored.append(TokenLogprob(row: UnsafeBufferPointer(rebasing: all[(r * vocab)..<((r + 1) * vocab)]), id: prompt[first + r + 1], top: top))
+                }
+            }
+            last = Array(logits[((rows - 1) * vocab)...])
+        }
+        slot.prefilled = prompt.count
+        slot.promptLogprobs = scored
+        slot.job.continuation.yield(.prompt(scored))
+        return last
     }
 
     /// Samples choice c's next token from its logits and sends what it produced.
@@ -323,6 +360,7 @@ public final class InferenceEngine: @unchecked Sendable {
         let first = slot.firstToken ?? now
         slot.job.continuation.yield(.finished(index: c, Summary(
             finishReason: s.finishReason!, text: s.text, tokens: s.generated, logprobs: s.logprobs, promptTokens: s.promptIds.count,
+            promptLogprobs: slot.promptLogprobs,
             queueSeconds: slot.admitted.timeIntervalSince(slot.job.submitted), prefillSeconds: first.timeIntervalSince(slot.admitted),
             generationSeconds: now.timeIntervalSince(first))))
         if slot.sequences.allSatisfy({ $0.finishReason != nil }) { close(slot.job) }

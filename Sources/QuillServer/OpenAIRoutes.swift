@@ -27,6 +27,7 @@ extension QuillServer {
 
         // the prompt
         var prompt = "", promptIds: [Int32]
+        var morePrompts: [(text: String, ids: [Int32])] = []   // OpenAI's batch of prompts: choices follow prompt by prompt
         var generation = GenerationOptions()
         if chat {
             let messages = try chatMessages(f)
@@ -40,7 +41,9 @@ extension QuillServer {
                 throw APIError.invalid("response_format", "only {\"type\": \"text\"} is supported")
             }
         } else {
-            (prompt, promptIds) = try completionPrompt(f, b)
+            let prompts = try completionPrompts(f, b)
+            (prompt, promptIds) = prompts[0]
+            morePrompts = Array(prompts.dropFirst())
             if let suffix = try f.string("suffix"), !suffix.isEmpty { throw APIError.invalid("suffix", "insertion (suffix) is not supported") }
         }
 
@@ -48,7 +51,7 @@ extension QuillServer {
         let maxField = chat && f.value("max_completion_tokens") != nil ? "max_completion_tokens" : "max_tokens"
         let defaultMax = chat ? min(options.defaultMaxTokens, max(1, b.contextLength - promptIds.count)) : 16
         generation.maxNewTokens = try f.int(maxField, in: 0...b.contextLength) ?? defaultMax
-        try checkContext(b, promptTokens: promptIds.count, maxNew: generation.maxNewTokens, param: maxField)
+        for ids in [promptIds] + morePrompts.map(\.ids) { try checkContext(b, promptTokens: ids.count, maxNew: generation.maxNewTokens, param: maxField) }
         generation.sampling = try SamplingFields.read(f, openAI: true, vocabularySize: b.vocabularySize)
         generation.stopStrings = try f.strings("stop", max: 4) ?? []
         generation.ignoreEOS = try f.bool("ignore_eos") ?? false
@@ -62,15 +65,23 @@ extension QuillServer {
         }
         let top = generation.topLogprobs ?? 0
         let echo = chat ? false : try f.bool("echo") ?? false
-        if echo && generation.topLogprobs != nil { throw APIError.invalid("echo", "echo with logprobs (prompt log-probabilities) is not supported") }
+        // echo with logprobs scores the prompt too (what evaluation harnesses ask for)
+        let promptTop = echo ? generation.topLogprobs : nil
         let stream = try f.bool("stream") ?? false
         let includeUsage = try f.object("stream_options").map { o throws(APIError) -> Bool in
             guard stream else { throw APIError.invalid("stream_options", "only allowed with stream: true") }
             return o["include_usage"] == .bool(true)
         } ?? false
 
-        let events = try submit(b, .init(promptIds: promptIds, options: generation, count: n, deadline: arrived + options.timeout))
-        metrics.promptTokens.increment(by: Int64(promptIds.count))
+        if stream && !morePrompts.isEmpty { throw APIError.invalid("prompt", "several prompts are answered without stream only") }
+        let events = try submit(b, .init(promptIds: promptIds, options: generation, count: n, deadline: arrived + options.timeout,
+                                         promptLogprobs: promptTop))
+        var moreEvents: [AsyncStream<InferenceEngine.Event>] = []
+        for more in morePrompts {
+            moreEvents.append(try submit(b, .init(promptIds: more.ids, options: generation, count: n, deadline: arrived + options.timeout,
+                                                  promptLogprobs: promptTop)))
+        }
+        metrics.promptTokens.increment(by: Int64(promptIds.count + morePrompts.reduce(0) { $0 + $1.ids.count }))
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(arrived.timeIntervalSince1970)
         let head: [String: JSONValue] = ["id": .string(id), "created": .int(created), "model": .string(b.name),
@@ -78,15 +89,21 @@ extension QuillServer {
         let tokenizer = b.tokenizer
 
         if !stream {
-            let summaries = try await request.body.consumeWithCancellationOnInboundClose { _ in
-                try await collect(events, count: n, arrived: arrived)
+            let answers = try await request.body.consumeWithCancellationOnInboundClose { _ in
+                var all: [[InferenceEngine.Summary]] = []
+                for stream in [events] + moreEvents { all.append(try await collect(stream, count: n, arrived: arrived)) }
+                return all
             }
+            let prompts = [(prompt, promptIds)] + morePrompts.map { ($0.text, $0.ids) }
+            let summaries = answers.flatMap { $0 }
             var choices: [JSONValue] = []
             for (index, s) in summaries.enumerated() {
+                let (prompt, promptIds) = prompts[index / n]
                 var choice: [String: JSONValue] = ["index": .int(index), "finish_reason": Self.finishReason(s.finishReason)]
                 let logprobs = generation.topLogprobs == nil ? JSONValue.null
                     : chat ? ["content": .array(zip(s.tokens, s.logprobs).map { Self.chatLogprob(tokenizer, $1, top: top) })]
-                    : Self.completionLogprobs(tokenizer, Array(zip(s.tokens, s.logprobs).map(\.1)), top: top, offset: 0)
+                    : Self.completionLogprobs(tokenizer, Array(zip(s.tokens, s.logprobs).map(\.1)), top: top, offset: echo ? prompt.count : 0,
+                                              prompt: s.promptLogprobs.map { (promptIds, $0) })
                 choice["logprobs"] = logprobs
                 if chat { choice["message"] = ["role": "assistant", "content": .string(s.text)] }
                 else { choice["text"] = .string((echo ? prompt : "") + s.text) }
@@ -94,13 +111,13 @@ extension QuillServer {
             }
             var body = head
             body["choices"] = .array(choices)
-            body["usage"] = Self.usage(prompt: promptIds.count, completion: summaries.reduce(0) { $0 + $1.tokens.count })
+            body["usage"] = Self.usage(prompt: prompts.reduce(0) { $0 + $1.1.count }, completion: summaries.reduce(0) { $0 + $1.tokens.count })
             return json(.object(body))
         }
 
         // streamed: chat opens each choice with its role; text waits until it is whole UTF-8, and
         // the log-probabilities of tokens whose text was held back ride on the next chunk
-        let state = StreamState(choices: n)
+        let state = StreamState(choices: n, offset: echo ? prompt.count : 0)
         let promptTokens = promptIds.count
         @Sendable func chunk(_ index: Int, text: String?, logprobs: JSONValue, finish: JSONValue) -> JSONValue {
             var choice: [String: JSONValue] = ["index": .int(index), "logprobs": logprobs, "finish_reason": finish]
@@ -119,9 +136,14 @@ extension QuillServer {
                 start.append(.object(body))
             }
         }
-        if echo { for index in 0..<n { start.append(chunk(index, text: prompt, logprobs: nil, finish: nil)) } }
+        // the echoed prompt goes first; with logprobs it waits for the prompt's scores
+        if echo && promptTop == nil { for index in 0..<n { start.append(chunk(index, text: prompt, logprobs: nil, finish: nil)) } }
+        let (promptText, promptTokenIds) = (prompt, promptIds)
         return sse(events: events, arrived: arrived, start: start, render: { event in
             switch event {
+            case .prompt(let scored):
+                let logprobs = Self.completionLogprobs(tokenizer, [], top: top, offset: 0, prompt: (promptTokenIds, scored))
+                return (0..<n).map { chunk($0, text: promptText, logprobs: logprobs, finish: nil) }
             case .token(let index, _, let text, let logprob):
                 if let logprob { state.pending[index].append(logprob) }
                 guard !text.isEmpty else { return [] }
@@ -152,9 +174,9 @@ extension QuillServer {
         var pending: [[TokenLogprob]]
         var completionTokens = 0
         var offsets: [Int]
-        init(choices: Int) {
+        init(choices: Int, offset: Int) {
             pending = Array(repeating: [], count: choices)
-            offsets = Array(repeating: 0, count: choices)
+            offsets = Array(repeating: offset, count: choices)
         }
         /// The log-probabilities waiting for choice `index`, in the API's shape, and forgets them.
         func take(_ index: Int, _ tokenizer: Tokenizer, chat: Bool, top: Int) -> JSONValue {
@@ -195,22 +217,35 @@ extension QuillServer {
         return messages
     }
 
-    /// A completion's prompt: a string, an array holding one string, or token ids.
-    func completionPrompt(_ f: JSONFields, _ b: Backend) throws(APIError) -> (String, [Int32]) {
-        switch f.value("prompt") {
-        case .string(let s)?: return (s, b.tokenizer.encode(s))
-        case .array(let a)? where a.count == 1 && a[0].stringValue != nil:
-            let s = a[0].stringValue!
-            return (s, b.tokenizer.encode(s))
-        case .array(let a)? where !a.isEmpty && a.allSatisfy({ if case .int = $0 { true } else { false } }):
+    /// A completion's prompts: a string or token ids, or an array of up to 64 of either (OpenAI's batch).
+    func completionPrompts(_ f: JSONFields, _ b: Backend) throws(APIError) -> [(text: String, ids: [Int32])] {
+        func tokens(_ a: [JSONValue]) throws(APIError) -> [Int32]? {
+            guard !a.isEmpty, a.allSatisfy({ if case .int = $0 { true } else { false } }) else { return nil }
             var ids: [Int32] = []
             for case .int(let id) in a {
                 guard id >= 0 && id < b.vocabularySize else { throw .invalid("prompt", "token id \(id) is not below \(b.vocabularySize)") }
                 ids.append(Int32(id))
             }
-            return (b.tokenizer.decode(ids), ids)
+            return ids
+        }
+        let expected = "expected a string, token ids, or an array of 1 to 64 of either"
+        switch f.value("prompt") {
+        case .string(let s)?: return [(s, b.tokenizer.encode(s))]
+        case .array(let a)? where !a.isEmpty:
+            if let ids = try tokens(a) { return [(b.tokenizer.decode(ids), ids)] }
+            guard a.count <= 64 else { throw .invalid("prompt", expected) }
+            var prompts: [(text: String, ids: [Int32])] = []
+            for item in a {
+                switch item {
+                case .string(let s): prompts.append((s, b.tokenizer.encode(s)))
+                case .array(let inner): guard let ids = try tokens(inner) else { throw .invalid("prompt", expected) }
+                    prompts.append((b.tokenizer.decode(ids), ids))
+                default: throw .invalid("prompt", expected)
+                }
+            }
+            return prompts
         case nil: throw .invalid("prompt", "required: a string")
-        default: throw .invalid("prompt", "expected a string, an array of one string, or an array of token ids (one prompt per request)")
+        default: throw .invalid("prompt", expected)
         }
     }
 
@@ -238,9 +273,27 @@ extension QuillServer {
     }
 
     /// Completions' `logprobs`: tokens, token_logprobs, top_logprobs (token → logprob) and text_offset.
-    static func completionLogprobs(_ tokenizer: Tokenizer, _ lps: [TokenLogprob], top: Int, offset: Int) -> JSONValue {
+    /// With `prompt` (echo), the prompt's tokens come first, the first of them with `null`
+    /// log-probability and alternatives, as OpenAI's legacy API gives them.
+    static func completionLogprobs(_ tokenizer: Tokenizer, _ lps: [TokenLogprob], top: Int, offset: Int,
+                                   prompt: (ids: [Int32], scored: [TokenLogprob])? = nil) -> JSONValue {
         var tokens: [JSONValue] = [], logprobs: [JSONValue] = [], tops: [JSONValue] = [], offsets: [JSONValue] = []
-        var at = offset
+        var at = 0
+        if let prompt {
+            for (i, id) in prompt.ids.enumerated() {
+                let text = tokenizer.decode([id])
+                tokens.append(.string(text))
+                offsets.append(.int(at))
+                at += text.count
+                guard i > 0, i - 1 < prompt.scored.count else { logprobs.append(.null); tops.append(.null); continue }
+                let lp = prompt.scored[i - 1]
+                logprobs.append(.double(Double(lp.logprob)))
+                var alternatives: [String: JSONValue] = [:]
+                for t in lp.top.prefix(top) { alternatives[tokenizer.decode([t.id])] = alternatives[tokenizer.decode([t.id])] ?? .double(Double(t.logprob)) }
+                tops.append(.object(alternatives))
+            }
+        }
+        at = max(at, offset)
         for lp in lps {
             let text = tokenizer.decode([lp.id])
             tokens.append(.string(text))

@@ -109,10 +109,12 @@ enum OpenAPIDocument {
         generate.merge(samplingExtensions) { a, _ in a }
         var completion: [String: JSONValue] = [
             "model": string("The id /v1/models lists."),
-            "prompt": ["oneOf": [string(), array(string(), max: 1, min: 1), array(integer(0), min: 1)], "description": "One prompt: text or token ids."],
+            "prompt": ["oneOf": [string(), array(integer(0), min: 1), array(["oneOf": [string(), array(integer(0), min: 1)]], max: 64, min: 1)],
+                       "description": "Text or token ids, or a batch of up to 64 of either (choices follow prompt by prompt; not with stream)."],
             "suffix": nullable(["type": "string", "maxLength": 0]),
             "max_tokens": integer(0, nil, "Default 16."), "temperature": number(0, 2), "top_p": number(0, 1), "n": integer(1, 16),
-            "stream": boolean, "stream_options": streamOptions, "logprobs": nullable(integer(0, 5)), "echo": boolean, "stop": stop(4),
+            "stream": boolean, "stream_options": streamOptions, "logprobs": nullable(integer(0, 5)),
+            "echo": ["type": "boolean", "description": "Return the prompt before the completion; with logprobs, the prompt's tokens are scored too (the first with null)."], "stop": stop(4),
             "presence_penalty": number(-2, 2), "frequency_penalty": number(-2, 2), "best_of": integer(1, 16), "logit_bias": logitBias,
             "user": string(), "seed": seed,
         ]
@@ -144,8 +146,8 @@ enum OpenAPIDocument {
             chatLogprob = .object(o)
         }
         let completionLogprobs = nullable(object([
-            "tokens": array(string()), "token_logprobs": array(["type": "number"]),
-            "top_logprobs": array(["type": "object", "additionalProperties": ["type": "number"]]), "text_offset": array(integer(0)),
+            "tokens": array(string()), "token_logprobs": array(["type": ["number", "null"]]),
+            "top_logprobs": array(["type": ["object", "null"], "additionalProperties": ["type": "number"]]), "text_offset": array(integer(0)),
         ], required: ["tokens", "token_logprobs", "top_logprobs", "text_offset"]))
         let schemas: [String: JSONValue] = [
             "Error": object(["error": object(["message": string(), "type": string(), "param": nullable(string()), "code": nullable(string())],
@@ -182,10 +184,14 @@ enum OpenAPIDocument {
             "Model": object(["id": string(), "object": ["type": "string", "enum": ["model"]], "created": integer(0), "owned_by": string()],
                             required: ["id", "object", "created", "owned_by"]),
             "ModelList": object(["object": ["type": "string", "enum": ["list"]], "data": array(ref("Model"))], required: ["object", "data"]),
-            "TokenizeRequest": object(["text": string(), "add_special_tokens": boolean, "model": string()], required: ["text"]),
+            "TokenizeRequest": object(["text": string(), "prompt": string("vLLM's name for text; one of the two is required."),
+                                       "add_special_tokens": boolean, "model": string()]),
             "TokenizeResponse": object(["tokens": array(integer(0)), "pieces": array(string()), "count": integer(0)], required: ["tokens", "pieces", "count"]),
             "DetokenizeRequest": object(["tokens": array(integer(0)), "skip_special_tokens": boolean, "model": string()], required: ["tokens"]),
-            "DetokenizeResponse": object(["text": string()], required: ["text"]),
+            "DetokenizeResponse": object(["text": string(), "prompt": string("The same text under vLLM's name.")], required: ["text", "prompt"]),
+            "TokenizerInfo": object(["bos_token": nullable(string()), "eos_token": nullable(string()), "pad_token": nullable(string()),
+                                     "chat_template": nullable(string()), "add_bos_token": boolean, "model_max_length": integer(1)],
+                                    required: ["bos_token", "eos_token", "pad_token", "chat_template", "add_bos_token", "model_max_length"]),
             "Health": object(["status": ["type": "string", "enum": ["ok", "loading", "failed"]], "error": string()], required: ["status"]),
         ]
         let notFound: [String: JSONValue] = ["404": errorResponse, "401": errorResponse, "503": errorResponse]
@@ -198,6 +204,8 @@ enum OpenAPIDocument {
                               tag: "tokens"),
             "/detokenize": post("Token ids to text.", ref("DetokenizeRequest"), response("The text.", ["application/json": ref("DetokenizeResponse")]),
                                 tag: "tokens"),
+            "/tokenizer_info": get("The tokenizer's special tokens and chat template (vLLM's shape: lm-evaluation-harness tokenizes through this server).",
+                                   ["200": response("The tokenizer.", ["application/json": ref("TokenizerInfo")])], tag: "tokens"),
             "/v1/completions": post("OpenAI completions; with stream, server-sent events ending in data: [DONE].", ref("CompletionRequest"),
                                     response("The completion, or its event stream.", ["application/json": ref("CompletionResponse"),
                                                                                       "text/event-stream": eventStream]), tag: "openai"),

@@ -14,6 +14,8 @@ public struct ServerOptions: Sendable {
     public var port = 8080
     /// The GGUF file or Hugging Face directory to load.
     public var modelPath: String
+    /// Every weight in fp32 (dequantized at load) instead of on the int8 kernels.
+    public var dense = false
     /// A PEFT LoRA adapter directory applied beside the model's weights.
     public var adapterPath: String?
     /// The model's id in the API (`model` fields, `/v1/models`).
@@ -99,8 +101,9 @@ public struct QuillServer: Sendable {
 
     func load() throws -> Backend {
         let started = Date()
-        let (model, tokenizer) = try options.adapterPath.map { try ModelLoader.load(options.modelPath, adapter: URL(fileURLWithPath: $0)) }
-            ?? ModelLoader.load(options.modelPath)
+        let weights: LlamaModel.WeightFormat = options.dense ? .dense : .quantized
+        let (model, tokenizer) = try options.adapterPath.map { try ModelLoader.load(options.modelPath, adapter: URL(fileURLWithPath: $0), weights: weights) }
+            ?? ModelLoader.load(options.modelPath, weights: weights)
         let engine = InferenceEngine(model: model, tokenizer: tokenizer, limits: options.limits)
         engine.start()
         logger.info("model loaded", metadata: ["model": "\(options.modelName)", "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))",
@@ -153,6 +156,7 @@ public struct QuillServer: Sendable {
             return json(["id": .string(b.name), "object": "model", "created": .int(b.created), "owned_by": "quill"])
         }
         router.post("tokenize") { request, _ -> Response in try await tokenize(request) }
+        router.get("tokenizer_info") { _, _ -> Response in try tokenizerInfo() }
         router.post("detokenize") { request, _ -> Response in try await detokenize(request) }
         router.post("generate") { request, _ -> Response in try await generate(request, stream: false) }
         router.post("generate_stream") { request, _ -> Response in try await generate(request, stream: true) }

@@ -1,6 +1,7 @@
 import Foundation
 import QuillCore
 import QuillFormats
+import QuillData
 import QuillModels
 import QuillTokenizers
 

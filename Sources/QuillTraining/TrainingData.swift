@@ -1,4 +1,5 @@
 import Foundation
+import QuillData
 import QuillTokenizers
 
 /// One training example as tokens, and which of them the loss is on (the completion of a
@@ -6,14 +7,6 @@ import QuillTokenizers
 public struct TokenizedExample: Sendable, Equatable {
     public var tokens: [Int32]
     public var trained: [Bool]
-}
-
-/// A line of a data file that could not be used, with where it is.
-public struct DataIssue: Error, CustomStringConvertible, Sendable, Equatable {
-    public let file: String
-    public let line: Int
-    public let problem: String
-    public var description: String { line > 0 ? "\(file):\(line): \(problem)" : "\(file): \(problem)" }
 }
 
 /// Reads training files into tokenized examples:
@@ -43,21 +36,10 @@ public struct TrainingDataReader {
     }
 
     private mutating func read(_ path: String, with tokenizer: Tokenizer) throws -> [TokenizedExample] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataIssue(file: path, line: 0, problem: "cannot read the file")
-        }
-        if path.hasSuffix(".txt") {
-            let text = String(decoding: data, as: UTF8.self)
-            return text.components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-                .filter { !$0.isEmpty }.map { plain($0, tokenizer) }
-        }
         var examples: [TokenizedExample] = []
-        var lineNumber = 0
-        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        for (line, record) in try ExampleRecords.read(path) {
             do {
-                examples.append(try example(Data(line), file: path, line: lineNumber, tokenizer: tokenizer))
+                examples.append(try example(try record.get(), file: path, line: line, tokenizer: tokenizer))
             } catch let issue as DataIssue {
                 if strict { throw issue }
                 issues.append(issue)
@@ -66,80 +48,30 @@ public struct TrainingDataReader {
         return examples
     }
 
-    private func example(_ line: Data, file: String, line number: Int, tokenizer: Tokenizer) throws -> TokenizedExample {
-        func issue(_ problem: String) -> DataIssue { DataIssue(file: file, line: number, problem: problem) }
-        guard String(data: line, encoding: .utf8) != nil else { throw issue("not valid UTF-8") }
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw issue("not a JSON object") }
-            object = parsed
-        } catch let error as DataIssue { throw error } catch {
-            throw issue("not valid JSON")
-        }
-        if let text = object["text"] {
-            guard let text = text as? String else { throw issue("\"text\" is not a string") }
-            return plain(text, tokenizer)
-        }
-        if let prompt = object["prompt"] ?? object["completion"].map({ _ in "" }) {
-            guard let prompt = prompt as? String else { throw issue("\"prompt\" is not a string") }
-            guard let completion = object["completion"] as? String else { throw issue("\"completion\" is missing or not a string") }
+    private func example(_ record: ExampleRecord, file: String, line: Int, tokenizer: Tokenizer) throws -> TokenizedExample {
+        switch record {
+        case .text(let text):
+            let tokens = tokenizer.encode(text, addSpecialTokens: true) + eos(tokenizer)
+            return TokenizedExample(tokens: tokens, trained: [Bool](repeating: true, count: tokens.count))
+        case let .completion(prompt, completion):
             let p = tokenizer.encode(prompt, addSpecialTokens: true), c = tokenizer.encode(completion, addSpecialTokens: false) + eos(tokenizer)
             return TokenizedExample(tokens: p + c, trained: [Bool](repeating: false, count: p.count) + [Bool](repeating: true, count: c.count))
-        }
-        if let messages = object["messages"] {
-            guard let list = messages as? [[String: Any]], !list.isEmpty else { throw issue("\"messages\" is not a non-empty list of objects") }
-            let turns = try list.enumerated().map { i, m -> ChatMessage in
-                guard let role = m["role"] as? String, let content = m["content"] as? String else {
-                    throw issue("message \(i) lacks a string \"role\" or \"content\"")
-                }
-                return ChatMessage(role: role, content: content)
+        case .chat(let turns):
+            guard let template else { throw DataIssue(file: file, line: line, problem: "the model's chat template does not parse") }
+            let pieces: [(text: String, assistant: Bool)]
+            do { pieces = try ExampleRecords.chatPieces(turns, template: template, tokenizer: tokenizer) }
+            catch { throw DataIssue(file: file, line: line, problem: error.problem) }
+            var example = TokenizedExample(tokens: [], trained: [])
+            for (index, piece) in pieces.enumerated() where !piece.text.isEmpty {
+                let ids = tokenizer.encode(piece.text, addSpecialTokens: index == 0)
+                example.tokens += ids
+                example.trained += [Bool](repeating: piece.assistant, count: ids.count)
             }
-            guard turns.contains(where: { $0.role == "assistant" }) else { throw issue("no assistant message to learn from") }
-            return try chat(turns, tokenizer: tokenizer, issue: issue)
+            return example
         }
-        throw issue("no \"text\", \"prompt\"/\"completion\" or \"messages\" field")
     }
 
     private func eos(_ tokenizer: Tokenizer) -> [Int32] { tokenizer.eosTokenId.map { [$0] } ?? [] }
-
-    private func plain(_ text: String, _ tokenizer: Tokenizer) -> TokenizedExample {
-        let tokens = tokenizer.encode(text, addSpecialTokens: true) + eos(tokenizer)
-        return TokenizedExample(tokens: tokens, trained: [Bool](repeating: true, count: tokens.count))
-    }
-
-    /// Renders growing prefixes of the conversation: the text each message adds is its own
-    /// piece, and the pieces an assistant wrote (after the template's generation prompt) carry
-    /// the loss.
-    private func chat(_ turns: [ChatMessage], tokenizer: Tokenizer, issue: (String) -> DataIssue) throws -> TokenizedExample {
-        guard let template else { throw issue("the model's chat template does not parse") }
-        let bos = tokenizer.bosTokenId.flatMap { tokenizer.token(for: $0) } ?? ""
-        let eosText = tokenizer.eosTokenId.flatMap { tokenizer.token(for: $0) } ?? ""
-        func render(_ messages: ArraySlice<ChatMessage>, prompt: Bool) throws -> String {
-            do { return try template.render(Array(messages), addGenerationPrompt: prompt, bosToken: bos, eosToken: eosText) }
-            catch { throw issue("chat template: \(error)") }
-        }
-        var pieces: [(String, Bool)] = []
-        var done = ""
-        for i in turns.indices {
-            if turns[i].role == "assistant" {
-                let opened = try render(turns[..<i], prompt: true)
-                guard opened.hasPrefix(done) else { throw issue("the chat template renders message \(i) inconsistently") }
-                pieces.append((String(opened.dropFirst(done.count)), false))
-                done = opened
-            }
-            let closed = try render(turns[...i], prompt: false)
-            guard closed.hasPrefix(done) else { throw issue("the chat template renders message \(i) inconsistently") }
-            pieces.append((String(closed.dropFirst(done.count)), turns[i].role == "assistant"))
-            done = closed
-        }
-        var example = TokenizedExample(tokens: [], trained: [])
-        for (index, (text, trained)) in pieces.enumerated() where !text.isEmpty {
-            let ids = tokenizer.encode(text, addSpecialTokens: index == 0)
-            example.tokens += ids
-            example.trained += [Bool](repeating: trained, count: ids.count)
-        }
-        return example
-    }
 }
 
 /// Token shards as `quill prepare --tokenizer` writes them (see `TokenShardWriter`).

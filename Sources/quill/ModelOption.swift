@@ -13,12 +13,19 @@ struct ModelOption: ParsableArguments {
     var adapter: String?
 
     /// The file or directory `-m` names.
-    var path: String { get throws { try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path } }
+    var path: String { get throws { try Self.path(model) } }
 
     func load(weights: LlamaModel.WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
+        try Self.load(model, adapter: adapter, weights: weights, denseBatchThreshold: denseBatchThreshold)
+    }
+
+    static func path(_ model: String?) throws -> String { try model.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path }
+
+    static func load(_ model: String?, adapter: String?, weights: LlamaModel.WeightFormat = .quantized,
+                     denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
         if let adapter {
-            return try ModelLoader.load(try path, adapter: URL(fileURLWithPath: adapter), weights: weights, denseBatchThreshold: denseBatchThreshold)
+            return try ModelLoader.load(try path(model), adapter: URL(fileURLWithPath: adapter), weights: weights, denseBatchThreshold: denseBatchThreshold)
         }
-        return try ModelLoader.load(try path, weights: weights, denseBatchThreshold: denseBatchThreshold)
+        return try ModelLoader.load(try path(model), weights: weights, denseBatchThreshold: denseBatchThreshold)
     }
 }

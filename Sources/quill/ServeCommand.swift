@@ -21,6 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
             help: "GGUF file, Hugging Face directory, or a cached model's name (default: SmolLM2 from the cache).") var model: String?
     @Option(help: "A PEFT LoRA adapter directory (as quill train writes it or PEFT saves it) to apply beside the model's weights.")
     var adapter: String?
+    @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels (QUILL_DENSE=1).") var dense = false
     @Option(name: .customLong("model-name"), help: "The model's id in the API (default: the file or folder name).") var modelName: String?
     @Option(help: "Address to listen on (0.0.0.0 in a container).") var host: String?
     @Option(help: "Port (0: any free port, printed at start).") var port: Int?
@@ -55,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
             ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         var options = ServerOptions(modelPath: path, modelName: name)
         options.adapterPath = adapter ?? env["QUILL_ADAPTER"]
+        options.dense = dense || env["QUILL_DENSE"] == "1"
         options.host = try value(host, "QUILL_HOST", options.host)
         options.port = try value(port, "QUILL_PORT", options.port)
         let parallel = try value(self.parallel, "QUILL_PARALLEL", 4)

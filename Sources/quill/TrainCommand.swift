@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuillFormats
+import QuillData
 import QuillModels
 import QuillTraining
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import QuillCore
 import QuillFormats
+import QuillEval
 @testable import QuillModels
 import QuillTokenizers
 

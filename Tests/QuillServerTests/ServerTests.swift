@@ -28,10 +28,34 @@ enum Default {
             case .token(let i, _, let text, _), .text(let i, let text): streamed[i, default: ""] += text
             case .finished(let i, let s): summaries[i] = s
             case .failed(let message): Issue.record("failed: \(message)")
+            case .prompt: break
             }
         }
         for (i, s) in summaries { #expect(streamed[i, default: ""] == s.text, "the streamed pieces add up to the text") }
         return (0..<request.count).map { summaries[$0]! }
+    }
+
+    /// A prompt scored by the engine (OpenAI's echo with logprobs) gives the log-softmax of the
+    /// model's own logits at every prompt position, and max_tokens 0 generates nothing.
+    @Test func promptLogprobsAreTheModels() async throws {
+        let ids = Default.tokenizer.encode("Shall I compare thee to a summer's day? 床前明月光，疑是地上霜。")
+        var cache = Default.model.makeCache(capacity: ids.count)
+        let logits = try Default.model.forward(ids, cache: &cache, allLogits: true)
+        let vocab = Default.model.vocabularySize
+        let expected = (1..<ids.count).map { p in
+            logits.withUnsafeBufferPointer { LogSoftmax.value(UnsafeBufferPointer(rebasing: $0[((p - 1) * vocab)..<(p * vocab)]), at: Int(ids[p])) }
+        }
+        let engine = InferenceEngine(model: Default.model, tokenizer: Default.tokenizer)
+        engine.start()
+        defer { engine.shutdown() }
+        let summary = try await run(engine, .init(promptIds: ids, options: greedy(0), promptLogprobs: 2))[0]
+        let scored = try #require(summary.promptLogprobs)
+        #expect(summary.tokens.isEmpty)
+        #expect(scored.count == ids.count - 1)
+        let worst = zip(scored, expected).map { abs(Double($0.logprob) - $1) }.max() ?? 0
+        print("prompt log-probabilities: \(scored.count) positions, max |Δ| \(worst) against the model's own logits")
+        #expect(worst < 1e-5)
+        #expect(scored.allSatisfy { $0.top.count == 2 && $0.top[0].logprob >= $0.top[1].logprob })
     }
 
     /// Sequences of different lengths decoded together in batches (and a prompt cut into
@@ -241,7 +265,10 @@ enum Default {
                                    headers: auth)
             }
             // until the engine holds it (not a fixed sleep: on a busy machine the request may take a while to arrive)
-            for _ in 0..<3000 where !(try await client.request("GET", "/metrics").text.contains("quill_running_sequences 1")) {
+            // (a `for ... where` loop would go on polling after the condition held, past the long request's end)
+            var polls = 0
+            while polls < 3000, !(try await client.request("GET", "/metrics").text.contains("quill_running_sequences 1")) {
+                polls += 1
                 try await Task.sleep(for: .milliseconds(10))
             }
             let refused = try await client.request("POST", "/generate", body: #"{"prompt": "hi"}"#, headers: auth)

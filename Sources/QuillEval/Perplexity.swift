@@ -1,4 +1,5 @@
 import Foundation
+import QuillModels
 import QuillTokenizers
 
 /// Perplexity by llama.cpp's `llama-perplexity` protocol, so the two can be compared number for
@@ -74,7 +75,7 @@ public struct Perplexity: Sendable {
             for position in first..<(context - 1) {
                 let target = Int(tokens[chunk * context + position + 1])
                 let nll = logits.withUnsafeBufferPointer {
-                    -Self.logSoftmax(UnsafeBufferPointer(rebasing: $0[(position * vocab)..<((position + 1) * vocab)]), at: target)
+                    -LogSoftmax.value(UnsafeBufferPointer(rebasing: $0[(position * vocab)..<((position + 1) * vocab)]), at: target)
                 }
                 result.nll += nll
                 result.nllSquared += nll * nll
@@ -84,13 +85,5 @@ public struct Perplexity: Sendable {
             progress(result)
         }
         return result
-    }
-
-    /// log softmax(logits)[index], the sum of exponentials kept in Double.
-    static func logSoftmax(_ logits: UnsafeBufferPointer<Float>, at index: Int) -> Double {
-        let maxLogit = logits.max()!
-        var sum = 0.0
-        for l in logits { sum += Double(expf(l - maxLogit)) }
-        return Double(logits[index] - maxLogit) - log(sum)
     }
 }

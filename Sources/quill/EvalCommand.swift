@@ -1,0 +1,231 @@
+import ArgumentParser
+import Foundation
+import QuillData
+import QuillEval
+import QuillFormats
+import QuillModels
+import QuillTokenizers
+
+/// `quill eval`: how well models predict held-out text, by a stated protocol, and whether one is
+/// better than another (paired bootstrap over documents). The work is QuillEval's; this file
+/// parses, loads and prints.
+struct EvalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate models on text: bits per byte and perplexities, base vs fine-tune with confidence intervals, multiple choice.",
+        discussion: """
+        Each -m starts a model to evaluate; an --adapter right after it applies to that model
+        (`-m base.gguf -m base.gguf --adapter runs/x/adapter` compares the base with its
+        fine-tune). Later models are compared with the first.
+        """)
+
+    @Argument(help: "Data: .txt, JSONL (text, prompt + completion, messages, or context + choices + answer), or a quill prepare folder.")
+    var data: [String] = []
+    @Option(name: [.customShort("f"), .customLong("file")], help: "Data file (as quill perplexity takes it).") var file: [String] = []
+    @Option(name: [.customShort("m"), .customLong("model")],
+            help: "GGUF file, Hugging Face directory or cached model name; repeat to compare (default: SmolLM2 from the cache).")
+    var models: [String] = []
+    @Option(help: "A PEFT LoRA adapter for the model named just before it.") var adapter: [String] = []
+    @Option(name: .customLong("protocol"), help: "rolling (lm-evaluation-harness loglikelihood_rolling) or llama-cpp (llama-perplexity's chunks).")
+    var evaluationProtocol: EvaluationProtocol = .rolling
+    @Option(name: [.customShort("c"), .customLong("context")],
+            help: "Tokens per window (rolling; default: the model's context) or per chunk (llama-cpp; default 512).")
+    var context: Int?
+    @Option(name: .customLong("chunks"), help: "llama-cpp: chunks at most (default: all).") var chunks: Int?
+    @Option(help: "Which split of a quill prepare folder.") var split = "validation"
+    @Option(help: "Bootstrap resamples for comparisons.") var bootstrap = 1000
+    @Option(help: "Seed of the bootstrap draws.") var seed: UInt64 = 0
+    @Option(help: "Write every figure, the protocol and file sha256s as JSON.") var json: String?
+    @Option(help: "Write an HTML report (per-document bits per byte, the comparisons).") var html: String?
+    @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
+    @Flag(name: .customLong("int8-prompts"), help: "Quantized weights stay on the int8 kernels for whole windows too, as llama.cpp runs them.")
+    var int8Prompts = false
+
+    enum EvaluationProtocol: String, ExpressibleByArgument, CaseIterable { case rolling, llamaCpp = "llama-cpp" }
+
+    /// A model as the command line paired it with its adapter.
+    struct System {
+        var model: String?
+        var adapter: String?
+        var name: String {
+            let base = model.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? "default"
+            guard let adapter else { return base }
+            let url = URL(fileURLWithPath: adapter).standardizedFileURL
+            let label = url.lastPathComponent == "adapter" ? url.deletingLastPathComponent().lastPathComponent : url.lastPathComponent
+            return "\(base)+\(label)"
+        }
+    }
+
+    /// Pairs each --adapter with the -m before it, in command-line order.
+    func systems() throws -> [System] {
+        var systems: [System] = []
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if let at = arguments.firstIndex(of: "eval") ?? arguments.firstIndex(of: "perplexity") { arguments.removeFirst(at + 1) }
+        var i = 0
+        while i < arguments.count {
+            let argument = arguments[i]
+            func value(_ names: [String]) -> String? {
+                for name in names {
+                    if argument == name, i + 1 < arguments.count { i += 1; return arguments[i] }
+                    if argument.hasPrefix(name + "=") { return String(argument.dropFirst(name.count + 1)) }
+                }
+                return nil
+            }
+            if argument == "--" { break }
+            if let model = value(["-m", "--model"]) {
+                systems.append(System(model: model))
+            } else if let adapter = value(["--adapter"]) {
+                if systems.isEmpty { systems.append(System(model: nil)) }
+                guard systems[systems.count - 1].adapter == nil else {
+                    throw ValidationError("--adapter \(adapter): the model before it already has an adapter; repeat -m for another")
+                }
+                systems[systems.count - 1].adapter = adapter
+            }
+            i += 1
+        }
+        guard systems.count == models.count || (models.isEmpty && systems.count == 1), systems.count >= adapter.count else {
+            throw ValidationError("could not pair models and adapters; give each --adapter right after its -m")
+        }
+        return systems.isEmpty ? [System(model: nil)] : systems
+    }
+
+    func run() async throws {
+        let inputs = data + file
+        guard !inputs.isEmpty else { throw ValidationError("give the data to evaluate: a file, several, or a quill prepare folder") }
+        let paths = try inputs.map { try EvaluationDataReader.resolve($0, split: split) }
+        let systems = try systems()
+        switch evaluationProtocol {
+        case .llamaCpp: try runLlamaCpp(systems: systems, paths: paths)
+        case .rolling: try runRolling(systems: systems, paths: paths)
+        }
+    }
+
+    func load(_ system: System) throws -> (any LanguageModel, Tokenizer, String) {
+        let path = try ModelOption.path(system.model)
+        let (model, tokenizer) = try ModelOption.load(system.model, adapter: system.adapter, weights: dense ? .dense : .quantized,
+                                                      denseBatchThreshold: int8Prompts ? .max : 32)
+        return (model, tokenizer, path)
+    }
+
+    // MARK: llama-perplexity's protocol
+
+    func runLlamaCpp(systems: [System], paths: [String]) throws {
+        let chunkSize = context ?? 512
+        var text = ""
+        for path in paths {
+            guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
+            guard let part = String(validating: data, as: UTF8.self) else { throw DataIssue(file: path, line: 0, problem: "not valid UTF-8") }
+            text += part
+        }
+        for system in systems {
+            let (model, tokenizer, path) = try load(system)
+            if systems.count > 1 { print("[\(system.name)]") }
+            try LlamaCppPerplexityRun(context: chunkSize, chunks: chunks).run(model: model, tokenizer: tokenizer, text: text, modelPath: path)
+        }
+    }
+
+    // MARK: lm-evaluation-harness's rolling protocol
+
+    func runRolling(systems: [System], paths: [String]) throws {
+        var results: [EvaluationReport.ModelResult] = []
+        var documentScores: [[DocumentScore]] = []
+        var description = "", windowLength = 0, prefix: Int32?
+        for system in systems {
+            let (model, tokenizer, path) = try load(system)
+            windowLength = context ?? model.contextLength
+            guard windowLength >= 2, windowLength <= model.contextLength else {
+                throw ValidationError("--context \(windowLength): a window must hold 2 to \(model.contextLength) tokens (the model's context)")
+            }
+            let reader = try EvaluationDataReader(tokenizer: tokenizer, length: windowLength)
+            prefix = reader.prefix
+            var documents: [EvaluationDocument] = [], questions: [MultipleChoiceItem] = []
+            for path in paths {
+                switch try reader.read(path) {
+                case .documents(let d): documents += d
+                case .multipleChoice(let q): questions += q
+                }
+            }
+            let prefixName = tokenizer.token(for: reader.prefix) ?? "\(reader.prefix)"
+            description = "lm-evaluation-harness loglikelihood_rolling: each document scored whole in windows of \(windowLength) tokens, "
+                + "the first led by \(prefixName) (\(reader.prefix == tokenizer.bosTokenId ? "BOS" : "EOS")), every token scored once; "
+                + "completions and assistant turns scored given what precedes them; multiple choice by log-likelihood (acc) and per character (acc_norm)"
+            if results.isEmpty {
+                let bytes = documents.reduce(0) { $0 + $1.bytes }, words = documents.reduce(0) { $0 + $1.words }
+                print("protocol: rolling (\(description))")
+                print("data: \(paths.joined(separator: ", ")): \(documents.count) documents, \(bytes) bytes, \(words) words"
+                      + (questions.isEmpty ? "" : "; \(questions.count) multiple-choice questions"))
+            }
+            let scorer = LikelihoodScorer(model: model)
+            let totalTokens = documents.reduce(0) { $0 + $1.scoredTokens } + questions.reduce(0) { $0 + $1.windows.reduce(0) { $0 + $1.scoredCount } }
+            let bar = ProgressBar(system.name, unit: .count("tokens"))
+            var done = 0
+            let start = Date()
+            var scores: [DocumentScore] = []
+            for document in documents {
+                scores.append(try scorer.score(document))
+                done += document.scoredTokens
+                bar.update(done, of: totalTokens)
+            }
+            var choiceLikelihoods: [[Double]] = []
+            for item in questions {
+                choiceLikelihoods.append(try item.windows.map { try scorer.score($0).logLikelihood })
+                done += item.windows.reduce(0) { $0 + $1.scoredCount }
+                bar.update(done, of: totalTokens)
+            }
+            bar.finish(done, of: totalTokens)
+            let seconds = Date().timeIntervalSince(start)
+            let summary = documents.isEmpty ? nil : LikelihoodSummary(scores)
+            let choice = questions.isEmpty ? nil : MultipleChoiceSummary(questions, logLikelihoods: choiceLikelihoods)
+            print(String(format: "[%@] %d tokens in %.1f s (%.0f tokens/s)", system.name, done, seconds, Double(done) / max(seconds, 1e-9)))
+            if let s = summary {
+                print(String(format: "  bits per byte     %.4f ± %.4f", s.bitsPerByte.value, s.bitsPerByte.standardError))
+                print(String(format: "  byte perplexity   %.4f ± %.4f", s.bytePerplexity.value, s.bytePerplexity.standardError))
+                print(String(format: "  word perplexity   %.4f ± %.4f", s.wordPerplexity.value, s.wordPerplexity.standardError))
+                print(String(format: "  token perplexity  %.4f ± %.4f (%d tokens)", s.tokenPerplexity.value, s.tokenPerplexity.standardError, s.tokens))
+            }
+            if let c = choice {
+                print(String(format: "  acc               %.4f ± %.4f (%d questions)", c.accuracy.value, c.accuracy.standardError, c.questions))
+                print(String(format: "  acc_norm          %.4f ± %.4f", c.normalizedAccuracy.value, c.normalizedAccuracy.standardError))
+            }
+            let files = json == nil ? [] : try ([path] + (system.adapter.map { [$0] } ?? [])).map { try EvaluationReport.FileReference(path: $0) }
+            results.append(.init(name: system.name, files: files, summary: summary, multipleChoice: choice,
+                                 documents: scores.isEmpty ? nil : scores, seconds: seconds))
+            documentScores.append(scores)
+        }
+        var comparisons: [PairedComparison] = []
+        if systems.count > 1, !documentScores[0].isEmpty {
+            print("comparison (paired over documents, \(bootstrap) bootstrap resamples, seed \(seed)):")
+            for k in 1..<systems.count {
+                let comparison = try PairedComparison(baseline: (results[0].name, documentScores[0]), candidate: (results[k].name, documentScores[k]),
+                                                      resamples: bootstrap, seed: seed)
+                print("  " + comparison.verdict)
+                comparisons.append(comparison)
+            }
+        }
+        let report = EvaluationReport(quillVersion: Quill.configuration.version, evaluationProtocol: .init(
+            name: "rolling", description: description, context: windowLength, prefixToken: prefix),
+            data: json == nil ? [] : try paths.map { try EvaluationReport.FileReference(path: $0) }, models: results, comparisons: comparisons)
+        if let json { try report.write(to: json); print("wrote \(json)") }
+        if let html { try AtomicFile.write(Data(EvaluationPage.html(report).utf8), to: URL(fileURLWithPath: html)); print("wrote \(html)") }
+    }
+}
+
+/// llama-perplexity's protocol and its output lines, shared by `quill eval --protocol llama-cpp`
+/// and `quill perplexity`.
+struct LlamaCppPerplexityRun {
+    var context: Int
+    var chunks: Int?
+
+    func run(model: any LanguageModel, tokenizer: Tokenizer, text: String, modelPath: String) throws {
+        let protocolDescription = "chunks of \(context) tokens, scoring the last \(context - context / 2 - 1) of each"
+        FileHandle.standardError.write(Data("\((modelPath as NSString).lastPathComponent): \(protocolDescription)\n".utf8))
+        let start = Date()
+        let result = try Perplexity(context: context, maxChunks: chunks).measure(model, text: text, tokenizer: tokenizer) { running in
+            FileHandle.standardOutput.write(Data(String(format: "[%d]%.4f,", running.chunks, running.perplexity).utf8))
+        }
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "\nFinal estimate: PPL = %.4f +/- %.5f (%d chunks, %d scored tokens, %.1f s, %.0f tokens/s)",
+                     result.perplexity, result.uncertainty, result.chunks, result.scoredTokens, seconds,
+                     Double(result.chunks * context) / seconds))
+    }
+}
