@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillData", dependencies: ["QuillTokenizers", "CZlib"]),
-        .target(name: "QuillTraining", dependencies: ["QuillModels", "QuillData", "QuillCore", "QuillFormats", "QuillTokenizers"]),
+        .target(name: "QuillTraining", dependencies: ["QuillModels", "QuillData", "QuillEval", "QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillEval", dependencies: [
             "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers", .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -62,7 +62,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers"]),
         .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats", "QuillData", "QuillTokenizers"]),
-        .testTarget(name: "QuillEvalTests", dependencies: ["QuillEval", "QuillModels", "QuillData", "QuillTokenizers"],
+        .testTarget(name: "QuillEvalTests", dependencies: ["QuillEval", "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),

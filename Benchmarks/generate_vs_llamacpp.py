@@ -12,6 +12,7 @@ own warm-up run), so that a slow spell of a shared machine falls on both; each p
 over the rounds, and the ratio is of the means.
 """
 import argparse, json, os, re, statistics, subprocess
+from machine import cpu_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("QUILL_CACHE", os.path.expanduser("~/.cache/quill"))
@@ -46,6 +47,7 @@ def main():
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--formats", default="Q4_1,Q8_0,F16")
     a = ap.parse_args()
+    print(f"cpu: {cpu_features()}", flush=True)
     bin_dir = subprocess.run([os.path.join(ROOT, "Benchmarks/build_llama_cpp.sh")], check=True,
                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
     print(f"model: {os.path.basename(a.model)} and conversions, 2 threads, {a.repetitions} repetitions")

@@ -17,6 +17,7 @@ filters and MinHash dedup, plus its cleaning, exact dedup and report). Both wall
 peak memory from the kernel (ru_maxrss of the child processes).
 """
 import argparse, gzip, json, os, random, re, resource, shutil, subprocess, sys, tempfile, time
+from machine import cpu_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("QUILL_CACHE", os.path.expanduser("~/.cache/quill"))
@@ -96,6 +97,7 @@ def main():
     ap.add_argument("--megabytes", type=float, default=100)
     ap.add_argument("--quill", default=os.path.join(ROOT, ".build/release/quill"))
     a = ap.parse_args()
+    print(f"cpu: {cpu_features()}", flush=True)
     work = tempfile.mkdtemp(prefix="quill-prepare-bench-")
     try:
         os.makedirs(f"{work}/in")

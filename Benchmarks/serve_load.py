@@ -14,6 +14,7 @@ llama-server runs with `--parallel N -t 2` (continuous batching is its default) 
 N x 512; quill with `--parallel N`. The servers run one after the other, never together.
 """
 import argparse, http.client, json, os, re, statistics, subprocess, sys, threading, time
+from machine import cpu_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("QUILL_CACHE", os.path.expanduser("~/.cache/quill"))
@@ -119,6 +120,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--llama-bin", default=os.environ.get("LLAMA_CPP_BIN"))
     args = ap.parse_args()
+    print(f"cpu: {cpu_features()}", flush=True)
     bindir = args.llama_bin or subprocess.run([os.path.join(ROOT, "Benchmarks", "build_llama_cpp.sh")], capture_output=True,
                                               text=True, check=True).stdout.strip()
     print(f"model {os.path.basename(MODEL)}, {args.requests} streaming requests of {args.tokens} tokens per level, 2 threads")

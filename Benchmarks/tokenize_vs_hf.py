@@ -12,6 +12,7 @@ the model's tokenizer.json has it). Each side: best of 3, one thread (TOKENIZERS
 for HF), then batch mode on all cores.
 """
 import argparse, json, os, re, subprocess, sys, tempfile
+from machine import cpu_features
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -75,6 +76,7 @@ def main():
     ap.add_argument("--model", default=f"{CACHE}/models/SmolLM2-135M-Instruct.Q4_1.gguf")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    print(f"cpu: {cpu_features()}", flush=True)
     tmp = tempfile.mkdtemp()
     print(f"cores: {os.cpu_count()}; tokenizer: {os.path.basename(args.model)}")
     print(f"{'text':<10}{'MB':>6}  {'HF 1 thread':>12}{'Quill 1 thread':>16}{'ratio':>7}  {'HF batch':>10}{'Quill batch':>13}{'ratio':>7}")

@@ -14,6 +14,7 @@ steps on random tokens; the sides alternate per workload. Printed: seconds per s
 resident memory, and the ratios PyTorch / Quill.
 """
 import argparse, os, re, subprocess, sys
+from machine import cpu_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("QUILL_CACHE", os.path.expanduser("~/.cache/quill"))
@@ -78,6 +79,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--only", default="full,lora,gpt2")
     a = ap.parse_args()
+    print(f"cpu: {cpu_features()}", flush=True)
     names = {"full": "SmolLM2-135M full", "lora": "SmolLM2-135M LoRA r8", "gpt2": "GPT-2 124M full (random init)"}
     rows = []
     for workload in a.only.split(","):

@@ -24,19 +24,25 @@ public enum ExampleRecord: Sendable, Equatable {
 }
 
 public enum ExampleRecords {
+    /// A whole text file, which must be UTF-8.
+    public static func text(_ path: String) throws(DataIssue) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
+        guard let text = String(validating: data, as: UTF8.self) else { throw DataIssue(file: path, line: 0, problem: "not valid UTF-8") }
+        return text
+    }
+
     /// The records of a file, in order, each with its line (0 for `.txt` blocks) or the issue
     /// that kept it out:
     /// - `.txt`: one record per block of text between blank lines, trimmed;
     /// - JSONL: per line `text`, or `prompt` + `completion`, or `messages` ([{role, content}]
     ///   with at least one assistant turn); blank lines are skipped.
     public static func read(_ path: String) throws(DataIssue) -> [(line: Int, record: Result<ExampleRecord, DataIssue>)] {
+        if path.hasSuffix(".txt") {
+            return try text(path).components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                .filter { !$0.isEmpty }.map { (0, .success(.text($0))) }
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataIssue(file: path, line: 0, problem: "cannot read the file")
-        }
-        if path.hasSuffix(".txt") {
-            guard let text = String(validating: data, as: UTF8.self) else { throw DataIssue(file: path, line: 0, problem: "not valid UTF-8") }
-            return text.components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-                .filter { !$0.isEmpty }.map { (0, .success(.text($0))) }
         }
         var records: [(line: Int, record: Result<ExampleRecord, DataIssue>)] = []
         var lineNumber = 0

@@ -69,6 +69,11 @@ public struct DocumentScore: Sendable, Codable, Equatable {
     public var words: Int
     public var bitsPerByte: Double { -logLikelihood / Double(max(bytes, 1)) / log(2) }
 
+    public init(source: String, logLikelihood: Double, squaredLogLikelihood: Double, tokens: Int, bytes: Int, words: Int) {
+        (self.source, self.logLikelihood, self.squaredLogLikelihood) = (source, logLikelihood, squaredLogLikelihood)
+        (self.tokens, self.bytes, self.words) = (tokens, bytes, words)
+    }
+
     enum CodingKeys: String, CodingKey {
         case source, logLikelihood = "log_likelihood", squaredLogLikelihood = "squared_log_likelihood", tokens, bytes, words
     }

@@ -21,6 +21,8 @@ public struct PairedComparison: Sendable, Codable, Equatable {
     /// (candidate / baseline) − 1 in bits per byte, and its interval.
     public var relative: Double
     public var relativeInterval: [Double]
+    /// What was resampled, as the verdict names it.
+    public var unit = "documents"
 
     enum CodingKeys: String, CodingKey {
         case baseline, candidate, documents, resamples, seed, difference = "bits_per_byte_difference",
@@ -33,7 +35,7 @@ public struct PairedComparison: Sendable, Codable, Equatable {
     }
 
     public init(baseline: (name: String, scores: [DocumentScore]), candidate: (name: String, scores: [DocumentScore]),
-                resamples: Int = 1000, seed: UInt64 = 0) throws {
+                resamples: Int = 1000, seed: UInt64 = 0, unit: String = "documents") throws {
         let a = baseline.scores, b = candidate.scores
         guard a.count == b.count, zip(a, b).allSatisfy({ $0.source == $1.source && $0.bytes == $1.bytes }) else { throw Failure.differentDocuments }
         self.baseline = baseline.name
@@ -41,6 +43,7 @@ public struct PairedComparison: Sendable, Codable, Equatable {
         documents = a.count
         self.resamples = resamples
         self.seed = seed
+        self.unit = unit
         let nllA = a.map { -$0.logLikelihood }, nllB = b.map { -$0.logLikelihood }, bytes = a.map { Double($0.bytes) }
         func figures(_ pick: (inout [Int]) -> Void) -> (Double, Double) {
             var indices: [Int] = []
@@ -79,7 +82,7 @@ public struct PairedComparison: Sendable, Codable, Equatable {
         let interval = lower ? String(format: "[%.4f, %.4f]", -hi, -lo) : String(format: "[%.4f, %.4f]", lo, hi)
         let relativeText = String(format: "%+.1f%%, 95%% CI %+.1f%% to %+.1f%%", relative * 100, relativeInterval[0] * 100, relativeInterval[1] * 100)
         let sure = lo > 0 || hi < 0 ? "" : "; the interval includes no difference"
-        return String(format: "%@ %@ than %@ by %.4f bits/byte, 95%% CI %@ (%@), %d documents%@",
-                      candidate, lower ? "lower" : "higher", baseline, abs(difference), interval, relativeText, documents, sure)
+        return String(format: "%@ %@ than %@ by %.4f bits/byte, 95%% CI %@ (%@), %d %@%@",
+                      candidate, lower ? "lower" : "higher", baseline, abs(difference), interval, relativeText, documents, unit, sure)
     }
 }

@@ -24,6 +24,7 @@ public struct Perplexity: Sendable {
         public var nll = 0.0, nllSquared = 0.0
         public var scoredTokens = 0
         public var chunks = 0
+        public init() {}
         public var perplexity: Double { exp(nll / Double(max(scoredTokens, 1))) }
         /// One standard error of the perplexity (llama-perplexity's "±").
         public var uncertainty: Double {
@@ -35,55 +36,105 @@ public struct Perplexity: Sendable {
     public enum Failure: Error, CustomStringConvertible {
         case textTooShort(tokens: Int, context: Int)
         case contextTooLong(context: Int, model: Int)
+        case shorterThanAChunk(tokens: Int, context: Int)
 
         public var description: String {
             switch self {
             case let .textTooShort(tokens, context):
                 "the text tokenizes to \(tokens) tokens; perplexity with a context of \(context) needs at least \(2 * context)"
+            case let .shorterThanAChunk(tokens, context):
+                "\(tokens) tokens do not fill one chunk of \(context)"
             case let .contextTooLong(context, model):
                 "a context of \(context) tokens is longer than the model's \(model)"
             }
         }
     }
 
+    /// The token that leads every chunk: BOS where the tokenizer adds one.
+    public static func chunkBos(_ tokenizer: Tokenizer) -> Int32? {
+        tokenizer.bosTokenId.flatMap { tokenizer.encode("", addSpecialTokens: true).first == $0 ? $0 : nil }
+    }
+
     /// Scores `text` as llama-perplexity does: tokenized with the tokenizer's special tokens,
     /// each chunk led by BOS when the tokenizer adds one.
     public func measure(_ model: any LanguageModel, text: String, tokenizer: Tokenizer,
                         progress: (Result) -> Void = { _ in }) throws -> Result {
+        try measure(model, tokens: try tokenize(text, tokenizer: tokenizer), bos: Self.chunkBos(tokenizer), progress: progress)
+    }
+
+    /// The text's tokens as llama-perplexity takes them (with the tokenizer's special tokens),
+    /// refused when they do not fill two chunks, as there.
+    public func tokenize(_ text: String, tokenizer: Tokenizer) throws -> [Int32] {
         let tokens = tokenizer.encode(text, addSpecialTokens: true)
-        let addsBos = tokenizer.bosTokenId.map { tokenizer.encode("", addSpecialTokens: true).first == $0 } ?? false
-        return try measure(model, tokens: tokens, bos: addsBos ? tokenizer.bosTokenId : nil, progress: progress)
+        guard tokens.count >= 2 * context else { throw Failure.textTooShort(tokens: tokens.count, context: context) }
+        return tokens
     }
 
     /// Scores `tokens` (the whole text, as the tokenizer encodes it with special tokens);
     /// `bos` replaces each chunk's first token when given. `progress` sees the running result
-    /// after each chunk.
+    /// after each chunk; `scored` sees each chunk's scored rows of logits [n, V] and their targets
+    /// (what `LogProbabilityFile.Writer` keeps).
     public func measure(_ model: any LanguageModel, tokens: [Int32], bos: Int32?,
-                        progress: (Result) -> Void = { _ in }) throws -> Result {
+                        progress: (Result) -> Void = { _ in },
+                        scored: (_ logits: UnsafeBufferPointer<Float>, _ targets: ArraySlice<Int32>) throws -> Void = { _, _ in }) throws -> Result {
+        var result = Result()
+        let vocab = model.vocabularySize
+        try forEachChunk(model, tokens: tokens, bos: bos) { _, logits, targets in
+            for (row, target) in targets.enumerated() {
+                let nll = -LogSoftmax.value(UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)]), at: Int(target))
+                result.nll += nll
+                result.nllSquared += nll * nll
+            }
+            result.scoredTokens += targets.count
+            result.chunks += 1
+            try scored(logits, targets)
+            progress(result)
+        }
+        return result
+    }
+
+    /// Chunks `tokens` can fill (at most `maxChunks`).
+    public func chunks(of tokens: Int) -> Int { min(tokens / context, maxChunks ?? .max) }
+
+    /// Runs each chunk from an empty cache and hands over its scored rows: `body(chunk, logits,
+    /// targets)` with logits [n, V] for the predictions of targets (n = context − 1 − context/2).
+    public func forEachChunk(_ model: any LanguageModel, tokens: [Int32], bos: Int32?,
+                             _ body: (_ chunk: Int, _ logits: UnsafeBufferPointer<Float>, _ targets: ArraySlice<Int32>) throws -> Void) throws {
         guard context >= 4, context <= model.contextLength else {
             throw Failure.contextTooLong(context: context, model: model.contextLength)
         }
-        guard tokens.count >= 2 * context else { throw Failure.textTooShort(tokens: tokens.count, context: context) }
-        let chunks = min(tokens.count / context, maxChunks ?? .max)
+        guard tokens.count >= context else { throw Failure.shorterThanAChunk(tokens: tokens.count, context: context) }
         let first = context / 2, vocab = model.vocabularySize
-        var result = Result()
-        for chunk in 0..<chunks {
+        for chunk in 0..<chunks(of: tokens.count) {
             var input = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
             if let bos { input[0] = bos }
             var cache = model.makeCache(capacity: context)
             let logits = try model.forward(input, cache: &cache, allLogits: true)
-            for position in first..<(context - 1) {
-                let target = Int(tokens[chunk * context + position + 1])
-                let nll = logits.withUnsafeBufferPointer {
-                    -LogSoftmax.value(UnsafeBufferPointer(rebasing: $0[(position * vocab)..<((position + 1) * vocab)]), at: target)
-                }
-                result.nll += nll
-                result.nllSquared += nll * nll
-                result.scoredTokens += 1
+            let targets = tokens[(chunk * context + first + 1)..<((chunk + 1) * context)]
+            try logits.withUnsafeBufferPointer {
+                try body(chunk, UnsafeBufferPointer(rebasing: $0[(first * vocab)..<((context - 1) * vocab)]), targets)
             }
-            result.chunks += 1
-            progress(result)
         }
-        return result
+    }
+
+    /// Compares `model` with the reference whose log-probabilities `base` holds, on the base
+    /// file's own tokens and chunks (`llama-perplexity --kl-divergence`). `progress` sees the
+    /// running statistics after each chunk.
+    public static func klDivergence(_ model: any LanguageModel, base: LogProbabilityFile.Reader, bos: Int32?,
+                                    progress: (_ chunk: Int, KLDivergence) -> Void = { _, _ in }) throws -> KLDivergence {
+        try base.requireVocabulary(model.vocabularySize)
+        var statistics = KLDivergence()
+        let width = LogProbabilityFile.rowWidth(vocabulary: base.vocabulary), vocab = model.vocabularySize
+        try Perplexity(context: base.context).forEachChunk(model, tokens: base.tokens, bos: bos) { chunk, logits, targets in
+            let rows = try base.nextChunk()
+            rows.withUnsafeBufferPointer { rows in
+                for (r, target) in targets.enumerated() {
+                    statistics.add(UnsafeBufferPointer(rebasing: logits[(r * vocab)..<((r + 1) * vocab)]),
+                                   base: UnsafeBufferPointer(rebasing: rows[(r * width)..<((r + 1) * width)]), target: Int(target))
+                }
+            }
+            progress(chunk + 1, statistics)
+        }
+        return statistics
     }
 }

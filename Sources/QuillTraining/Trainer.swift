@@ -2,6 +2,7 @@ import Foundation
 import QuillCore
 import QuillFormats
 import QuillData
+import QuillEval
 import QuillModels
 import QuillTokenizers
 
@@ -21,7 +22,7 @@ public final class Trainer {
         case data(trainWindows: Int, trainTokens: Int, validationWindows: Int, issues: [DataIssue])
         case resumed(step: Int)
         case step(StepReport)
-        case evaluation(step: Int, loss: Double, perplexity: Double, best: Bool)
+        case evaluation(Evaluation)
         case checkpoint(step: Int, path: String)
         case checkpointFailed(step: Int, error: String)
         case earlyStop(step: Int)
@@ -34,9 +35,24 @@ public final class Trainer {
         public let tokensPerSecond: Double, elapsed: Double, remaining: Double
     }
 
+    /// One pass over the validation windows.
+    public struct Evaluation: Sendable {
+        public let step: Int
+        /// Mean loss per target token (nats), and its exponential.
+        public let loss: Double, perplexity: Double
+        /// −Σ ln p / Σ bytes / ln 2 over the scored targets, the bytes being each target token's
+        /// text (special tokens have none); nil without a tokenizer.
+        public let bitsPerByte: Double?
+        public let best: Bool
+    }
+
     public struct Summary: Sendable {
         public let steps: Int
         public let initialValidationLoss: Double?, finalValidationLoss: Double?, bestValidationLoss: Double?
+        public let initialBitsPerByte: Double?, finalBitsPerByte: Double?
+        /// The model before training (step 0) against the model after, paired over validation
+        /// windows, in bits per byte (nil without validation data or a tokenizer).
+        public let comparison: PairedComparison?
         public let output: String
     }
 
@@ -119,36 +135,54 @@ public final class Trainer {
         let metrics = try MetricsLog(directory: runDirectory, truncateAfter: resume ? state.step : 0)
         let board = try TensorBoardWriter(directory: runDirectory)
 
-        func evaluate() throws -> Double? {
-            guard validation.count > 0 else { return nil }
-            var total = LossSum()
-            let windows = min(validation.count, c.evaluationWindows)
-            for first in stride(from: 0, to: windows, by: c.batchSize) {
-                var x: [Int32] = [], y: [Int32] = []
-                for i in first..<(first + c.batchSize) {   // a short last batch is padded with loss-free windows
-                    x += i < windows ? validation.inputs[i] : [Int32](repeating: padding, count: c.sequenceLength)
-                    y += i < windows ? validation.targets[i] : [Int32](repeating: -1, count: c.sequenceLength)
-                }
-                total = total + (try model.step(tokens: x, targets: y, batch: c.batchSize, length: c.sequenceLength,
-                                                normalizer: 1, backward: false))
-            }
-            return total.mean
+        let evaluatedWindows = min(validation.count, c.evaluationWindows)
+        let windowBytes = tokenizer.map { tokenizer -> [Int] in
+            var bytes = TokenBytes(tokenizer)
+            return bytes.windowBytes(validation.targets.prefix(evaluatedWindows))
         }
 
-        func recordEvaluation(_ loss: Double, step: Int) throws {
+        /// Each validation window's loss (the first `evaluationWindows`).
+        func evaluate() throws -> [LossSum]? {
+            guard evaluatedWindows > 0 else { return nil }
+            var losses: [LossSum] = []
+            for first in stride(from: 0, to: evaluatedWindows, by: c.batchSize) {
+                var x: [Int32] = [], y: [Int32] = []
+                for i in first..<(first + c.batchSize) {   // a short last batch is padded with loss-free windows
+                    x += i < evaluatedWindows ? validation.inputs[i] : [Int32](repeating: padding, count: c.sequenceLength)
+                    y += i < evaluatedWindows ? validation.targets[i] : [Int32](repeating: -1, count: c.sequenceLength)
+                }
+                losses += try model.windowLosses(tokens: x, targets: y, batch: c.batchSize, length: c.sequenceLength)
+            }
+            return Array(losses.prefix(evaluatedWindows))
+        }
+
+        /// Bits per byte of the validation windows from their summed losses.
+        func bitsPerByte(_ windowSums: [Double]) -> Double? {
+            guard let windowBytes else { return nil }
+            let bytes = windowBytes.reduce(0, +)
+            return bytes > 0 ? windowSums.reduce(0, +) / Double(bytes) / log(2) : nil
+        }
+
+        func recordEvaluation(_ losses: [LossSum], step: Int) throws {
+            let loss = losses.reduce(LossSum(), +).mean, bpb = bitsPerByte(losses.map(\.sum))
             let best = state.bestValidationLoss.map { loss < $0 } ?? true
             if best { state.bestValidationLoss = loss; state.bestStep = step; state.evaluationsWithoutImprovement = 0 }
             else { state.evaluationsWithoutImprovement += 1 }
             state.validation.append(.init(step: step, loss: loss))
-            try metrics.append(["step": step, "validation_loss": loss, "validation_perplexity": exp(loss)])
+            state.latestWindowLosses = losses.map(\.sum)
+            var record: [String: Any] = ["step": step, "validation_loss": loss, "validation_perplexity": exp(loss)]
+            if let bpb { record["validation_bits_per_byte"] = bpb }
+            try metrics.append(record)
             try board.scalar("validation/loss", loss, step: step)
             try board.scalar("validation/perplexity", exp(loss), step: step)
-            onEvent(.evaluation(step: step, loss: loss, perplexity: exp(loss), best: best))
+            if let bpb { try board.scalar("validation/bits_per_byte", bpb, step: step) }
+            onEvent(.evaluation(Evaluation(step: step, loss: loss, perplexity: exp(loss), bitsPerByte: bpb, best: best)))
         }
 
-        if state.step == 0, let loss = try evaluate() {
-            state.initialValidationLoss = loss
-            try recordEvaluation(loss, step: 0)
+        if state.step == 0, let losses = try evaluate() {
+            state.initialValidationLoss = losses.reduce(LossSum(), +).mean
+            state.initialWindowLosses = losses.map(\.sum)
+            try recordEvaluation(losses, step: 0)
         }
         let started = Date(), firstStep = state.step
         var order = WindowOrder(count: train.count, seed: c.seed)
@@ -186,8 +220,8 @@ public final class Trainer {
             }
             onEvent(.step(report))
 
-            if state.step % c.evaluateEvery == 0 || state.step == totalSteps, let validationLoss = try evaluate() {
-                try recordEvaluation(validationLoss, step: state.step)
+            if state.step % c.evaluateEvery == 0 || state.step == totalSteps, let losses = try evaluate() {
+                try recordEvaluation(losses, step: state.step)
                 try writePlot(state)
                 if let patience = c.earlyStoppingPatience, state.evaluationsWithoutImprovement >= patience {
                     onEvent(.earlyStop(step: state.step))
@@ -217,9 +251,25 @@ public final class Trainer {
             try model.saveHuggingFace(to: output)
             try tokenizer?.save(to: output.appendingPathComponent("tokenizer.json"))
         }
+        // before against after, on the same validation windows
+        var comparison: PairedComparison?
+        if let windowBytes, let before = state.initialWindowLosses, let after = state.latestWindowLosses,
+           before.count == windowBytes.count, after.count == windowBytes.count, windowBytes.reduce(0, +) > 0 {
+            func scores(_ sums: [Double]) -> [DocumentScore] {
+                zip(sums, windowBytes).enumerated().map { i, pair in
+                    DocumentScore(source: "validation window \(i)", logLikelihood: -pair.0, squaredLogLikelihood: 0, tokens: 0, bytes: pair.1, words: 0)
+                }
+            }
+            comparison = try PairedComparison(baseline: ("the model before training", scores(before)),
+                                              candidate: ("the fine-tune", scores(after)), resamples: 1000, seed: c.seed,
+                                              unit: "validation windows")
+            if let comparison { try AtomicFile.write(try JSONEncoder.pretty.encode(comparison), to: runDirectory.appendingPathComponent("comparison.json")) }
+        }
         let summary = Summary(steps: state.step, initialValidationLoss: state.initialValidationLoss,
                               finalValidationLoss: state.validation.last?.loss, bestValidationLoss: state.bestValidationLoss,
-                              output: output.path)
+                              initialBitsPerByte: state.initialWindowLosses.flatMap(bitsPerByte),
+                              finalBitsPerByte: state.latestWindowLosses.flatMap(bitsPerByte),
+                              comparison: comparison, output: output.path)
         onEvent(.finished(summary))
         return summary
     }
@@ -244,6 +294,30 @@ struct RunState: Codable {
     var dropoutState: UInt64?
     var training: [Point] = []
     var validation: [Point] = []
+    /// Σ loss of each validation window at step 0 and at the latest evaluation: the paired
+    /// comparison at the end of the run.
+    var initialWindowLosses: [Double]?
+    var latestWindowLosses: [Double]?
+}
+
+/// The UTF-8 length of each token's text, as it reads inside a text (special tokens: none).
+struct TokenBytes {
+    let tokenizer: Tokenizer
+    private var cache: [Int32: Int] = [:]
+
+    init(_ tokenizer: Tokenizer) { self.tokenizer = tokenizer }
+
+    mutating func count(_ id: Int32) -> Int {
+        if let known = cache[id] { return known }
+        let n = tokenizer.decodeBytes([id], skipSpecialTokens: true, first: false).count
+        cache[id] = n
+        return n
+    }
+
+    /// Bytes of the scored targets (≥ 0) of each window.
+    mutating func windowBytes(_ windows: ArraySlice<[Int32]>) -> [Int] {
+        windows.map { $0.reduce(0) { $1 >= 0 ? $0 + count($1) : $0 } }
+    }
 }
 
 /// The order windows are drawn in: each epoch visits every window once, shuffled by the seed

@@ -26,8 +26,8 @@ struct EvalCommand: AsyncParsableCommand {
             help: "GGUF file, Hugging Face directory or cached model name; repeat to compare (default: SmolLM2 from the cache).")
     var models: [String] = []
     @Option(help: "A PEFT LoRA adapter for the model named just before it.") var adapter: [String] = []
-    @Option(name: .customLong("protocol"), help: "rolling (lm-evaluation-harness loglikelihood_rolling) or llama-cpp (llama-perplexity's chunks).")
-    var evaluationProtocol: EvaluationProtocol = .rolling
+    @Option(name: .customLong("protocol"), help: "rolling (lm-evaluation-harness loglikelihood_rolling; the default) or llama-cpp (llama-perplexity's chunks).")
+    var evaluationProtocol: EvaluationProtocol?
     @Option(name: [.customShort("c"), .customLong("context")],
             help: "Tokens per window (rolling; default: the model's context) or per chunk (llama-cpp; default 512).")
     var context: Int?
@@ -37,6 +37,12 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Seed of the bootstrap draws.") var seed: UInt64 = 0
     @Option(help: "Write every figure, the protocol and file sha256s as JSON.") var json: String?
     @Option(help: "Write an HTML report (per-document bits per byte, the comparisons).") var html: String?
+    @Option(name: .customLong("kl-divergence-base"),
+            help: "llama-cpp: write the model's log-probabilities to this file (llama.cpp's .kld format); with --kl-divergence, read them from it.")
+    var klDivergenceBase: String?
+    @Flag(name: .customLong("kl-divergence"),
+          help: "Compare each model with the reference in --kl-divergence-base on its tokens and chunks: KL divergence, perplexity ratio, top-token agreement.")
+    var klDivergence = false
     @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
     @Flag(name: .customLong("int8-prompts"), help: "Quantized weights stay on the int8 kernels for whole windows too, as llama.cpp runs them.")
     var int8Prompts = false
@@ -90,11 +96,21 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let systems = try systems()
+        if klDivergence {
+            guard let klDivergenceBase else { throw ValidationError("--kl-divergence reads the reference's log-probabilities: give --kl-divergence-base FILE") }
+            guard evaluationProtocol != .rolling else { throw ValidationError("--kl-divergence follows llama-perplexity's chunks: drop --protocol rolling") }
+            if !(data + file).isEmpty { FileHandle.standardError.write(Data("note: the data comes from \(klDivergenceBase) (its tokens); the files given are not read\n".utf8)) }
+            return try runKLDivergence(systems: systems, base: klDivergenceBase)
+        }
         let inputs = data + file
         guard !inputs.isEmpty else { throw ValidationError("give the data to evaluate: a file, several, or a quill prepare folder") }
         let paths = try inputs.map { try EvaluationDataReader.resolve($0, split: split) }
-        let systems = try systems()
-        switch evaluationProtocol {
+        if klDivergenceBase != nil {
+            guard evaluationProtocol != .rolling else { throw ValidationError("--kl-divergence-base follows llama-perplexity's chunks: drop --protocol rolling") }
+            guard systems.count == 1 else { throw ValidationError("--kl-divergence-base writes one reference model's log-probabilities: give one -m") }
+        }
+        switch evaluationProtocol ?? (klDivergenceBase == nil ? .rolling : .llamaCpp) {
         case .llamaCpp: try runLlamaCpp(systems: systems, paths: paths)
         case .rolling: try runRolling(systems: systems, paths: paths)
         }
@@ -111,16 +127,35 @@ struct EvalCommand: AsyncParsableCommand {
 
     func runLlamaCpp(systems: [System], paths: [String]) throws {
         let chunkSize = context ?? 512
-        var text = ""
-        for path in paths {
-            guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
-            guard let part = String(validating: data, as: UTF8.self) else { throw DataIssue(file: path, line: 0, problem: "not valid UTF-8") }
-            text += part
-        }
+        let text = try paths.map { try ExampleRecords.text($0) }.joined()
         for system in systems {
             let (model, tokenizer, path) = try load(system)
             if systems.count > 1 { print("[\(system.name)]") }
-            try LlamaCppPerplexityRun(context: chunkSize, chunks: chunks).run(model: model, tokenizer: tokenizer, text: text, modelPath: path)
+            try LlamaCppPerplexityRun(context: chunkSize, chunks: chunks)
+                .run(model: model, tokenizer: tokenizer, text: text, modelPath: path, logProbabilitiesTo: klDivergenceBase)
+        }
+    }
+
+    /// llama-perplexity --kl-divergence: each model against the reference file, on its tokens.
+    func runKLDivergence(systems: [System], base path: String) throws {
+        for system in systems {
+            let base = try LogProbabilityFile.Reader(path: path)
+            if let context, context != base.context {
+                throw ValidationError("-c \(context): \(path) was computed with a context of \(base.context); give that or none")
+            }
+            let (model, tokenizer, _) = try load(system)
+            try base.requireVocabulary(model.vocabularySize)
+            print("[\(system.name)] against \(path): \(base.chunks) chunks of \(base.context) tokens, "
+                  + "\(base.chunks * LogProbabilityFile.rowsPerChunk(context: base.context)) scored positions")
+            print("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p")
+            let start = Date()
+            let statistics = try Perplexity.klDivergence(model, base: base, bos: Perplexity.chunkBos(tokenizer)) { chunk, running in
+                print(running.chunkLine(chunk))
+            }
+            let seconds = Date().timeIntervalSince(start)
+            print("")
+            for line in statistics.summaryLines { print(line) }
+            print(String(format: "(%d positions, %.1f s, %.0f tokens/s)", statistics.count, seconds, Double(base.chunks * base.context) / seconds))
         }
     }
 
@@ -216,16 +251,32 @@ struct LlamaCppPerplexityRun {
     var context: Int
     var chunks: Int?
 
-    func run(model: any LanguageModel, tokenizer: Tokenizer, text: String, modelPath: String) throws {
+    /// `logProbabilitiesTo`: also write the scored rows' log-probabilities there, in llama.cpp's
+    /// `.kld` format (written beside and moved into place when complete).
+    func run(model: any LanguageModel, tokenizer: Tokenizer, text: String, modelPath: String, logProbabilitiesTo: String? = nil) throws {
         let protocolDescription = "chunks of \(context) tokens, scoring the last \(context - context / 2 - 1) of each"
         FileHandle.standardError.write(Data("\((modelPath as NSString).lastPathComponent): \(protocolDescription)\n".utf8))
         let start = Date()
-        let result = try Perplexity(context: context, maxChunks: chunks).measure(model, text: text, tokenizer: tokenizer) { running in
+        let perplexity = Perplexity(context: context, maxChunks: chunks)
+        let tokens = try perplexity.tokenize(text, tokenizer: tokenizer), bos = Perplexity.chunkBos(tokenizer)
+        func progress(_ running: Perplexity.Result) {
             FileHandle.standardOutput.write(Data(String(format: "[%d]%.4f,", running.chunks, running.perplexity).utf8))
+        }
+        var result = Perplexity.Result()
+        if let logProbabilitiesTo {
+            try AtomicFile.write(to: URL(fileURLWithPath: logProbabilitiesTo)) { handle in
+                let chunkCount = perplexity.chunks(of: tokens.count)
+                var writer = try LogProbabilityFile.Writer(handle: handle, context: context, vocabulary: model.vocabularySize,
+                                                           chunks: chunkCount, tokens: tokens.prefix(chunkCount * context))
+                result = try perplexity.measure(model, tokens: tokens, bos: bos, progress: progress) { try writer.append($0, targets: $1) }
+            }
+        } else {
+            result = try perplexity.measure(model, tokens: tokens, bos: bos, progress: progress)
         }
         let seconds = Date().timeIntervalSince(start)
         print(String(format: "\nFinal estimate: PPL = %.4f +/- %.5f (%d chunks, %d scored tokens, %.1f s, %.0f tokens/s)",
                      result.perplexity, result.uncertainty, result.chunks, result.scoredTokens, seconds,
                      Double(result.chunks * context) / seconds))
+        if let logProbabilitiesTo { print("wrote \(logProbabilitiesTo) (log-probabilities of \(result.scoredTokens) positions, llama.cpp's .kld format)") }
     }
 }

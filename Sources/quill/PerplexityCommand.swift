@@ -19,8 +19,7 @@ struct PerplexityCommand: AsyncParsableCommand {
     var int8Prompts = false
 
     func run() async throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw DataIssue(file: file, line: 0, problem: "cannot read the file") }
-        guard let text = String(validating: data, as: UTF8.self) else { throw DataIssue(file: file, line: 0, problem: "not valid UTF-8") }
+        let text = try ExampleRecords.text(file)
         let (llama, tokenizer) = try model.load(weights: dense ? .dense : .quantized, denseBatchThreshold: int8Prompts ? .max : 32)
         try LlamaCppPerplexityRun(context: context, chunks: chunks).run(model: llama, tokenizer: tokenizer, text: text, modelPath: try model.path)
     }

@@ -203,8 +203,9 @@ final class ProgressLine: @unchecked Sendable {
             let text = String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  elapsed %@  ETA %@", r.step, r.totalSteps, r.loss,
                               r.learningRate, r.tokensPerSecond, Self.duration(r.elapsed), Self.duration(r.remaining))
             if terminal { FileHandle.standardError.write(Data("\r\u{1B}[2K\(text)".utf8)) } else { line(text) }
-        case let .evaluation(step, loss, perplexity, best):
-            line(String(format: "step %d: validation loss %.4f, perplexity %.2f%@", step, loss, perplexity, best ? " (best)" : ""))
+        case .evaluation(let e):
+            line(String(format: "step %d: validation loss %.4f, perplexity %.2f", e.step, e.loss, e.perplexity)
+                 + (e.bitsPerByte.map { String(format: ", %.4f bits/byte", $0) } ?? "") + (e.best ? " (best)" : ""))
         case let .checkpoint(step, path): line("step \(step): checkpoint \(path)")
         case let .checkpointFailed(step, error): line("step \(step): checkpoint failed, the previous one is kept: \(error)")
         case .earlyStop(let step): line("step \(step): validation loss stopped improving; stopping early")
@@ -212,7 +213,9 @@ final class ProgressLine: @unchecked Sendable {
             var text = "done after \(s.steps) steps; wrote \(s.output)"
             if let first = s.initialValidationLoss, let last = s.finalValidationLoss {
                 text += String(format: "\nheld-out perplexity %.2f -> %.2f", exp(first), exp(last))
+                if let a = s.initialBitsPerByte, let b = s.finalBitsPerByte { text += String(format: ", bits per byte %.4f -> %.4f", a, b) }
             }
+            if let comparison = s.comparison { text += "\n" + comparison.verdict }
             line(text)
         }
     }

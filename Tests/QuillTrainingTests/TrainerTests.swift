@@ -48,7 +48,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let whole = Trainer(Self.configuration(directory, run: "whole"))
         var evaluations: [Double] = []
-        whole.onEvent = { if case let .evaluation(_, loss, _, _) = $0 { evaluations.append(loss) } }
+        whole.onEvent = { if case let .evaluation(e) = $0 { evaluations.append(e.loss) } }
         let summary = try whole.run()
         #expect(summary.steps == 12)
         let first = try #require(summary.initialValidationLoss), last = try #require(summary.finalValidationLoss)
@@ -85,6 +85,47 @@ import Testing
         #expect(resumedAt == 8)
         let a = try Self.losses(run), b = try Self.losses(resumed)
         for step in 9...12 { #expect(a[step] == b[step], "step \(step): \(a[step] ?? .nan) uninterrupted, \(b[step] ?? .nan) resumed") }
+    }
+
+    @Test("validation reports bits per byte of the scored text, and a run ends with its before/after comparison")
+    func bitsPerByteAndComparison() throws {
+        let checkpoint = TrainingFixtures.root.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("QuillEvalTests/Fixtures/tiny-harness").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quill-bpb-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let lines = ["Shall I compare thee to a summer's day?", "Thou art more lovely and more temperate:", "床前明月光，疑是地上霜。",
+                     "Rough winds do shake the darling buds of May,", "举头望明月，低头思故乡。", "And summer's lease hath all too short a date;"]
+        let train = directory.appendingPathComponent("train.jsonl"), validation = directory.appendingPathComponent("val.jsonl")
+        try (Array(repeating: lines, count: 4).joined().map { #"{"text": "\#($0)"}"# }.joined(separator: "\n")).write(to: train, atomically: true, encoding: .utf8)
+        try (lines.map { #"{"text": "\#($0)"}"# }.joined(separator: "\n")).write(to: validation, atomically: true, encoding: .utf8)
+        var c = TrainingConfiguration(model: checkpoint, data: [train.path], output: directory.appendingPathComponent("run").path)
+        c.validation = validation.path
+        c.steps = 8; c.batchSize = 2; c.sequenceLength = 32; c.learningRate = 3e-3; c.warmupSteps = 1; c.evaluateEvery = 4
+        let trainer = Trainer(c)
+        var evaluations: [Trainer.Evaluation] = []
+        trainer.onEvent = { if case let .evaluation(e) = $0 { evaluations.append(e) } }
+        let summary = try trainer.run()
+        // the bytes: every validation target's text, decoded apart from the model (EOS has none)
+        let tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: checkpoint))
+        var examples = TrainingDataReader(tokenizer: tokenizer)
+        let validationExamples = try examples.read(validation.path)
+        let windows = PackedWindows(validationExamples, length: 32, padding: tokenizer.eosTokenId ?? 0)
+        let targets = windows.targets.flatMap { $0 }.filter { $0 >= 0 }
+        let bytes = targets.reduce(0) { $0 + tokenizer.decodeBytes([$1], skipSpecialTokens: true, first: false).count }
+        // every token but the very first is a target
+        #expect(bytes + tokenizer.decodeBytes([validationExamples[0].tokens[0]]).count == lines.joined().utf8.count)
+        for e in evaluations {
+            let bpb = try #require(e.bitsPerByte)
+            #expect(abs(bpb - e.loss * Double(targets.count) / Double(bytes) / log(2)) < 1e-9 * bpb, "step \(e.step)")
+        }
+        let metrics = try String(contentsOf: directory.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
+        #expect(metrics.split(separator: "\n").filter { $0.contains("validation_bits_per_byte") }.count == evaluations.count)
+        let comparison = try #require(summary.comparison)
+        #expect(comparison.documents == windows.count && comparison.difference < 0)
+        #expect(abs(comparison.difference - (try #require(summary.finalBitsPerByte) - (try #require(summary.initialBitsPerByte)))) < 1e-12)
+        #expect(comparison.verdict.hasPrefix("the fine-tune lower than the model before training by") && comparison.verdict.contains("validation windows"))
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("run/comparison.json").path))
     }
 
     @Test("a LoRA run saves a PEFT adapter that loads back with the same weights")

@@ -8,6 +8,7 @@ public struct LossSum: Sendable, Equatable {
     public init(sum: Double = 0, count: Int = 0) { self.sum = sum; self.count = count }
     public var mean: Double { count == 0 ? .nan : sum / Double(count) }
     public static func + (a: LossSum, b: LossSum) -> LossSum { LossSum(sum: a.sum + b.sum, count: a.count + b.count) }
+    mutating func add(sum: Double, count: Int) { self.sum += sum; self.count += count }
 }
 
 extension TrainableModel {
@@ -29,6 +30,19 @@ extension TrainableModel {
         let loss = targets.withUnsafeBufferPointer { head(a, targets: $0.baseAddress!, normalizer: normalizer, backward: backward) }
         if backward { tokens.withUnsafeBufferPointer { backwardBlocks(a, tokens: $0.baseAddress!) } }
         return loss
+    }
+
+    /// The loss of each of the batch's windows (no gradients): evaluation's per-window figures,
+    /// which paired comparisons resample.
+    public func windowLosses(tokens: [Int32], targets: [Int32], batch: Int, length: Int) throws -> [LossSum] {
+        try validate(tokens: tokens, batch: batch, length: length)
+        precondition(targets.count == tokens.count, "one target per token")
+        let a = activations(batch: batch, length: length)
+        applyingDropout = false
+        tokens.withUnsafeBufferPointer { forwardBlocks(a, tokens: $0.baseAddress!) }
+        var windows: [LossSum]? = [LossSum](repeating: LossSum(), count: batch)
+        _ = targets.withUnsafeBufferPointer { head(a, targets: $0.baseAddress!, normalizer: 1, backward: false, windows: &windows) }
+        return windows!
     }
 
     /// Logits [B·T, V] of every position (for tests and evaluation).
@@ -123,17 +137,28 @@ extension TrainableModel {
     /// The output head and loss, a chunk of rows at a time so [N, V] logits never exist at
     /// once; with `backward`, dloss/dlogits goes straight into the head's gradient and dNorm.
     private func head(_ a: Activations, targets: UnsafePointer<Int32>, normalizer: Float, backward: Bool) -> LossSum {
+        var windows: [LossSum]? = nil
+        return head(a, targets: targets, normalizer: normalizer, backward: backward, windows: &windows)
+    }
+
+    /// The loss over logits taken `a.logitRows` at a time. With `windows`, pieces stop at window
+    /// ends and each window's loss is added to its entry.
+    private func head(_ a: Activations, targets: UnsafePointer<Int32>, normalizer: Float, backward: Bool,
+                      windows: inout [LossSum]?) -> LossSum {
         let c = shape.channels, v = shape.vocabularySize
         let weight = parameters.pointer(headName), dweight = gradients?.pointer(headName)
         if backward { a.dNorm.update(repeating: 0, count: a.n * c) }
         var total = LossSum()
-        for first in stride(from: 0, to: a.n, by: a.logitRows) {
-            let rows = min(a.logitRows, a.n - first)
+        var first = 0
+        while first < a.n {
+            let rows = windows == nil ? min(a.logitRows, a.n - first) : min(a.logitRows, a.length - first % a.length)
+            defer { first += rows }
             guard (0..<rows).contains(where: { targets[first + $0] >= 0 }) else { continue }
             Matmul.forward(a.logits, a.finalNorm + first * c, weight, nil, n: rows, c: c, oc: v, pool: pool)
             let (sum, count) = Layers.crossEntropyBackward(a.logits, targets: targets + first, n: rows, vocabulary: v,
                                                            normalizer: normalizer, pool: pool)
             total = total + LossSum(sum: sum, count: count)
+            windows?[first / a.length].add(sum: sum, count: count)
             if backward {
                 Matmul.backward(dinp: a.dNorm + first * c, dweight: dweight, dbias: nil, dout: a.logits,
                                 inp: a.finalNorm + first * c, weight: weight, n: rows, c: c, oc: v, pool: pool)
