@@ -109,10 +109,10 @@ public struct Perplexity: Sendable {
             var input = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
             if let bos { input[0] = bos }
             var cache = model.makeCache(capacity: context)
-            let logits = try model.forward(input, cache: &cache, allLogits: true)
+            let logits = try model.forward(input, cache: &cache, logitsFrom: first)   // rows first..<context
             let targets = tokens[(chunk * context + first + 1)..<((chunk + 1) * context)]
             try logits.withUnsafeBufferPointer {
-                try body(chunk, UnsafeBufferPointer(rebasing: $0[(first * vocab)..<((context - 1) * vocab)]), targets)
+                try body(chunk, UnsafeBufferPointer(rebasing: $0[0..<(targets.count * vocab)]), targets)
             }
         }
     }

@@ -158,7 +158,7 @@ public final class GPT2Model: LanguageModel {
         KVCache(layers: config.layers, capacity: min(capacity ?? config.contextLength, config.contextLength), width: config.hiddenSize)
     }
 
-    public func forward(_ tokens: [Int32], cache: inout KVCache, allLogits: Bool) throws -> [Float] {
+    public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int) throws -> [Float] {
         let n = tokens.count, start = cache.count, c = config.hiddenSize
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
         let heads = config.heads
@@ -169,7 +169,7 @@ public final class GPT2Model: LanguageModel {
             }
         }
         cache.count = start + n
-        return head(x, rows: allLogits ? 0..<n : (n - 1)..<n)
+        return head(x, rows: min(max(first, 0), n)..<n)
     }
 
     /// One decoding step for several independent sequences (see `LanguageModel.forwardBatch`).

@@ -200,8 +200,8 @@ public final class LlamaModel: Sendable {
     }
 
     /// Runs `tokens` (positions cache.count ..< cache.count + N) and appends them to the cache.
-    /// Returns logits [V] of the last token, or [N, V] when `allLogits` is set.
-    public func forward(_ tokens: [Int32], cache: inout KVCache, allLogits: Bool = false) throws -> [Float] {
+    /// Returns the logits of positions first..<N: [N − first, V].
+    public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int) throws -> [Float] {
         let n = tokens.count, start = cache.count
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
         let cfg = config
@@ -215,7 +215,7 @@ public final class LlamaModel: Sendable {
             }
         }
         cache.count = start + n
-        return head(x, rows: allLogits ? 0..<n : (n - 1)..<n)
+        return head(x, rows: min(max(first, 0), n)..<n)
     }
 
     /// One decoding step for several independent sequences at once: sequence b appends
