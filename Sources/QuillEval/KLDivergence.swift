@@ -33,29 +33,22 @@ public enum LogProbabilityFile {
     }
 
     /// Quantizes one row of logits to the file's 16-bit form (`row` holds `rowWidth` uint16)
-    /// exactly as llama.cpp does, in single precision. Returns −log p(target).
-    @discardableResult
-    public static func encode(_ logits: UnsafeBufferPointer<Float>, target: Int, into row: UnsafeMutableBufferPointer<UInt16>) -> Double {
+    /// exactly as llama.cpp does, in single precision.
+    public static func encode(_ logits: UnsafeBufferPointer<Float>, into row: UnsafeMutableBufferPointer<UInt16>) {
         var maxLogit = logits[0], minLogit = logits[0]
         for l in logits { maxLogit = max(maxLogit, l); minLogit = min(minLogit, l) }
         minLogit = max(minLogit, maxLogit - 16)
         var sumExp = 0.0
         for l in logits { sumExp += Double(expf(l - maxLogit)) }
         let logSumExp = Float(log(sumExp))
-        let minLogProbability = minLogit - maxLogit - logSumExp
         let scale = (maxLogit - minLogit) / 65535
         store(scale, at: 0, in: row)
-        store(minLogProbability, at: 2, in: row)
-        if scale != 0 {
-            let inverse = 1 / scale
-            for (i, l) in logits.enumerated() {
-                row[4 + i] = l > minLogit ? UInt16(min(65535, (inverse * (l - minLogit)).rounded(.toNearestOrEven))) : 0
-            }
-        } else {
-            for i in logits.indices { row[4 + i] = 0 }
+        store(minLogit - maxLogit - logSumExp, at: 2, in: row)   // the log-probability that q = 0 stands for
+        let inverse = scale != 0 ? 1 / scale : 0
+        for (i, l) in logits.enumerated() {
+            row[4 + i] = l > minLogit ? UInt16(min(65535, (inverse * (l - minLogit)).rounded(.toNearestOrEven))) : 0
         }
         for i in (4 + logits.count)..<row.count { row[i] = 0 }
-        return Double(maxLogit + logSumExp - logits[target])
     }
 
     /// The log-probability of token `index` in an encoded row.
@@ -91,12 +84,12 @@ public enum LogProbabilityFile {
         }
 
         /// Encodes and writes `logits` [n, vocabulary], the scored rows of one chunk.
-        /// Returns Σ −log p(target).
-        public mutating func append(_ logits: UnsafeBufferPointer<Float>, targets: ArraySlice<Int32>) throws {
-            var bytes = Data(capacity: targets.count * row.count * 2)
-            for (r, target) in targets.enumerated() {
+        public mutating func append(_ logits: UnsafeBufferPointer<Float>) throws {
+            let rows = logits.count / vocabulary
+            var bytes = Data(capacity: rows * row.count * 2)
+            for r in 0..<rows {
                 let logitRow = UnsafeBufferPointer(rebasing: logits[(r * vocabulary)..<((r + 1) * vocabulary)])
-                row.withUnsafeMutableBufferPointer { _ = encode(logitRow, target: Int(target), into: $0) }
+                row.withUnsafeMutableBufferPointer { encode(logitRow, into: $0) }
                 row.withUnsafeBytes { bytes.append(contentsOf: $0) }
             }
             try handle.write(contentsOf: bytes)
@@ -169,7 +162,12 @@ public enum LogProbabilityFile {
             let count = rowsPerChunk(context: context) * rowWidth(vocabulary: vocabulary)
             let data = try handle.read(upToCount: 2 * count) ?? Data()
             guard data.count == 2 * count else { throw Failure(file: path, problem: "ends inside a chunk") }
-            return data.withUnsafeBytes { raw in (0..<count).map { UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) } }
+            var rows = [UInt16](repeating: 0, count: count)
+            rows.withUnsafeMutableBytes { _ = data.copyBytes(to: $0) }
+            #if _endian(big)
+            for i in rows.indices { rows[i] = UInt16(littleEndian: rows[i]) }
+            #endif
+            return rows
         }
     }
 }
@@ -183,7 +181,6 @@ public struct KLDivergence: Sendable {
     public var sumBaseNLL = 0.0, sumBaseNLL2 = 0.0, sumNLLBaseNLL = 0.0
     public var sumKLD = 0.0, sumKLD2 = 0.0
     public var sumPDiff = 0.0, sumPDiff2 = 0.0, sumPDiff4 = 0.0
-    public var maxPDiff: Float = 0
     public var sameTop = 0
     public var count = 0
     /// Per token: KL divergence and p(target) − p_base(target).
@@ -219,7 +216,6 @@ public struct KLDivergence: Sendable {
         sumPDiff += Double(pDiff)
         let pDiff2 = Double(pDiff * pDiff)
         sumPDiff2 += pDiff2; sumPDiff4 += pDiff2 * pDiff2
-        maxPDiff = max(maxPDiff, abs(pDiff))
         klds.append(Float(kld))
         pDiffs.append(pDiff)
     }

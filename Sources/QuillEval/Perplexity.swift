@@ -1,4 +1,5 @@
 import Foundation
+import QuillFormats
 import QuillModels
 import QuillTokenizers
 
@@ -24,7 +25,6 @@ public struct Perplexity: Sendable {
         public var nll = 0.0, nllSquared = 0.0
         public var scoredTokens = 0
         public var chunks = 0
-        public init() {}
         public var perplexity: Double { exp(nll / Double(max(scoredTokens, 1))) }
         /// One standard error of the perplexity (llama-perplexity's "±").
         public var uncertainty: Double {
@@ -72,11 +72,10 @@ public struct Perplexity: Sendable {
 
     /// Scores `tokens` (the whole text, as the tokenizer encodes it with special tokens);
     /// `bos` replaces each chunk's first token when given. `progress` sees the running result
-    /// after each chunk; `scored` sees each chunk's scored rows of logits [n, V] and their targets
-    /// (what `LogProbabilityFile.Writer` keeps).
+    /// after each chunk; `scored` sees each chunk's scored rows of logits [n, V].
     public func measure(_ model: any LanguageModel, tokens: [Int32], bos: Int32?,
                         progress: (Result) -> Void = { _ in },
-                        scored: (_ logits: UnsafeBufferPointer<Float>, _ targets: ArraySlice<Int32>) throws -> Void = { _, _ in }) throws -> Result {
+                        scored: (_ logits: UnsafeBufferPointer<Float>) throws -> Void = { _ in }) throws -> Result {
         var result = Result()
         let vocab = model.vocabularySize
         try forEachChunk(model, tokens: tokens, bos: bos) { _, logits, targets in
@@ -87,8 +86,23 @@ public struct Perplexity: Sendable {
             }
             result.scoredTokens += targets.count
             result.chunks += 1
-            try scored(logits, targets)
+            try scored(logits)
             progress(result)
+        }
+        return result
+    }
+
+    /// `measure`, also writing the scored rows' log-probabilities to `url` in llama.cpp's `.kld`
+    /// format (`llama-perplexity --kl-divergence-base`), written beside and moved into place when
+    /// complete.
+    public func measure(_ model: any LanguageModel, tokens: [Int32], bos: Int32?, writingLogProbabilitiesTo url: URL,
+                        progress: (Result) -> Void = { _ in }) throws -> Result {
+        var result = Result()
+        try AtomicFile.write(to: url) { handle in
+            let chunkCount = chunks(of: tokens.count)
+            var writer = try LogProbabilityFile.Writer(handle: handle, context: context, vocabulary: model.vocabularySize,
+                                                       chunks: chunkCount, tokens: tokens.prefix(chunkCount * context))
+            result = try measure(model, tokens: tokens, bos: bos, progress: progress, scored: { try writer.append($0) })
         }
         return result
     }

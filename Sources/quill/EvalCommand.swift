@@ -262,17 +262,9 @@ struct LlamaCppPerplexityRun {
         func progress(_ running: Perplexity.Result) {
             FileHandle.standardOutput.write(Data(String(format: "[%d]%.4f,", running.chunks, running.perplexity).utf8))
         }
-        var result = Perplexity.Result()
-        if let logProbabilitiesTo {
-            try AtomicFile.write(to: URL(fileURLWithPath: logProbabilitiesTo)) { handle in
-                let chunkCount = perplexity.chunks(of: tokens.count)
-                var writer = try LogProbabilityFile.Writer(handle: handle, context: context, vocabulary: model.vocabularySize,
-                                                           chunks: chunkCount, tokens: tokens.prefix(chunkCount * context))
-                result = try perplexity.measure(model, tokens: tokens, bos: bos, progress: progress) { try writer.append($0, targets: $1) }
-            }
-        } else {
-            result = try perplexity.measure(model, tokens: tokens, bos: bos, progress: progress)
-        }
+        let result = try logProbabilitiesTo.map {
+            try perplexity.measure(model, tokens: tokens, bos: bos, writingLogProbabilitiesTo: URL(fileURLWithPath: $0), progress: progress)
+        } ?? perplexity.measure(model, tokens: tokens, bos: bos, progress: progress)
         let seconds = Date().timeIntervalSince(start)
         print(String(format: "\nFinal estimate: PPL = %.4f +/- %.5f (%d chunks, %d scored tokens, %.1f s, %.0f tokens/s)",
                      result.perplexity, result.uncertainty, result.chunks, result.scoredTokens, seconds,

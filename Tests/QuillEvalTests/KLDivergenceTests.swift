@@ -42,8 +42,7 @@ struct KLDivergenceTests {
             var writer = try LogProbabilityFile.Writer(handle: handle, context: context, vocabulary: vocabulary, chunks: chunks, tokens: tokens[...])
             for c in 0..<chunks {
                 try all.withUnsafeBufferPointer {
-                    try writer.append(UnsafeBufferPointer(rebasing: $0[(c * rows * vocabulary)..<((c + 1) * rows * vocabulary)]),
-                                      targets: tokens[(c * context + context / 2 + 1)..<((c + 1) * context)])
+                    try writer.append(UnsafeBufferPointer(rebasing: $0[(c * rows * vocabulary)..<((c + 1) * rows * vocabulary)]))
                 }
             }
         }
@@ -88,8 +87,8 @@ struct KLDivergenceTests {
         for r in 0..<rows {
             base.withUnsafeBufferPointer { b in
                 encoded.withUnsafeMutableBufferPointer { e in
-                    _ = LogProbabilityFile.encode(UnsafeBufferPointer(rebasing: b[(r * vocabulary)..<((r + 1) * vocabulary)]), target: targets[r],
-                                                  into: UnsafeMutableBufferPointer(rebasing: e[(r * width)..<((r + 1) * width)]))
+                    LogProbabilityFile.encode(UnsafeBufferPointer(rebasing: b[(r * vocabulary)..<((r + 1) * vocabulary)]),
+                                              into: UnsafeMutableBufferPointer(rebasing: e[(r * width)..<((r + 1) * width)]))
                 }
             }
         }
@@ -182,11 +181,7 @@ struct KLDivergenceTests {
         let tokens = try perplexity.tokenize(text, tokenizer: tokenizer), bos = Perplexity.chunkBos(tokenizer)
         let url2 = Self.temporaryFile()
         defer { try? FileManager.default.removeItem(at: url2) }
-        try AtomicFile.write(to: url2) { handle in
-            var writer = try LogProbabilityFile.Writer(handle: handle, context: reference.context, vocabulary: fp32.vocabularySize,
-                                                       chunks: reference.chunks, tokens: tokens.prefix(reference.chunks * reference.context))
-            _ = try perplexity.measure(fp32, tokens: tokens, bos: bos, scored: { try writer.append($0, targets: $1) })
-        }
+        _ = try perplexity.measure(fp32, tokens: tokens, bos: bos, writingLogProbabilitiesTo: url2)
         let statistics = try Perplexity.klDivergence(int8, base: LogProbabilityFile.Reader(path: url2.path), bos: bos)
         let theirs = reference.llama_cpp_q4_1_vs_f32
         print(String(format: "Quill int8 vs fp32: mean KLD %.6f, same top p %.3f%%, PPL %.4f / %.4f; llama.cpp Q4_1 vs F32: %.6f, %.3f%%, %.4f / %.4f",
