@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "QuillTraining", targets: ["QuillTraining"]),
         .library(name: "QuillEval", targets: ["QuillEval"]),
         .library(name: "QuillServer", targets: ["QuillServer"]),
+        .library(name: "QuillReview", targets: ["QuillReview"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -45,11 +49,18 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .target(name: "QuillReview", dependencies: [
+            "QuillServer", "QuillEval", "QuillModels", "QuillData", "QuillTokenizers",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillEval", "QuillServer",
+                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillEval", "QuillServer", "QuillReview",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,9 +71,13 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillDataTests", dependencies: ["QuillData", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers"]),
+        // a plain socket HTTP client shared by the server and review tests
+        .target(name: "QuillTestSupport", path: "Tests/QuillTestSupport"),
+        .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers", "QuillTestSupport"]),
         .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats", "QuillData", "QuillTokenizers"]),
         .testTarget(name: "QuillEvalTests", dependencies: ["QuillEval", "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "QuillReviewTests", dependencies: ["QuillReview", "QuillServer", "QuillModels", "QuillFormats", "QuillTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),

@@ -70,18 +70,24 @@ public enum ExampleRecords {
             return .completion(prompt: prompt, completion: completion)
         }
         if let messages = object["messages"] {
-            guard let list = messages as? [[String: Any]], !list.isEmpty else { throw issue("\"messages\" is not a non-empty list of objects") }
-            var turns: [ChatMessage] = []
-            for (i, m) in list.enumerated() {
-                guard let role = m["role"] as? String, let content = m["content"] as? String else {
-                    throw issue("message \(i) lacks a string \"role\" or \"content\"")
-                }
-                turns.append(ChatMessage(role: role, content: content))
-            }
+            let turns = try Self.messages(messages, issue: issue)
             guard turns.contains(where: { $0.role == "assistant" }) else { throw issue("no assistant message to learn from") }
             return .chat(turns)
         }
         throw issue("no \"text\", \"prompt\"/\"completion\" or \"messages\" field")
+    }
+
+    /// A JSON `messages` value as chat turns: a non-empty list of `{role, content}` strings.
+    public static func messages(_ value: Any, issue: (String) -> DataIssue) throws(DataIssue) -> [ChatMessage] {
+        guard let list = value as? [[String: Any]], !list.isEmpty else { throw issue("\"messages\" is not a non-empty list of objects") }
+        var turns: [ChatMessage] = []
+        for (i, m) in list.enumerated() {
+            guard let role = m["role"] as? String, let content = m["content"] as? String else {
+                throw issue("message \(i) lacks a string \"role\" or \"content\"")
+            }
+            turns.append(ChatMessage(role: role, content: content))
+        }
+        return turns
     }
 
     /// A chat rendered with the model's template as the text each message adds, in order;

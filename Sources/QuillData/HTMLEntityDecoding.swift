@@ -1,4 +1,22 @@
 extension HTMLText {
+    /// `text` safe inside HTML content and quoted attributes: `& < > " '` as references. The one
+    /// escaper of every page Quill writes (reports, plots, the review app).
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for c in text.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
     /// Named references → their UTF-8 bytes (`entityTable`, parsed once).
     static let entities: [String: [UInt8]] = {
         var table: [String: [UInt8]] = [:]

@@ -12,19 +12,7 @@ extension CorpusPreparation.Report {
     /// The report as one self-contained page (no scripts, no outside assets): totals, splits,
     /// encodings and languages, and every drop reason with its examples.
     public var html: String {
-        func escape(_ s: String) -> String {
-            var out = ""
-            for c in s.unicodeScalars {
-                switch c {
-                case "&": out += "&amp;"
-                case "<": out += "&lt;"
-                case ">": out += "&gt;"
-                case "\"": out += "&quot;"
-                default: out.unicodeScalars.append(c)
-                }
-            }
-            return out
-        }
+        let escape = HTMLText.escape
         func number(_ n: Int) -> String {
             let digits = String(n)
             var out = ""

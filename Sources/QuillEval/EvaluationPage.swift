@@ -1,13 +1,12 @@
 import Foundation
+import QuillData
 
 /// `quill eval --html`: one self-contained page (no scripts, no outside assets) with each model's
 /// figures, the comparisons with their intervals, and every document's bits per byte per model
 /// as a plot, documents ordered by the first model's figure.
 public enum EvaluationPage {
     public static func html(_ report: EvaluationReport) -> String {
-        func escape(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-        }
+        let escape = HTMLText.escape
         let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
         var rows = ""
         for m in report.models {

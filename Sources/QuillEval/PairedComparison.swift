@@ -67,7 +67,7 @@ public struct PairedComparison: Sendable, Codable, Equatable {
     }
 
     /// numpy.percentile with linear interpolation.
-    static func percentile(_ values: [Double], _ q: Double) -> Double {
+    public static func percentile(_ values: [Double], _ q: Double) -> Double {
         guard !values.isEmpty else { return .nan }
         let sorted = values.sorted()
         let position = q / 100 * Double(sorted.count - 1)

@@ -160,6 +160,7 @@ public final class GPT2Model: LanguageModel {
 
     public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int) throws -> [Float] {
         let n = tokens.count, start = cache.count, c = config.hiddenSize
+        guard n > 0 else { throw ModelError.emptyPrompt }
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
         let heads = config.heads
         let x = try run(tokens, positions: (0..<n).map { start + $0 }) { l, q, k, v, att in

@@ -95,6 +95,7 @@ public struct Generator: Sendable {
 
     public func generate(promptIds: [Int32], options: GenerationOptions,
                          onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+        guard !promptIds.isEmpty else { throw ModelError.emptyPrompt }
         let capacity = promptIds.count + options.maxNewTokens
         guard capacity <= model.contextLength else {
             throw ModelError.contextOverflow(tokens: capacity, context: model.contextLength)

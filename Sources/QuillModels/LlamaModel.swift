@@ -203,6 +203,7 @@ public final class LlamaModel: Sendable {
     /// Returns the logits of positions first..<N: [N − first, V].
     public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int) throws -> [Float] {
         let n = tokens.count, start = cache.count
+        guard n > 0 else { throw ModelError.emptyPrompt }
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
         let cfg = config
         var x = try embed(tokens)

@@ -9,6 +9,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case unsupportedTensorType(path: String, name: String, type: String)
     case tokenOutOfRange(id: Int32, vocabularySize: Int)
     case unreadable(path: String, reason: String)
+    /// Nothing to run: an empty prompt where the tokenizer adds no BOS token to start from.
+    case emptyPrompt
 
     public var description: String {
         switch self {
@@ -25,6 +27,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case let .unsupportedTensorType(path, name, type): return "\(path): tensor \(name) has unsupported type \(type)"
         case let .tokenOutOfRange(id, size): return "token id \(id) is outside the vocabulary (size \(size))"
         case let .unreadable(path, reason): return "\(path): \(reason)"
+        case .emptyPrompt:
+            return "the prompt is empty and the tokenizer adds no BOS token, so there is nothing to continue from; give a prompt"
         }
     }
 }

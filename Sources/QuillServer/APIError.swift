@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 
 /// An error as OpenAI shapes it, `{"error": {"message", "type", "param", "code"}}`, with its
 /// HTTP status (and `Retry-After` for a full queue).
@@ -37,10 +38,23 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 }
 
 /// A JSON request body read field by field, each wrong field a 400 that names it and says why.
-struct JSONFields {
-    let object: [String: JSONValue]
+public struct JSONFields: Sendable {
+    public let object: [String: JSONValue]
 
-    init(_ data: Data) throws(APIError) {
+    /// The body of `request`, at most `maxBytes` (413 beyond).
+    public static func read(_ request: inout Request, maxBytes: Int) async throws -> JSONFields {
+        let tooLarge = APIError(.contentTooLarge, "the request body is larger than \(maxBytes) bytes", code: "body_too_large")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBytes { throw tooLarge }
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: maxBytes) } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw tooLarge
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        }
+        return try JSONFields(Data(buffer.readableBytesView))
+    }
+
+    public init(_ data: Data) throws(APIError) {
         guard !data.isEmpty else { throw APIError(.badRequest, "the request body is empty; expected a JSON object", code: "invalid_json") }
         if String(validating: data, as: UTF8.self) == nil {
             let valid = (0...data.count).last { String(validating: data.prefix($0), as: UTF8.self) != nil } ?? 0
@@ -80,25 +94,25 @@ struct JSONFields {
     }
 
     /// Rejects fields this route does not know (a typo should not pass silently).
-    func onlyKnown(_ known: Set<String>) throws(APIError) {
+    public func onlyKnown(_ known: Set<String>) throws(APIError) {
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw APIError.invalid(unknown, "unknown field; known fields are \(known.sorted().joined(separator: ", "))")
         }
     }
 
-    func string(_ key: String) throws(APIError) -> String? {
+    public func string(_ key: String) throws(APIError) -> String? {
         guard let v = value(key) else { return nil }
         guard case .string(let s) = v else { throw .invalid(key, "expected a string, got \(v.kind)") }
         return s
     }
 
-    func bool(_ key: String) throws(APIError) -> Bool? {
+    public func bool(_ key: String) throws(APIError) -> Bool? {
         guard let v = value(key) else { return nil }
         guard case .bool(let b) = v else { throw .invalid(key, "expected true or false, got \(v.kind)") }
         return b
     }
 
-    func int(_ key: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
+    public func int(_ key: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
         guard let v = value(key) else { return nil }
         let i: Int
         switch v {
@@ -110,7 +124,7 @@ struct JSONFields {
         return i
     }
 
-    func number(_ key: String, in range: ClosedRange<Double>) throws(APIError) -> Double? {
+    public func number(_ key: String, in range: ClosedRange<Double>) throws(APIError) -> Double? {
         guard let v = value(key) else { return nil }
         let d: Double
         switch v {

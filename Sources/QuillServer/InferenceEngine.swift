@@ -85,6 +85,8 @@ public final class InferenceEngine: @unchecked Sendable {
         case shuttingDown
         /// The request alone needs more KV cache than the engine may hold.
         case tooLarge(tokens: Int, limit: Int)
+        /// No prompt tokens: an empty prompt where the tokenizer adds no BOS token.
+        case emptyPrompt
     }
 
     /// What the engine is doing, for metrics.
@@ -144,6 +146,7 @@ public final class InferenceEngine: @unchecked Sendable {
     /// Queues a request; its events arrive on the stream, which ends after the last choice
     /// finishes. Dropping the stream (a client gone) cancels the request and frees its slot.
     public func submit(_ request: Request) throws(SubmitError) -> AsyncStream<Event> {
+        guard !request.promptIds.isEmpty else { throw .emptyPrompt }
         guard request.kvTokens <= limits.kvCacheTokens else { throw .tooLarge(tokens: request.kvTokens, limit: limits.kvCacheTokens) }
         let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .unbounded)
         let job = Job(request: request, continuation: continuation)

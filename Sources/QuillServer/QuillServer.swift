@@ -25,6 +25,9 @@ public struct ServerOptions: Sendable {
     public var timeout = 600.0
     /// Bearer tokens accepted; empty: no authentication.
     public var apiKeys: [String] = []
+    /// Bearer tokens for `/metrics` (a scraper's); empty: `/metrics` takes the API keys, and is
+    /// open only when there are none either.
+    public var metricsKeys: [String] = []
     /// Origins allowed by CORS; empty: no CORS headers; "*": any.
     public var corsOrigins: [String] = []
     public var maxBodyBytes = 1 << 20
@@ -120,7 +123,9 @@ public struct QuillServer: Sendable {
                 allowOrigin: options.corsOrigins == ["*"] ? .all : .custom(options.corsOrigins.joined(separator: ",")),
                 allowHeaders: [.contentType, .authorization], allowMethods: [.get, .post, .options]))
         }
-        if !options.apiKeys.isEmpty { router.add(middleware: APIKeyMiddleware(keys: options.apiKeys)) }
+        if !options.apiKeys.isEmpty || !options.metricsKeys.isEmpty {
+            router.add(middleware: APIKeyMiddleware(keys: options.apiKeys, metricsKeys: options.metricsKeys.isEmpty ? options.apiKeys : options.metricsKeys))
+        }
 
         router.get("health") { _, _ -> Response in
             switch host.state {
@@ -167,11 +172,7 @@ public struct QuillServer: Sendable {
 
     /// The request's JSON body, at most `maxBodyBytes`.
     func body(_ request: inout Request) async throws -> JSONFields {
-        let buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: options.maxBodyBytes) } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the request body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
-        }
-        return try JSONFields(Data(buffer.readableBytesView))
+        try await JSONFields.read(&request, maxBytes: options.maxBodyBytes)
     }
 
     /// Submits to the engine, turning a full queue into 429 with Retry-After.
@@ -186,6 +187,8 @@ public struct QuillServer: Sendable {
             case .tooLarge(let tokens, let limit):
                 throw APIError(.badRequest, "the request needs \(tokens) KV-cache positions (prompt + max tokens, times n); the server allows \(limit)",
                                param: "max_tokens", code: "too_large")
+            case .emptyPrompt:
+                throw APIError(.badRequest, ModelError.emptyPrompt.description, param: "prompt", code: "empty_prompt")
             }
         }
     }
@@ -221,8 +224,13 @@ struct ModelLoaderService: Service {
     }
 }
 
-func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: value.data)))
+func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response { value.response(status: status) }
+
+extension JSONValue {
+    /// This value as an `application/json` response.
+    public func response(status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
 }
 
 /// Access log record per request (method, path, status, milliseconds to the end of its body, request
@@ -242,7 +250,9 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             let message = error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
             response = try APIError(error.status, message, code: error.status == .notFound ? "not_found" : nil).response(from: request, context: context)
         } catch {
-            response = try APIError(.internalServerError, "\(error)").response(from: request, context: context)
+            // the detail goes to the log, never to the client
+            context.logger.error("internal error", metadata: ["error": "\(String(reflecting: error))", "http.path": "\(request.uri.path)"])
+            response = try APIError(.internalServerError, "internal server error (request \(context.id))").response(from: request, context: context)
         }
         response.headers[.init("X-Request-Id")!] = context.id
         // recorded once the body is written: a stream's duration is its last event's, not its head's
@@ -268,18 +278,26 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// `Authorization: Bearer KEY` on every route but `/health`, `/metrics`, `/docs` and
 /// `/openapi.json`; keys compared in constant time.
+/// Bearer keys: the API keys for the model's routes, the metrics keys for `/metrics`; `/health`,
+/// `/openapi.json`, `/docs` and CORS preflights stay open. An empty list opens its routes.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: [[UInt8]]
-    init(keys: [String]) { self.keys = keys.map { Array($0.utf8) } }
+    let metricsKeys: [[UInt8]]
+    init(keys: [String], metricsKeys: [String]) {
+        self.keys = keys.map { Array($0.utf8) }
+        self.metricsKeys = metricsKeys.map { Array($0.utf8) }
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        if request.method == .options || path == "/health" || path == "/metrics" || path == "/openapi.json" || path.hasPrefix("/docs") {
+        if request.method == .options || path == "/health" || path == "/openapi.json" || path.hasPrefix("/docs") {
             return try await next(request, context)
         }
+        let accepted = path == "/metrics" ? metricsKeys : keys
+        if accepted.isEmpty { return try await next(request, context) }
         let header = request.headers[.authorization] ?? ""
         let token = Array((header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : "").utf8)
-        guard keys.contains(where: { Self.equal($0, token) }) else {
+        guard accepted.contains(where: { Self.equal($0, token) }) else {
             throw APIError(.unauthorized, header.isEmpty ? "missing API key: send Authorization: Bearer KEY" : "invalid API key",
                            type: "authentication_error", code: "invalid_api_key")
         }

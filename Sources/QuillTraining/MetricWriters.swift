@@ -1,4 +1,5 @@
 import Foundation
+import QuillData
 import QuillFormats
 
 /// TensorBoard's event file: TFRecord framing (length, masked CRC-32C of the length, the bytes,
@@ -143,7 +144,5 @@ public enum LossPlot {
         return values
     }
 
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
+    static func escape(_ s: String) -> String { HTMLText.escape(s) }
 }

@@ -49,50 +49,9 @@ struct EvalCommand: AsyncParsableCommand {
 
     enum EvaluationProtocol: String, ExpressibleByArgument, CaseIterable { case rolling, llamaCpp = "llama-cpp" }
 
-    /// A model as the command line paired it with its adapter.
-    struct System {
-        var model: String?
-        var adapter: String?
-        var name: String {
-            let base = model.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? "default"
-            guard let adapter else { return base }
-            let url = URL(fileURLWithPath: adapter).standardizedFileURL
-            let label = url.lastPathComponent == "adapter" ? url.deletingLastPathComponent().lastPathComponent : url.lastPathComponent
-            return "\(base)+\(label)"
-        }
-    }
-
-    /// Pairs each --adapter with the -m before it, in command-line order.
-    func systems() throws -> [System] {
-        var systems: [System] = []
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        if let at = arguments.firstIndex(of: "eval") ?? arguments.firstIndex(of: "perplexity") { arguments.removeFirst(at + 1) }
-        var i = 0
-        while i < arguments.count {
-            let argument = arguments[i]
-            func value(_ names: [String]) -> String? {
-                for name in names {
-                    if argument == name, i + 1 < arguments.count { i += 1; return arguments[i] }
-                    if argument.hasPrefix(name + "=") { return String(argument.dropFirst(name.count + 1)) }
-                }
-                return nil
-            }
-            if argument == "--" { break }
-            if let model = value(["-m", "--model"]) {
-                systems.append(System(model: model))
-            } else if let adapter = value(["--adapter"]) {
-                if systems.isEmpty { systems.append(System(model: nil)) }
-                guard systems[systems.count - 1].adapter == nil else {
-                    throw ValidationError("--adapter \(adapter): the model before it already has an adapter; repeat -m for another")
-                }
-                systems[systems.count - 1].adapter = adapter
-            }
-            i += 1
-        }
-        guard systems.count == models.count || (models.isEmpty && systems.count == 1), systems.count >= adapter.count else {
-            throw ValidationError("could not pair models and adapters; give each --adapter right after its -m")
-        }
-        return systems.isEmpty ? [System(model: nil)] : systems
+    /// Each -m with the --adapter after it.
+    func systems() throws -> [ModelSystem] {
+        try ModelSystem.paired(models: models, adapters: adapter, after: ["eval", "perplexity"])
     }
 
     func run() async throws {
@@ -116,7 +75,7 @@ struct EvalCommand: AsyncParsableCommand {
         }
     }
 
-    func load(_ system: System) throws -> (any LanguageModel, Tokenizer, String) {
+    func load(_ system: ModelSystem) throws -> (any LanguageModel, Tokenizer, String) {
         let path = try ModelOption.path(system.model)
         let (model, tokenizer) = try ModelOption.load(system.model, adapter: system.adapter, weights: dense ? .dense : .quantized,
                                                       denseBatchThreshold: int8Prompts ? .max : 32)
@@ -125,7 +84,7 @@ struct EvalCommand: AsyncParsableCommand {
 
     // MARK: llama-perplexity's protocol
 
-    func runLlamaCpp(systems: [System], paths: [String]) throws {
+    func runLlamaCpp(systems: [ModelSystem], paths: [String]) throws {
         let chunkSize = context ?? 512
         let text = try paths.map { try ExampleRecords.text($0) }.joined()
         for system in systems {
@@ -137,7 +96,7 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     /// llama-perplexity --kl-divergence: each model against the reference file, on its tokens.
-    func runKLDivergence(systems: [System], base path: String) throws {
+    func runKLDivergence(systems: [ModelSystem], base path: String) throws {
         for system in systems {
             let base = try LogProbabilityFile.Reader(path: path)
             if let context, context != base.context {
@@ -161,7 +120,7 @@ struct EvalCommand: AsyncParsableCommand {
 
     // MARK: lm-evaluation-harness's rolling protocol
 
-    func runRolling(systems: [System], paths: [String]) throws {
+    func runRolling(systems: [ModelSystem], paths: [String]) throws {
         var results: [EvaluationReport.ModelResult] = []
         var documentScores: [[DocumentScore]] = []
         var description = "", windowLength = 0, prefix: Int32?

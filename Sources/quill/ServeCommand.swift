@@ -13,7 +13,7 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve a model over HTTP: /generate, OpenAI-compatible /v1/completions and /v1/chat/completions, /docs, /metrics.",
         discussion: """
         Environment variables (flags win): QUILL_MODEL, QUILL_ADAPTER, QUILL_MODEL_NAME, QUILL_HOST, QUILL_PORT, QUILL_PARALLEL, \
-        QUILL_MAX_QUEUE, QUILL_KV_CACHE_TOKENS, QUILL_TIMEOUT, QUILL_API_KEY (comma-separated keys), QUILL_API_KEY_FILE, \
+        QUILL_MAX_QUEUE, QUILL_KV_CACHE_TOKENS, QUILL_TIMEOUT, QUILL_API_KEY (comma-separated keys), QUILL_API_KEY_FILE, QUILL_METRICS_KEY, \
         QUILL_CORS_ORIGINS, QUILL_MAX_BODY_BYTES, QUILL_DEFAULT_MAX_TOKENS, QUILL_GRACE_PERIOD, QUILL_DOCS_ASSETS, QUILL_LOG_LEVEL, QUILL_LOG_FORMAT.
         """)
 
@@ -32,6 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a request may take before it ends with what it has.") var timeout: Double?
     @Option(name: .customLong("api-key"), help: "Require Authorization: Bearer KEY (repeatable).") var apiKeys: [String] = []
     @Option(name: .customLong("api-key-file"), help: "A file of API keys, one per line.") var apiKeyFile: String?
+    @Option(name: .customLong("metrics-key"), help: "Require Authorization: Bearer KEY on /metrics (repeatable; default: the API keys).")
+    var metricsKeys: [String] = []
     @Option(name: .customLong("cors-origin"), help: "An origin allowed by CORS (repeatable; * for any).") var corsOrigins: [String] = []
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body.") var maxBodyBytes: Int?
     @Option(name: .customLong("default-max-tokens"), help: "Chat completions without max_tokens stop after this many.") var defaultMaxTokens: Int?
@@ -74,6 +76,8 @@ struct ServeCommand: AsyncParsableCommand {
             keys += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
         options.apiKeys = keys.filter { !$0.isEmpty }
+        options.metricsKeys = (metricsKeys.isEmpty ? (env["QUILL_METRICS_KEY"].map { $0.split(separator: ",").map(String.init) } ?? []) : metricsKeys)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         options.corsOrigins = corsOrigins.isEmpty ? (env["QUILL_CORS_ORIGINS"].map { $0.split(separator: ",").map(String.init) } ?? []) : corsOrigins
         guard parallel >= 1, options.limits.maxQueue >= 0, kvTokens >= 1 else { throw ValidationError("--parallel, --max-queue and --kv-cache-tokens must be positive") }
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import QuillFormats
 import QuillModels
+import QuillTokenizers
 
 /// Broken model files give errors that name the file and the tensor or key; never a crash.
 @Suite struct ModelLoadingErrorTests {
@@ -46,6 +47,22 @@ import QuillModels
         var cache = model.makeCache()
         #expect(throws: ModelError.contextOverflow(tokens: 17, context: 16)) {
             try model.forward(Array(repeating: 1, count: 17), cache: &cache)
+        }
+    }
+
+    /// Zero tokens is an error for both architectures (it once read the head's rows -1..<0), and the
+    /// generator refuses an empty prompt before running anything.
+    @Test func emptyInputIsAnError() throws {
+        let llama = try LlamaModel(gguf: GGUFFile(path: Self.path("tiny-llama.gguf")))
+        let gpt2Path = try #require(Bundle.module.url(forResource: "Fixtures/tiny-gpt2", withExtension: "gguf")).path
+        for model in [llama, try ModelLoader.model(gguf: GGUFFile(path: gpt2Path))] as [any LanguageModel] {
+            var cache = model.makeCache()
+            #expect(throws: ModelError.emptyPrompt) { try model.forward([], cache: &cache) }
+            #expect(cache.count == 0)
+            let tokenizer = try Tokenizer(tokenizerJSON: Data(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#.utf8))
+            #expect(throws: ModelError.emptyPrompt) {
+                try Generator(model: model, tokenizer: tokenizer).generate(prompt: "", options: GenerationOptions())
+            }
         }
     }
 

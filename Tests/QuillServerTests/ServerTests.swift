@@ -4,6 +4,7 @@ import QuillModels
 import QuillTokenizers
 import Testing
 @testable import QuillServer
+import QuillTestSupport
 
 /// The default model (SmolLM2-135M, from the cache), loaded once for every test here.
 enum Default {
@@ -225,6 +226,19 @@ enum Default {
             #expect(boolean == 400 && e7["param"] as? String == "max_new_tokens")
             let invalidUTF8 = try await client.request("POST", "/generate", bytes: Array(#"{"prompt": ""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8))
             #expect(invalidUTF8.status == 400)
+            // SmolLM2's tokenizer adds no BOS: an empty prompt has nothing to continue (llama.cpp refuses it too)
+            for (path, body) in [("/generate", #"{"prompt": ""}"#), ("/v1/completions", #"{"prompt": "", "max_tokens": 2}"#),
+                                 ("/v1/completions", #"{"prompt": [""], "max_tokens": 2}"#)] {
+                let (status, e) = try await error(path, body)
+                #expect(status == 400 && e["param"] as? String == "prompt" && e["code"] as? String == "empty_prompt", "\(path) \(body)")
+            }
+            // a body over --max-body-bytes is 413 on every route, with no internal error text
+            let huge = "{\"prompt\": \"\(String(repeating: "x", count: 3_000_000))\"}"
+            for path in ["/v1/completions", "/generate", "/tokenize", "/v1/chat/completions"] {
+                let (status, e) = try await error(path, huge)
+                #expect(status == 413 && e["code"] as? String == "body_too_large" && !(e["message"] as? String ?? "").contains("NIO"), "\(path)")
+            }
+            #expect(try await client.request("GET", "/health").status == 200, "the server still answers")
             #expect(try await client.request("GET", "/nowhere").status == 404)
         }
     }
@@ -267,13 +281,26 @@ enum Default {
             // until the engine holds it (not a fixed sleep: on a busy machine the request may take a while to arrive)
             // (a `for ... where` loop would go on polling after the condition held, past the long request's end)
             var polls = 0
-            while polls < 3000, !(try await client.request("GET", "/metrics").text.contains("quill_running_sequences 1")) {
+            while polls < 3000, !(try await client.request("GET", "/metrics", headers: auth).text.contains("quill_running_sequences 1")) {
                 polls += 1
                 try await Task.sleep(for: .milliseconds(10))
             }
             let refused = try await client.request("POST", "/generate", body: #"{"prompt": "hi"}"#, headers: auth)
             #expect(refused.status == 429 && refused.headers["retry-after"] != nil)
             #expect(try await long.value.status == 200)
+            // /metrics takes the API keys when no metrics key is set
+            #expect(try await client.request("GET", "/metrics").status == 401)
+        }
+    }
+
+    /// A scraper's own key opens /metrics and nothing else.
+    @Test func metricsKey() async throws {
+        try await withServer({ $0.apiKeys = ["sekrit"]; $0.metricsKeys = ["scrape"] }) { (client: HTTPTestClient) async throws in
+            #expect(try await client.request("GET", "/metrics").status == 401)
+            #expect(try await client.request("GET", "/metrics", headers: ["Authorization": "Bearer sekrit"]).status == 401)
+            #expect(try await client.request("GET", "/metrics", headers: ["Authorization": "Bearer scrape"]).status == 200)
+            #expect(try await client.request("POST", "/generate", body: #"{"prompt": "hi"}"#, headers: ["Authorization": "Bearer scrape"]).status == 401)
+            #expect(try await client.request("GET", "/openapi.json").status == 200)
         }
     }
 }

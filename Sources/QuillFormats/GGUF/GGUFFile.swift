@@ -57,6 +57,10 @@ public final class GGUFFile: Sendable {
         guard version == 2 || version == 3 else { throw .unsupportedVersion(path: path, version: version) }
         let tensorCount = try r.count("the tensor count")
         let kvCount = try r.count("the metadata count")
+        // a tensor's entry takes at least 24 bytes, a metadata pair 13: counts beyond the file are corruption
+        guard tensorCount <= (length - r.at) / 24, kvCount <= (length - r.at) / 13 else {
+            throw .truncated(path: path, offset: length, reading: "\(tensorCount) tensors and \(kvCount) metadata pairs")
+        }
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
         for i in 0..<kvCount {
@@ -78,6 +82,15 @@ public final class GGUFFile: Sendable {
             guard nDims <= 8 else { throw .malformed(path: path, offset: r.at - 4, problem: "tensor \(name) has rank \(nDims)") }
             var dims: [Int] = []
             for _ in 0..<nDims { dims.append(try r.count("the shape of \(name)")) }
+            // elements and bytes must be countable: a product past Int.max is a hostile shape
+            var elements = 1
+            for d in dims {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= Int.max / 64 else {
+                    throw .malformed(path: path, offset: r.at, problem: "tensor \(name) has shape \(dims), more elements than can be addressed")
+                }
+                elements = product
+            }
             let typeCode = try r.u32("the type of \(name)")
             guard let type = GGMLType(rawValue: typeCode) else {
                 throw .malformed(path: path, offset: r.at - 4, problem: "tensor \(name) has unknown ggml type \(typeCode)")
@@ -94,7 +107,7 @@ public final class GGUFFile: Sendable {
             throw .malformed(path: path, offset: 0, problem: "general.alignment \(alignment) is not a power of two")
         }
         dataOffset = (r.at + alignment - 1) / alignment * alignment
-        for t in tensors where dataOffset + t.offset + t.byteCount > length {
+        for t in tensors where t.offset > length || t.byteCount > length - dataOffset - t.offset {
             throw .truncated(path: path, offset: length,
                              reading: "tensor \(t.name) (needs bytes up to \(dataOffset + t.offset + t.byteCount))")
         }
@@ -177,7 +190,21 @@ struct GGUFReader {
         return String(decoding: UnsafeRawBufferPointer(start: base + at, count: n), as: UTF8.self)
     }
 
-    mutating func value(_ type: GGUFValueType, _ key: String) throws(GGUFError) -> GGUFValue {
+    /// Arrays may hold arrays (gguf-py writes them) this deep at most; deeper is hostile.
+    static let maxArrayDepth = 8
+
+    /// The fewest bytes one value of `type` can take in the file.
+    static func minimumSize(_ type: GGUFValueType) -> Int {
+        switch type {
+        case .uint8, .int8, .bool: 1
+        case .uint16, .int16: 2
+        case .uint32, .int32, .float32: 4
+        case .uint64, .int64, .float64, .string: 8
+        case .array: 12
+        }
+    }
+
+    mutating func value(_ type: GGUFValueType, _ key: String, depth: Int = 0) throws(GGUFError) -> GGUFValue {
         switch type {
         case .uint8: return .uint8(try scalar(UInt8.self, key))
         case .int8: return .int8(try scalar(Int8.self, key))
@@ -196,15 +223,20 @@ struct GGUFReader {
         case .string: return .string(try string(key))
         case .array:
             let code = try u32("the element type of \(key)")
-            guard let elementType = GGUFValueType(rawValue: code), elementType != .array || true else {
+            guard let elementType = GGUFValueType(rawValue: code) else {
                 throw .malformed(path: path, offset: at - 4, problem: "\(key): unknown array element type \(code)")
             }
+            guard elementType != .array || depth < Self.maxArrayDepth else {
+                throw .malformed(path: path, offset: at - 4, problem: "\(key): arrays nested more than \(Self.maxArrayDepth) deep")
+            }
             let n = try count("the length of \(key)")
-            // every element takes at least one byte: a count beyond the file is corruption
-            guard n <= length - at else { throw .truncated(path: path, offset: length, reading: "the \(n) elements of \(key)") }
+            // a count of elements beyond what the rest of the file can hold is corruption
+            guard n <= (length - at) / Self.minimumSize(elementType) else {
+                throw .truncated(path: path, offset: length, reading: "the \(n) elements of \(key)")
+            }
             var items: [GGUFValue] = []
             items.reserveCapacity(n)
-            for _ in 0..<n { items.append(try value(elementType, key)) }
+            for _ in 0..<n { items.append(try value(elementType, key, depth: depth + 1)) }
             return .array(elementType, items)
         }
     }

@@ -5,17 +5,18 @@ import Glibc
 
 /// A plain HTTP/1.1 client over a POSIX socket (`Connection: close`, read to the end), so the
 /// tests see exactly the bytes the server sent: status, headers, body, every SSE event.
-struct HTTPTestClient {
-    let port: Int
+public struct HTTPTestClient: Sendable {
+    public let port: Int
+    public init(port: Int) { self.port = port }
 
-    struct Reply {
-        var status: Int
-        var headers: [String: String]
-        var body: [UInt8]
-        var text: String { String(decoding: body, as: UTF8.self) }
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+    public struct Reply: Sendable {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: [UInt8]
+        public var text: String { String(decoding: body, as: UTF8.self) }
+        public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
         /// The `data:` payloads of a server-sent-event body, as raw bytes.
-        var events: [[UInt8]] {
+        public var events: [[UInt8]] {
             var out: [[UInt8]] = [], start = 0
             let b = body
             var i = 0
@@ -30,13 +31,13 @@ struct HTTPTestClient {
         }
     }
 
-    func request(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
+    public func request(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
         try await request(method, path, bytes: body.map { Array($0.utf8) }, headers: headers)
     }
 
     /// The blocking socket calls run on a Dispatch thread, never on the concurrency pool's few
     /// threads, which the server in the same process needs for its handlers.
-    func request(_ method: String, _ path: String, bytes: [UInt8]?, headers: [String: String] = [:]) async throws -> Reply {
+    public func request(_ method: String, _ path: String, bytes: [UInt8]?, headers: [String: String] = [:]) async throws -> Reply {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result { try blockingRequest(method, path, bytes: bytes, headers: headers) })
@@ -44,7 +45,7 @@ struct HTTPTestClient {
         }
     }
 
-    func blockingRequest(_ method: String, _ path: String, bytes: [UInt8]?, headers: [String: String]) throws -> Reply {
+    public func blockingRequest(_ method: String, _ path: String, bytes: [UInt8]?, headers: [String: String]) throws -> Reply {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         defer { close(fd) }
