@@ -55,16 +55,53 @@ public struct TokenShardWriter {
 
     /// Reads a shard back: the ids of every document.
     public static func read(directory: String, split: String) throws -> [[Int32]] {
-        let dir = URL(fileURLWithPath: directory)
-        let index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: dir.appendingPathComponent("\(split).json")))
-        let data = [UInt8](try Data(contentsOf: dir.appendingPathComponent("\(split).bin")))
-        let width = index.dtype == "uint32" ? 4 : 2
-        let ids = (0..<(data.count / width)).map { i -> Int32 in
-            var v: UInt32 = 0
-            for b in 0..<width { v |= UInt32(data[i * width + b]) << (8 * b) }
-            return Int32(bitPattern: v)
+        try TokenShard(indexPath: (directory as NSString).appendingPathComponent("\(split).json")).documents
+    }
+}
+
+/// A token shard read back (the one reader of them) and checked against its index before any
+/// id is used: a known element type, a byte count that matches the token count, offsets that
+/// start at 0, never go back and end at the last token, and ids inside the vocabulary.
+public struct TokenShard: Sendable {
+    public let tokens: [Int32]
+    public let offsets: [Int]
+
+    public init(indexPath: String) throws(DataIssue) {
+        func issue(_ file: String, _ problem: String) -> DataIssue { DataIssue(file: file, line: 0, problem: problem) }
+        guard let json = FileManager.default.contents(atPath: indexPath) else { throw issue(indexPath, "cannot read the index") }
+        let index: TokenShardWriter.Index
+        do { index = try JSONDecoder().decode(TokenShardWriter.Index.self, from: json) } catch {
+            throw issue(indexPath, "not a token-shard index (dtype, vocab_size, documents, tokens, offsets): \(error)")
         }
-        return (0..<index.documents).map { Array(ids[index.offsets[$0]..<index.offsets[$0 + 1]]) }
+        let width: Int
+        switch index.dtype {
+        case "uint16": width = 2
+        case "uint32": width = 4
+        default: throw issue(indexPath, "dtype \"\(index.dtype)\": expected uint16 or uint32")
+        }
+        let bin = String(indexPath.dropLast(".json".count)) + ".bin"
+        guard let data = FileManager.default.contents(atPath: bin) else { throw issue(bin, "cannot read the shard") }
+        guard index.tokens >= 0, index.tokens <= data.count / width, data.count == index.tokens * width else {
+            throw issue(bin, "holds \(data.count) bytes, the index says \(index.tokens) \(index.dtype) tokens")
+        }
+        guard index.offsets.first == 0, index.offsets.last == index.tokens, index.offsets.count == index.documents + 1,
+              zip(index.offsets, index.offsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+            throw issue(indexPath, "offsets must start at 0, never decrease, end at the token count and number documents + 1")
+        }
+        let tokens: [Int32] = data.withUnsafeBytes { raw in
+            width == 4 ? raw.bindMemory(to: UInt32.self).map { Int32(bitPattern: UInt32(littleEndian: $0)) }
+                       : raw.bindMemory(to: UInt16.self).map { Int32(UInt16(littleEndian: $0)) }
+        }
+        if index.vocab_size > 0, let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= index.vocab_size }) {
+            throw issue(bin, "token \(bad) is \(tokens[bad]), outside the vocabulary of \(index.vocab_size)")
+        }
+        self.tokens = tokens
+        offsets = index.offsets
+    }
+
+    /// The ids of every document.
+    public var documents: [[Int32]] {
+        zip(offsets, offsets.dropFirst()).map { Array(tokens[$0..<$1]) }
     }
 }
 

@@ -13,6 +13,8 @@ public struct ReviewApp: Sendable {
     /// Bootstrap resamples for the results page.
     public var resamples = 1000
     public var maxBodyBytes = 64 << 10
+    /// Largest body of `POST /api/studies` (prompts and every system's answers).
+    public var maxStudyBytes = 32 << 20
     /// The CSRF token of the join form; new with every server.
     let joinToken = ReviewStore.token()
 
@@ -93,7 +95,56 @@ public struct ReviewApp: Sendable {
             let reviewer = try await run { try store.addReviewer(to: study, name: name) }
             return (["name": .string(reviewer.name), "token": .string(reviewer.token), "url": .string("/r/\(reviewer.token)")] as JSONValue).response()
         }
+        router.post("api/studies") { request, _ -> Response in
+            var request = request
+            try checkAdmin(request)
+            let draft = try Self.draft(try await JSONFields.read(&request, maxBytes: maxStudyBytes))
+            let created = try await run { try store.create(draft) }
+            return (["name": .string(created.name), "admin_key": .string(created.adminToken), "systems": .int(created.systems.count),
+                     "prompts": .int(created.prompts), "comparisons": .int(created.comparisons)] as JSONValue).response(status: .created)
+        }
         return router
+    }
+
+    /// A study from a request body: `{"name", "prompts": ["..." | {"id", "prompt"}], "systems":
+    /// [{"name", "outputs": ["...", one per prompt], "source"?}], "per_reviewer"?, "seed"?}`.
+    static func draft(_ fields: JSONFields) throws -> StudyDraft {
+        try fields.onlyKnown(["name", "prompts", "systems", "per_reviewer", "seed"])
+        guard let name = try fields.string("name") else { throw APIError.invalid("name", "required: the study's name") }
+        guard let promptList = try fields.array("prompts"), !promptList.isEmpty else { throw APIError.invalid("prompts", "required: a non-empty array") }
+        var prompts: [(key: String, text: String)] = []
+        for (i, p) in promptList.enumerated() {
+            switch p {
+            case .string(let text): prompts.append(("\(i + 1)", text))
+            case .object(let o):
+                guard case .string(let text)? = o["prompt"] else { throw APIError.invalid("prompts", "entry \(i) has no string \"prompt\"") }
+                let key: String
+                switch o["id"] {
+                case .string(let id)?: key = id
+                case .int(let id)?: key = String(id)
+                case nil: key = "\(i + 1)"
+                default: throw APIError.invalid("prompts", "entry \(i): \"id\" is not a string or an integer")
+                }
+                prompts.append((key, text))
+            default: throw APIError.invalid("prompts", "entry \(i) is not a string or an object")
+            }
+        }
+        guard let systemList = try fields.array("systems") else { throw APIError.invalid("systems", "required: an array of {name, outputs}") }
+        var systems: [StudyDraft.System] = [], outputs: [[String]] = []
+        for (i, v) in systemList.enumerated() {
+            guard case .object(let o) = v, case .string(let systemName)? = o["name"], case .array(let answers)? = o["outputs"] else {
+                throw APIError.invalid("systems", "entry \(i) is not {\"name\": string, \"outputs\": [string]}")
+            }
+            let texts = answers.compactMap(\.stringValue)
+            guard texts.count == answers.count, texts.count == prompts.count else {
+                throw APIError.invalid("systems", "entry \(i) (\(systemName)) needs \(prompts.count) string outputs, one per prompt")
+            }
+            systems.append(.init(name: systemName, source: o["source"]?.stringValue ?? "POST /api/studies"))
+            outputs.append(texts)
+        }
+        let perReviewer = try fields.int("per_reviewer", in: 1...1_000_000)
+        let seed = try fields.int("seed", in: 0...Int.max) ?? 1
+        return StudyDraft(name: name, systems: systems, prompts: prompts, outputs: outputs, comparisonsPerReviewer: perReviewer, seed: UInt64(seed))
     }
 
     /// The reviewer's next comparison (or none) with their progress, as JSON.
@@ -148,6 +199,7 @@ public struct ReviewApp: Sendable {
             case .notAssigned: throw APIError(.notFound, error.description, param: "comparison", code: "not_assigned")
             case .alreadyVoted: throw APIError(.conflict, error.description, param: "comparison", code: "already_voted")
             case .nameTaken: throw APIError(.conflict, error.description, param: "name", code: "name_taken")
+            case .studyExists: throw APIError(.conflict, error.description, param: "name", code: "study_exists")
             case .invalid(let field, _): throw APIError(.badRequest, error.description, param: field, code: "invalid_value")
             default: throw APIError(.badRequest, error.description)
             }

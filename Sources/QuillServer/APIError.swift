@@ -147,13 +147,13 @@ public struct JSONFields: Sendable {
         return strings
     }
 
-    func object(_ key: String) throws(APIError) -> [String: JSONValue]? {
+    public func object(_ key: String) throws(APIError) -> [String: JSONValue]? {
         guard let v = value(key) else { return nil }
         guard case .object(let o) = v else { throw .invalid(key, "expected an object, got \(v.kind)") }
         return o
     }
 
-    func array(_ key: String) throws(APIError) -> [JSONValue]? {
+    public func array(_ key: String) throws(APIError) -> [JSONValue]? {
         guard let v = value(key) else { return nil }
         guard case .array(let a) = v else { throw .invalid(key, "expected an array, got \(v.kind)") }
         return a

@@ -30,7 +30,9 @@ public struct TrainingDataReader {
     }
 
     public mutating func read(_ path: String) throws -> [TokenizedExample] {
-        if path.hasSuffix(".json") { return try TokenShards(indexPath: path).examples() }
+        if path.hasSuffix(".json") {
+            return try TokenShard(indexPath: path).documents.map { TokenizedExample(tokens: $0, trained: [Bool](repeating: true, count: $0.count)) }
+        }
         guard let tokenizer else { throw DataIssue(file: path, line: 0, problem: "text needs the model's tokenizer, and none was found beside the model") }
         return try read(path, with: tokenizer)
     }
@@ -74,33 +76,6 @@ public struct TrainingDataReader {
     private func eos(_ tokenizer: Tokenizer) -> [Int32] { tokenizer.eosTokenId.map { [$0] } ?? [] }
 }
 
-/// Token shards as `quill prepare --tokenizer` writes them (see `TokenShardWriter`).
-struct TokenShards {
-    let tokens: [Int32]
-    let offsets: [Int]
-
-    init(indexPath: String) throws {
-        struct Index: Decodable { let dtype: String; let offsets: [Int]; let tokens: Int }
-        let index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: URL(fileURLWithPath: indexPath)))
-        let bin = String(indexPath.dropLast(".json".count)) + ".bin"
-        guard let data = FileManager.default.contents(atPath: bin) else { throw DataIssue(file: bin, line: 0, problem: "cannot read the shard") }
-        let wide = index.dtype == "uint32"
-        guard data.count == index.tokens * (wide ? 4 : 2) else {
-            throw DataIssue(file: bin, line: 0, problem: "holds \(data.count) bytes, the index says \(index.tokens) \(index.dtype) tokens")
-        }
-        tokens = data.withUnsafeBytes { raw in
-            wide ? raw.bindMemory(to: UInt32.self).map { Int32(bitPattern: UInt32(littleEndian: $0)) }
-                 : raw.bindMemory(to: UInt16.self).map { Int32(UInt16(littleEndian: $0)) }
-        }
-        offsets = index.offsets
-    }
-
-    func examples() -> [TokenizedExample] {
-        zip(offsets, offsets.dropFirst()).map { from, to in
-            TokenizedExample(tokens: Array(tokens[from..<to]), trained: [Bool](repeating: true, count: to - from))
-        }
-    }
-}
 
 /// Examples packed back to back and cut into windows of `length` inputs, each with its
 /// next-token targets (-1 where there is no loss). The last window is padded rather than

@@ -62,6 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.host = try value(host, "QUILL_HOST", options.host)
         options.port = try value(port, "QUILL_PORT", options.port)
         let parallel = try value(self.parallel, "QUILL_PARALLEL", 4)
+        guard (1...1024).contains(parallel) else { throw ValidationError("--parallel (QUILL_PARALLEL) \(parallel): use 1 to 1024") }
         let kvTokens = try value(kvCacheTokens, "QUILL_KV_CACHE_TOKENS", parallel * 2048)
         options.limits = .init(parallel: parallel, maxQueue: try value(maxQueue, "QUILL_MAX_QUEUE", 64), kvCacheTokens: kvTokens)
         options.timeout = try value(timeout, "QUILL_TIMEOUT", options.timeout)
@@ -79,7 +80,12 @@ struct ServeCommand: AsyncParsableCommand {
         options.metricsKeys = (metricsKeys.isEmpty ? (env["QUILL_METRICS_KEY"].map { $0.split(separator: ",").map(String.init) } ?? []) : metricsKeys)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         options.corsOrigins = corsOrigins.isEmpty ? (env["QUILL_CORS_ORIGINS"].map { $0.split(separator: ",").map(String.init) } ?? []) : corsOrigins
-        guard parallel >= 1, options.limits.maxQueue >= 0, kvTokens >= 1 else { throw ValidationError("--parallel, --max-queue and --kv-cache-tokens must be positive") }
+        guard options.limits.maxQueue >= 0, (1...(1 << 24)).contains(kvTokens) else {
+            throw ValidationError("--max-queue must be at least 0 and --kv-cache-tokens 1 to \(1 << 24)")
+        }
+        guard options.timeout > 0, options.gracePeriod >= 0, options.maxBodyBytes >= 1, options.defaultMaxTokens >= 1 else {
+            throw ValidationError("--timeout must be positive, --grace-period not negative, --max-body-bytes and --default-max-tokens at least 1")
+        }
 
         let levelName = logLevel ?? env["QUILL_LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: levelName) else { throw ValidationError("log level \(levelName): use trace, debug, info, notice, warning, error or critical") }

@@ -120,6 +120,12 @@ struct TrainCommand: AsyncParsableCommand {
         @Option(help: "What the forward keeps for the backward: keep, lean or checkpointed (default: lean for full fine-tuning, keep for LoRA).")
         var activations: TrainableModel.ActivationMemory?
 
+        func validate() throws {
+            guard batch >= 1, length >= 1, steps >= 1, rank >= 1 else {
+                throw ValidationError("--batch, --length, --steps and --rank must be at least 1 (got \(batch), \(length), \(steps), \(rank))")
+            }
+        }
+
         func run() async throws {
             let start = Date()
             let trainable: TrainableModel
@@ -247,6 +253,10 @@ extension TrainCommand {
             let ids = try tokens.split(separator: ",").map { s -> Int32 in
                 guard let id = Int32(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--tokens: \(s) is not a token id") }
                 return id
+            }
+            guard !ids.isEmpty else { throw ValidationError("--tokens: give at least one token id, as 1,2,3") }
+            if let bad = ids.first(where: { $0 < 0 || Int($0) >= trainable.shape.vocabularySize }) {
+                throw ValidationError("--tokens: \(bad) is outside the vocabulary (0..<\(trainable.shape.vocabularySize))")
             }
             let logits = try trainable.logits(tokens: ids, batch: 1, length: ids.count)
             let v = trainable.shape.vocabularySize

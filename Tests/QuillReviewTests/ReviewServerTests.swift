@@ -86,6 +86,18 @@ import Testing
             let added = try await client.request("POST", "/api/reviewers", body: #"{"name": "bo"}"#, headers: ["Authorization": "Bearer \(study.adminToken)"])
             #expect(added.status == 200 && (added.json["url"] as? String)?.hasPrefix("/r/") == true)
             #expect(try await client.request("POST", "/api/reviewers", body: #"{"name": "eve"}"#).status == 401)
+
+            // the admin key creates studies in the same database, whole or not at all
+            let admin = ["Authorization": "Bearer \(study.adminToken)"]
+            let body = #"{"name": "imported", "prompts": ["写诗", {"id": "b", "prompt": "two"}], "systems": [{"name": "x", "outputs": ["1", "2"]}, {"name": "y", "outputs": ["3", "4"]}]}"#
+            #expect(try await client.request("POST", "/api/studies", body: body).status == 401)
+            let created = try await client.request("POST", "/api/studies", body: body, headers: admin)
+            #expect(created.status == 201 && created.json["comparisons"] as? Int == 2 && (created.json["admin_key"] as? String)?.count == 32)
+            #expect(try await client.request("POST", "/api/studies", body: body, headers: admin).status == 409)
+            let short = body.replacingOccurrences(of: #"["3", "4"]"#, with: #"["3"]"#).replacingOccurrences(of: "imported", with: "other")
+            let refused = try await client.request("POST", "/api/studies", body: short, headers: admin)
+            #expect(refused.status == 400 && (refused.json["error"] as? [String: Any])?["param"] as? String == "systems")
+            #expect(try store.studyNames() == ["poems", "imported"])
         }
     }
 }
