@@ -47,8 +47,9 @@ import QuillModels
             }
         }
         print("\(name): max |Δlogit| vs PyTorch \(maxPrefill) (one pass), \(maxCached) (KV cache, token by token)")
-        #expect(maxPrefill < 1e-4)
-        #expect(maxCached < 1e-4)
+        // measured 2.1e-7 to 3.6e-7 (AVX2 and AVX-512): the tolerance sits within 10x of it
+        #expect(maxPrefill < 3e-6)
+        #expect(maxCached < 3e-6)
     }
 
     @Test func brokenSafetensorsSayWhatIsWrong() throws {

@@ -9,7 +9,8 @@ import QuillTokenizers
 /// SmolLM2 (GGUF Q4_1, the default model) against outside references made by
 /// Fixtures/make_smollm2_references.py: transformers reading the same GGUF (fp32 math on the
 /// dequantized weights), llama.cpp on an F32 copy of it, and llama.cpp on the file itself.
-/// Quill's fp32 path is held to the first two within 5e-2 and the same top-1 at 99% of 512
+/// Quill's fp32 path is held to transformers within 5e-4 (measured 5.5e-5 to 6.7e-5) and to
+/// llama.cpp F32 (f16 KV cache) within 5e-2 (measured 0.020 to 0.028), the same top-1 at 99% of 512
 /// positions of English and of Chinese; its int8 kernels (Q4_1 weights times Q8_1 activations,
 /// as llama.cpp computes them) are measured against llama.cpp Q4_1.
 @Suite(.serialized) struct LlamaParityTests {
@@ -66,7 +67,7 @@ import QuillTokenizers
             print("\(name) (\(passage.source)), \(n) positions: \(path) vs \(reference): top-1 \(r.top1)/\(n), max |Δlogit| \(r.maxDiff)")
             if holds {
                 #expect(Double(r.top1) >= 0.99 * Double(n), "\(reference)")
-                #expect(r.maxDiff < 5e-2, "\(reference)")
+                #expect(r.maxDiff < (reference == "transformers" ? 5e-4 : 5e-2), "\(reference)")
             } else {
                 // llama.cpp also rounds its KV cache, queries and attention weights to f16, and
                 // 8-bit activations turn such last-bit differences into whole quantization steps:
