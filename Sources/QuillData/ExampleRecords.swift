@@ -41,25 +41,34 @@ public enum ExampleRecords {
             return try text(path).components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
                 .filter { !$0.isEmpty }.map { (0, .success(.text($0))) }
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataIssue(file: path, line: 0, problem: "cannot read the file")
-        }
-        var records: [(line: Int, record: Result<ExampleRecord, DataIssue>)] = []
-        var lineNumber = 0
+        return try jsonLines(path).map { line, bytes in (line, Result { () throws(DataIssue) in try parse(bytes, file: path, line: line) }) }
+    }
+
+    /// The non-blank lines of a JSONL file with their line numbers (counting from 1).
+    public static func jsonLines(_ path: String) throws(DataIssue) -> [(line: Int, bytes: Data)] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
+        var lines: [(line: Int, bytes: Data)] = []
+        var number = 0
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
+            number += 1
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            records.append((lineNumber, Result { () throws(DataIssue) in try parse(Data(line), file: path, line: lineNumber) }))
+            lines.append((number, Data(line)))
         }
-        return records
+        return lines
+    }
+
+    /// One JSONL line as a JSON object: valid UTF-8, valid JSON, an object.
+    public static func jsonObject(_ line: Data, issue: (String) -> DataIssue) throws(DataIssue) -> [String: Any] {
+        guard String(validating: line, as: UTF8.self) != nil else { throw issue("not valid UTF-8") }
+        guard let parsed = try? JSONSerialization.jsonObject(with: line) else { throw issue("not valid JSON") }
+        guard let object = parsed as? [String: Any] else { throw issue("not a JSON object") }
+        return object
     }
 
     /// One JSONL line as a record.
     public static func parse(_ line: Data, file: String, line number: Int) throws(DataIssue) -> ExampleRecord {
         func issue(_ problem: String) -> DataIssue { DataIssue(file: file, line: number, problem: problem) }
-        guard String(data: line, encoding: .utf8) != nil else { throw issue("not valid UTF-8") }
-        guard let parsed = try? JSONSerialization.jsonObject(with: line) else { throw issue("not valid JSON") }
-        guard let object = parsed as? [String: Any] else { throw issue("not a JSON object") }
+        let object = try jsonObject(line, issue: issue)
         if let text = object["text"] {
             guard let text = text as? String else { throw issue("\"text\" is not a string") }
             return .text(text)

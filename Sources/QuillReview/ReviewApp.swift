@@ -80,10 +80,7 @@ public struct ReviewApp: Sendable {
         router.get("api/results") { request, _ -> Response in
             try checkAdmin(request)
             let (human, judge) = try await results()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            let data = try encoder.encode(["human": human, "judge": judge])
+            let data = try ReviewResults.json(human: human, judge: judge)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
         }
         router.post("api/reviewers") { request, _ -> Response in
@@ -159,9 +156,7 @@ public struct ReviewApp: Sendable {
 
     public func results() async throws -> (human: ReviewResults, judge: ReviewResults) {
         let votes = try await run { try store.votes(of: study) }
-        let names = study.systems.map(\.name)
-        return (ReviewResults(votes: votes, systems: names, kind: "human", resamples: resamples),
-                ReviewResults(votes: votes, systems: names, kind: "judge", resamples: resamples))
+        return ReviewResults.byKind(votes: votes, systems: study.systems.map(\.name), resamples: resamples)
     }
 
     func reviewer(_ token: String?) async throws -> Reviewer {

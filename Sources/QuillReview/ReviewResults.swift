@@ -164,4 +164,19 @@ public struct ReviewResults: Sendable, Codable, Equatable {
                    + (agreement.pairs > 0 ? "; same verdict \(pct(agreement.rate)), \(pct(agreement.rateWithoutTies)) of \(agreement.pairsWithoutTies) without ties" : ""))
         return out
     }
+
+    /// People's and the judge's results from the same votes.
+    public static func byKind(votes: [VoteRecord], systems: [String], anchor: BradleyTerry.Anchor? = nil, resamples: Int = 1000,
+                              seed: UInt64 = 0) -> (human: ReviewResults, judge: ReviewResults) {
+        (ReviewResults(votes: votes, systems: systems, kind: "human", anchor: anchor, resamples: resamples, seed: seed),
+         ReviewResults(votes: votes, systems: systems, kind: "judge", anchor: anchor, resamples: resamples, seed: seed))
+    }
+
+    /// `{"human": ..., "judge": ...}`, sorted keys; an undefined win rate is the string "nan".
+    public static func json(human: ReviewResults, judge: ReviewResults, pretty: Bool = false) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(["human": human, "judge": judge])
+    }
 }

@@ -83,6 +83,13 @@ public struct Study: Sendable, Equatable {
 
 public struct Reviewer: Sendable, Equatable {
     public enum Kind: String, Sendable { case human, judge }
+    init(id: Int64, studyId: Int64, name: String, token: String, csrf: String, kind: Kind) {
+        (self.id, self.studyId, self.name, self.token, self.csrf, self.kind) = (id, studyId, name, token, csrf, kind)
+    }
+    init(row: Row) {
+        self.init(id: row["id"], studyId: row["study_id"], name: row["name"], token: row["token"], csrf: row["csrf"],
+                  kind: Kind(rawValue: row["kind"]) ?? .human)
+    }
     public var id: Int64
     public var studyId: Int64
     public var name: String
@@ -309,19 +316,13 @@ public final class ReviewStore: Sendable {
 
     public func reviewer(token: String) throws -> Reviewer? {
         try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM reviewer WHERE token = ?", arguments: [token]).map {
-                Reviewer(id: $0["id"], studyId: $0["study_id"], name: $0["name"], token: $0["token"], csrf: $0["csrf"],
-                         kind: Reviewer.Kind(rawValue: $0["kind"]) ?? .human)
-            }
+            try Row.fetchOne(db, sql: "SELECT * FROM reviewer WHERE token = ?", arguments: [token]).map(Reviewer.init(row:))
         }
     }
 
     public func reviewers(of study: Study) throws -> [Reviewer] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM reviewer WHERE study_id = ? ORDER BY id", arguments: [study.id]).map {
-                Reviewer(id: $0["id"], studyId: $0["study_id"], name: $0["name"], token: $0["token"], csrf: $0["csrf"],
-                         kind: Reviewer.Kind(rawValue: $0["kind"]) ?? .human)
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM reviewer WHERE study_id = ? ORDER BY id", arguments: [study.id]).map(Reviewer.init(row:))
         }
     }
 
@@ -337,20 +338,18 @@ public final class ReviewStore: Sendable {
         try pool.read { db in
             let progress = try Self.progress(db, reviewer.id)
             let row = try Row.fetchOne(db, sql: """
-                SELECT a.comparison_id, a.left_system_id, c.first_system_id, c.second_system_id, p.text AS prompt
+                SELECT a.comparison_id, a.left_system_id, CASE a.left_system_id WHEN c.first_system_id THEN c.second_system_id ELSE c.first_system_id END AS right_system_id,
+                       p.text AS prompt, l.text AS left_text, r.text AS right_text
                 FROM assignment a JOIN comparison c ON c.id = a.comparison_id JOIN prompt p ON p.id = c.prompt_id
+                JOIN output l ON l.prompt_id = c.prompt_id AND l.system_id = a.left_system_id
+                JOIN output r ON r.prompt_id = c.prompt_id AND r.system_id = CASE a.left_system_id WHEN c.first_system_id THEN c.second_system_id ELSE c.first_system_id END
                 WHERE a.reviewer_id = ? AND NOT EXISTS (SELECT 1 FROM vote v WHERE v.reviewer_id = a.reviewer_id AND v.comparison_id = a.comparison_id)
                 ORDER BY a.position LIMIT 1
                 """, arguments: [reviewer.id])
-            guard let row else { return (progress, nil) }
-            let left: Int64 = row["left_system_id"], first: Int64 = row["first_system_id"], second: Int64 = row["second_system_id"]
-            let right = left == first ? second : first
-            func output(_ system: Int64) throws -> String {
-                try String.fetchOne(db, sql: "SELECT o.text FROM output o JOIN comparison c ON c.prompt_id = o.prompt_id WHERE c.id = ? AND o.system_id = ?",
-                                    arguments: [row["comparison_id"] as Int64, system]) ?? ""
-            }
-            return (progress, Assignment(comparison: row["comparison_id"], prompt: row["prompt"], left: try output(left), right: try output(right),
-                                         leftSystem: left, rightSystem: right))
+            return (progress, row.map {
+                Assignment(comparison: $0["comparison_id"], prompt: $0["prompt"], left: $0["left_text"], right: $0["right_text"],
+                           leftSystem: $0["left_system_id"], rightSystem: $0["right_system_id"])
+            })
         }
     }
 
@@ -397,18 +396,6 @@ public final class ReviewStore: Sendable {
                                   prompt: row["key"], leftSystem: left, rightSystem: right, verdict: verdict,
                                   winner: verdict == "left" ? left : verdict == "right" ? right : nil, comment: row["comment"], createdAt: row["created_at"])
             }
-        }
-    }
-
-    /// The outputs of one comparison (for a judge): prompt, first and second system's texts.
-    public func comparisonTexts(_ comparison: Int64) throws -> (prompt: String, first: String, second: String, firstSystem: Int64, secondSystem: Int64)? {
-        try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT p.text AS prompt, c.first_system_id, c.second_system_id, o1.text AS first, o2.text AS second FROM comparison c
-                JOIN prompt p ON p.id = c.prompt_id JOIN output o1 ON o1.prompt_id = c.prompt_id AND o1.system_id = c.first_system_id
-                JOIN output o2 ON o2.prompt_id = c.prompt_id AND o2.system_id = c.second_system_id WHERE c.id = ?
-                """, arguments: [comparison]) else { return nil }
-            return (row["prompt"], row["first"], row["second"], row["first_system_id"], row["second_system_id"])
         }
     }
 }

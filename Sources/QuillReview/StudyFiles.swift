@@ -92,20 +92,11 @@ public enum StudyFiles {
     }
 
     static func lines(_ path: String) throws(DataIssue) -> [(Int, [String: Any])] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
-        var result: [(Int, [String: Any])] = []
-        var number = 0
-        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            number += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        try ExampleRecords.jsonLines(path).map { (number, line) throws(DataIssue) in
             func issue(_ problem: String) -> DataIssue { DataIssue(file: path, line: number, problem: problem) }
             guard line.count <= maxLineBytes else { throw issue("the line is longer than \(maxLineBytes) bytes") }
-            guard String(validating: line, as: UTF8.self) != nil else { throw issue("not valid UTF-8") }
-            guard let parsed = try? JSONSerialization.jsonObject(with: Data(line)) else { throw issue("not valid JSON") }
-            guard let object = parsed as? [String: Any] else { throw issue("not a JSON object") }
-            result.append((number, object))
+            return (number, try ExampleRecords.jsonObject(line, issue: issue))
         }
-        return result
     }
 
     static func key(_ object: [String: Any], line: Int, issue: (String) -> DataIssue) throws(DataIssue) -> String {

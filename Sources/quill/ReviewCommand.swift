@@ -160,13 +160,9 @@ struct ReviewCommand: AsyncParsableCommand {
             }
             guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be at least 1") }
             let votes = try store.votes(of: found)
-            let human = ReviewResults(votes: votes, systems: names, kind: "human", anchor: fixed, resamples: bootstrap, seed: seed)
-            let judge = ReviewResults(votes: votes, systems: names, kind: "judge", anchor: fixed, resamples: bootstrap, seed: seed)
+            let (human, judge) = ReviewResults.byKind(votes: votes, systems: names, anchor: fixed, resamples: bootstrap, seed: seed)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-                encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-                print(String(decoding: try encoder.encode(["human": human, "judge": judge]), as: UTF8.self))
+                print(String(decoding: try ReviewResults.json(human: human, judge: judge, pretty: true), as: UTF8.self))
                 return
             }
             print("study \(found.name): \(found.systems.count) systems, \(found.prompts) prompts, \(found.comparisons) comparisons")
