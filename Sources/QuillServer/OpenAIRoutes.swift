@@ -24,6 +24,7 @@ extension QuillServer {
         let b = try host.backend()
         try f.onlyKnown(chat ? Self.chatFields : Self.completionFields)
         try checkModel(f, b)
+        try checkAcceptedFields(f, chat: chat)
 
         // the prompt
         var prompt = "", promptIds: [Int32]
@@ -190,6 +191,21 @@ extension QuillServer {
         }
     }
 
+    /// Fields OpenAI's clients send that change nothing here are still checked against
+    /// their documented types: a malformed request is refused, not quietly served.
+    func checkAcceptedFields(_ f: JSONFields, chat: Bool) throws(APIError) {
+        _ = try f.string("user")
+        guard chat else { return }
+        if let choice = try f.string("tool_choice"), !["none", "auto"].contains(choice) {
+            throw .invalid("tool_choice", "expected none or auto (tool calls are not supported)")
+        }
+        _ = try f.bool("parallel_tool_calls")
+        _ = try f.bool("store")
+        if let metadata = try f.object("metadata"), let key = metadata.keys.sorted().first(where: { metadata[$0]?.stringValue == nil }) {
+            throw .invalid("metadata.\(key)", "expected a string")
+        }
+    }
+
     /// Chat messages: role and content (a string, or text parts).
     func chatMessages(_ f: JSONFields) throws(APIError) -> [ChatMessage] {
         guard let array = try f.array("messages"), !array.isEmpty else { throw APIError.invalid("messages", "required: a non-empty array of messages") }
@@ -199,6 +215,7 @@ extension QuillServer {
             guard let role = m["role"]?.stringValue, ["system", "developer", "user", "assistant"].contains(role) else {
                 throw .invalid("messages[\(i)].role", "expected system, developer, user or assistant")
             }
+            if let name = m["name"], name.stringValue == nil { throw .invalid("messages[\(i)].name", "expected a string, got \(name.kind)") }
             var content = ""
             switch m["content"] {
             case .string(let s)?: content = s

@@ -232,6 +232,16 @@ enum Default {
                 let (status, e) = try await error(path, body)
                 #expect(status == 400 && e["param"] as? String == "prompt" && e["code"] as? String == "empty_prompt", "\(path) \(body)")
             }
+            // fields accepted for OpenAI's clients but unused are still checked against their types
+            for (path, body, param) in [("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "hi"}], "user": null}"#, "user"),
+                                        ("/v1/completions", #"{"prompt": "hi", "user": 7}"#, "user"),
+                                        ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "hi", "name": 1}]}"#, "messages[0].name"),
+                                        ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "hi"}], "store": "yes"}"#, "store"),
+                                        ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "hi"}], "metadata": {"a": 1}}"#, "metadata.a"),
+                                        ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}"#, "tool_choice")] {
+                let (status, e) = try await error(path, body)
+                #expect(status == 400 && e["param"] as? String == param, "\(path) \(body)")
+            }
             // a body over --max-body-bytes is 413 on every route, with no internal error text
             let huge = "{\"prompt\": \"\(String(repeating: "x", count: 3_000_000))\"}"
             for path in ["/v1/completions", "/generate", "/tokenize", "/v1/chat/completions"] {
