@@ -66,7 +66,7 @@ let package = Package(
         ),
         .testTarget(name: "QuillTokenizersTests", dependencies: ["QuillTokenizers", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats"]),
+        .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats", "QuillTokenizers"]),
         .testTarget(name: "QuillModelsTests", dependencies: ["QuillModels", "QuillEval", "QuillCore", "QuillFormats", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillDataTests", dependencies: ["QuillData", "QuillTokenizers"],

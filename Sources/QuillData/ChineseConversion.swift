@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 
 /// Traditional to Simplified Chinese from OpenCC's dictionaries, converted as OpenCC's `t2s`
 /// configuration converts: at each position the longest phrase of `TSPhrases` that starts there,
@@ -26,7 +27,7 @@ public struct ChineseConversion: Sendable {
     public init(traditionalToSimplifiedIn folder: String) throws {
         for name in ["TSPhrases.txt", "TSCharacters.txt"] {
             let path = (folder as NSString).appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: path) else {
+            guard let data = FileContents.data(atPath: path) else {
                 throw Failure(description: "\(path): missing; Traditional to Simplified conversion needs OpenCC's TSPhrases.txt and "
                               + "TSCharacters.txt (scripts/setup exports them from Debian's opencc package)")
             }

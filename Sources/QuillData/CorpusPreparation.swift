@@ -262,7 +262,7 @@ public struct CorpusPreparation: Sendable {
         var tokens = try tokenizer.map { try SplitTokenShards(tokenizer: $0, output: output) }
         if tokenizer != nil { report.tokensOut = 0 }
         for dir in shards {
-            let part = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: dir).appendingPathComponent("report.json")))
+            let part = try JSONDecoder().decode(Report.self, from: FileContents.read(URL(fileURLWithPath: dir).appendingPathComponent("report.json").path))
             report.files += part.files
             report.documentsIn += part.documentsIn
             report.documentsDropped += part.documentsDropped
@@ -277,12 +277,12 @@ public struct CorpusPreparation: Sendable {
                 report.dropped[k] = r
             }
             if let t = part.tokensIn { report.tokensIn = (report.tokensIn ?? 0) + t }
-            let dropped = try Data(contentsOf: URL(fileURLWithPath: dir).appendingPathComponent("dropped.jsonl"))
+            let dropped = try FileContents.read(URL(fileURLWithPath: dir).appendingPathComponent("dropped.jsonl").path)
             try writers["dropped"]!.write(contentsOf: dropped)
             for split in ["train", "validation", "test"] {
                 var kept: [(split: String, text: String)] = []
                 let url = URL(fileURLWithPath: dir).appendingPathComponent("\(split).jsonl")
-                for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
+                for line in String(decoding: try FileContents.read(url.path), as: UTF8.self).split(separator: "\n") {
                     let record = try JSONDecoder().decode(KeptRecord.self, from: Data(line.utf8))
                     func drop(_ reason: String, _ detail: String) throws {
                         report.documentsDropped += 1

@@ -26,7 +26,7 @@ public enum ExampleRecord: Sendable, Equatable {
 public enum ExampleRecords {
     /// A whole text file, which must be UTF-8.
     public static func text(_ path: String) throws(DataIssue) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
+        guard let data = FileContents.data(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
         guard let text = String(validating: data, as: UTF8.self) else { throw DataIssue(file: path, line: 0, problem: "not valid UTF-8") }
         return text
     }
@@ -46,7 +46,7 @@ public enum ExampleRecords {
 
     /// The non-blank lines of a JSONL file with their line numbers (counting from 1).
     public static func jsonLines(_ path: String) throws(DataIssue) -> [(line: Int, bytes: Data)] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
+        guard let data = FileContents.data(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
         var lines: [(line: Int, bytes: Data)] = []
         var number = 0
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

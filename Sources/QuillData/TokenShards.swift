@@ -68,7 +68,7 @@ public struct TokenShard: Sendable {
 
     public init(indexPath: String) throws(DataIssue) {
         func issue(_ file: String, _ problem: String) -> DataIssue { DataIssue(file: file, line: 0, problem: problem) }
-        guard let json = FileManager.default.contents(atPath: indexPath) else { throw issue(indexPath, "cannot read the index") }
+        guard let json = FileContents.data(atPath: indexPath) else { throw issue(indexPath, "cannot read the index") }
         let index: TokenShardWriter.Index
         do { index = try JSONDecoder().decode(TokenShardWriter.Index.self, from: json) } catch {
             throw issue(indexPath, "not a token-shard index (dtype, vocab_size, documents, tokens, offsets): \(error)")
@@ -80,7 +80,7 @@ public struct TokenShard: Sendable {
         default: throw issue(indexPath, "dtype \"\(index.dtype)\": expected uint16 or uint32")
         }
         let bin = String(indexPath.dropLast(".json".count)) + ".bin"
-        guard let data = FileManager.default.contents(atPath: bin) else { throw issue(bin, "cannot read the shard") }
+        guard let data = FileContents.data(atPath: bin) else { throw issue(bin, "cannot read the shard") }
         guard index.tokens >= 0, index.tokens <= data.count / width, data.count == index.tokens * width else {
             throw issue(bin, "holds \(data.count) bytes, the index says \(index.tokens) \(index.dtype) tokens")
         }

@@ -131,7 +131,7 @@ public struct EvaluationDataReader {
 
     /// The file's questions when its first record has `choices`; nil for a file of documents.
     func multipleChoice(_ path: String) throws -> [MultipleChoiceItem]? {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
+        guard let data = FileContents.data(atPath: path) else { throw DataIssue(file: path, line: 0, problem: "cannot read the file") }
         var items: [MultipleChoiceItem] = []
         var lineNumber = 0, sawDocument = false
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

@@ -10,9 +10,15 @@ extension Tokenizer {
         let tokens = try file.strings("tokenizer.ggml.tokens")
         let types = file.metadata["tokenizer.ggml.token_type"] != nil
             ? try file.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
-        func id(_ key: String) -> Int? { file.metadata["tokenizer.ggml.\(key)"]?.int }
-        func flag(_ key: String) -> Bool? { file.metadata["tokenizer.ggml.\(key)"]?.bool }
         let source = URL(fileURLWithPath: file.path).lastPathComponent
+        guard types.count == tokens.count else {
+            throw TokenizerError.malformed(source: source, at: "tokenizer.ggml.token_type",
+                                           problem: "\(types.count) token types for \(tokens.count) tokens")
+        }
+        func id(_ key: String) -> Int? { file.metadata["tokenizer.ggml.\(key)"]?.int }
+        /// A special token's id when it names a token of this vocabulary (files write -1 for none).
+        func token(_ key: String) -> Int32? { id(key).flatMap { tokens.indices.contains($0) ? Int32($0) : nil } }
+        func flag(_ key: String) -> Bool? { file.metadata["tokenizer.ggml.\(key)"]?.bool }
         switch kind {
         case "gpt2":
             let pre = file.metadata["tokenizer.ggml.pre"]?.string ?? "default"
@@ -31,22 +37,26 @@ extension Tokenizer {
             let added = tokens.enumerated().compactMap { i, t -> AddedToken? in
                 types[i] == 3 || types[i] == 4 ? AddedToken(content: t, id: Int32(i), special: types[i] == 3) : nil
             }
-            let bos = id("bos_token_id")
+            let bos = token("bos_token_id")
             let addBos = flag("add_bos_token") ?? false
             var post: PostProcessor = .byteLevel(trimOffsets: false)
-            if addBos, let bos, bos < tokens.count {
-                post = .template(single: [.special(tokens[bos], typeId: 0), .sequence(second: false, typeId: 0)],
-                                 pair: [.special(tokens[bos], typeId: 0), .sequence(second: false, typeId: 0),
-                                        .special(tokens[bos], typeId: 1), .sequence(second: true, typeId: 1)],
-                                 specialTokens: [tokens[bos]: [Int32(bos)]])
+            if addBos, let bos {
+                let text = tokens[Int(bos)]
+                post = .template(single: [.special(text, typeId: 0), .sequence(second: false, typeId: 0)],
+                                 pair: [.special(text, typeId: 0), .sequence(second: false, typeId: 0),
+                                        .special(text, typeId: 1), .sequence(second: true, typeId: 1)],
+                                 specialTokens: [text: [bos]])
             }
             let normalizer: Normalizer? = PreTokenizerPresets.qwen2Names.contains(pre) ? .nfc : nil
             self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: .bpe(model), postProcessor: post,
                       decoder: .byteLevel, addedTokens: added)
-            bosTokenId = bos.map(Int32.init)
+            bosTokenId = bos
         case "llama":
             let scores = file.metadata["tokenizer.ggml.scores"] != nil
                 ? try file.floats("tokenizer.ggml.scores") : tokens.indices.map { -Float($0) }
+            guard scores.count == tokens.count else {
+                throw TokenizerError.malformed(source: source, at: "tokenizer.ggml.scores", problem: "\(scores.count) scores for \(tokens.count) tokens")
+            }
             try self.init(scoredPieces: tokens.indices.map { (tokens[$0], scores[$0], types[$0]) },
                           unkId: id("unknown_token_id") ?? 0, bosId: id("bos_token_id") ?? 1,
                           eosId: id("eos_token_id") ?? 2, padId: id("padding_token_id") ?? -1,
@@ -64,8 +74,8 @@ extension Tokenizer {
             throw TokenizerError.unknownComponent(source: source, at: "tokenizer.ggml.model", found: kind,
                                                   supported: ["gpt2", "llama", "bert"])
         }
-        if let e = id("eos_token_id") { eosTokenId = Int32(e) }
-        if let p = id("padding_token_id") { padTokenId = Int32(p) }
+        if let e = token("eos_token_id") { eosTokenId = e }
+        if let p = token("padding_token_id") { padTokenId = p }
         chatTemplate = file.metadata["tokenizer.chat_template"]?.string
     }
 

@@ -69,7 +69,7 @@ public enum TokenizerLoader {
     /// BERT's `do_lower_case` from a `tokenizer_config.json` beside the vocabulary; true if absent.
     private static func doLowerCase(besides url: URL) -> Bool {
         let config = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-        guard let data = try? Data(contentsOf: config),
+        guard let data = FileContents.data(atPath: config.path),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return true }
         return json["do_lower_case"] as? Bool ?? true
     }

@@ -1,11 +1,12 @@
 import Foundation
+import QuillTokenizers
 
 extension GenerationOptions {
     /// Defaults a model ships in `generation_config.json` (temperature, top_k, top_p,
     /// repetition_penalty, max_new_tokens, eos_token_id as one id or a list), over Quill's own.
     public init(generationConfig url: URL) throws {
         self.init()
-        guard let data = try? Data(contentsOf: url) else { return }
+        guard let data = FileContents.data(atPath: url.path) else { return }
         guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ModelError.missingKey(path: url.path, key: "generation_config.json (not a JSON object)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 
 /// A Hugging Face directory's `config.json`, read once and handed to the architecture that
 /// its `model_type` names.
@@ -11,7 +12,7 @@ struct HuggingFaceConfig {
 
     static func read(_ directory: URL) throws -> HuggingFaceConfig {
         let url = directory.appendingPathComponent("config.json")
-        guard let data = try? Data(contentsOf: url),
+        guard let data = FileContents.data(atPath: url.path),
               let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ModelError.missingKey(path: url.path, key: "config.json (missing or not a JSON object)")
         }

@@ -16,7 +16,7 @@ public struct ReviewApp: Sendable {
     /// Largest body of `POST /api/studies` (prompts and every system's answers).
     public var maxStudyBytes = 32 << 20
     /// The CSRF token of the join form; new with every server.
-    let joinToken = ReviewStore.token()
+    public let joinToken = ReviewStore.token()
 
     public init(store: ReviewStore, study: Study) {
         self.store = store

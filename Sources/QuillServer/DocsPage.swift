@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 import Hummingbird
 import QuillFormats
 
@@ -38,7 +39,7 @@ enum DocsPage {
     static func asset(_ name: String, in configured: String?) throws -> Response {
         guard let type = assets[name] else { throw APIError(.notFound, "no docs asset \(name)", code: "not_found") }
         let path = (folder(configured) as NSString).appendingPathComponent(name)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileContents.data(atPath: path) else {
             throw APIError(.notFound, "\(path) is missing: run scripts/setup, or pass --docs-assets with a folder holding swagger-ui-bundle.js and swagger-ui.css",
                            code: "not_found")
         }

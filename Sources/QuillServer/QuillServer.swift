@@ -102,6 +102,12 @@ public struct QuillServer: Sendable {
         try await ServiceGroup(configuration: config).run()
     }
 
+    /// Loads the model now, for a caller that answers requests through `makeRouter()` in its own
+    /// process (the fuzzer, an embedding application) instead of `run()`.
+    public func loadModel() throws {
+        host.state = .ready(try load())
+    }
+
     func load() throws -> Backend {
         let started = Date()
         let weights: LlamaModel.WeightFormat = options.dense ? .dense : .quantized

@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 import QuillFormats
 import QuillModels
 
@@ -18,7 +19,7 @@ struct Checkpoints {
     struct Latest: Codable { let name: String; let step: Int; let best: String? }
 
     func latest() throws -> URL? {
-        guard let data = FileManager.default.contents(atPath: latestFile.path) else { return nil }
+        guard let data = FileContents.data(atPath: latestFile.path) else { return nil }
         let latest = try JSONDecoder().decode(Latest.self, from: data)
         return directory.appendingPathComponent(latest.name)
     }
@@ -44,7 +45,7 @@ struct Checkpoints {
             try? fm.removeItem(at: partial)
             throw error
         }
-        let previous = (try? FileManager.default.contents(atPath: latestFile.path).map { try JSONDecoder().decode(Latest.self, from: $0) }) ?? nil
+        let previous = (try? FileContents.data(atPath: latestFile.path).map { try JSONDecoder().decode(Latest.self, from: $0) }) ?? nil
         let best = state.bestStep == state.step ? name : previous?.best
         try AtomicFile.write(try JSONEncoder.pretty.encode(Latest(name: name, step: state.step, best: best)), to: latestFile)
         prune(keeping: [name, best].compactMap { $0 })
@@ -61,7 +62,7 @@ struct Checkpoints {
     }
 
     func load(_ checkpoint: URL, model: TrainableModel, optimizer: AdamW) throws -> RunState {
-        guard let data = FileManager.default.contents(atPath: checkpoint.appendingPathComponent("state.json").path) else {
+        guard let data = FileContents.data(atPath: checkpoint.appendingPathComponent("state.json").path) else {
             throw TrainingError.resume("\(checkpoint.path): state.json is missing")
         }
         let state = try JSONDecoder().decode(RunState.self, from: data)
@@ -108,7 +109,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
 
     /// Memory the system can give us now (MemAvailable), or nil where unknown.
     public static var available: Int? {
-        guard let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+        guard let info = FileContents.text(atPath: "/proc/meminfo"),
               let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
               let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
         return kb * 1024

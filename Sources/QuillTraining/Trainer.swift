@@ -68,7 +68,7 @@ public final class Trainer {
     /// The run of a directory that `run()` started: its saved configuration.
     public static func resuming(_ directory: String) throws -> Trainer {
         let url = URL(fileURLWithPath: directory).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        guard let data = FileContents.data(atPath: url.path) else {
             throw TrainingError.resume("\(url.path): no run to resume here (config.json is missing)")
         }
         do { return Trainer(try JSONDecoder().decode(TrainingConfiguration.self, from: data)) } catch {
@@ -347,7 +347,7 @@ final class MetricsLog {
 
     init(directory: URL, truncateAfter step: Int) throws {
         let url = directory.appendingPathComponent("metrics.jsonl")
-        if step > 0, let data = FileManager.default.contents(atPath: url.path) {
+        if step > 0, let data = FileContents.data(atPath: url.path) {
             // a resumed run redoes the steps after its checkpoint: drop their lines
             let kept = data.split(separator: UInt8(ascii: "\n")).filter { line in
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let s = object["step"] as? Int else { return false }

@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 import QuillModels
 
 /// Everything a run needs, as `quill train` flags or a TOML file give it; saved resolved as
@@ -74,7 +75,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// `data = ["a.jsonl"]`) and a `[lora]` table (`rank`, `alpha`, `dropout`, `targets`,
     /// `rslora`). Unknown keys are errors, with their line.
     public static func read(toml path: String) throws -> TrainingConfiguration {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let text = FileContents.text(atPath: path) else {
             throw TrainingError.invalidConfiguration("\(path): cannot read the file")
         }
         let table = try TOML.parse(text, path: path)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuillTokenizers
 import Logging
 import QuillFormats
 import QuillServer
@@ -73,7 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         var keys = apiKeys
         if keys.isEmpty, let list = env["QUILL_API_KEY"] { keys = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if let file = apiKeyFile ?? env["QUILL_API_KEY_FILE"] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read the API key file \(file)") }
+            guard let text = FileContents.text(atPath: file) else { throw ValidationError("cannot read the API key file \(file)") }
             keys += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
         options.apiKeys = keys.filter { !$0.isEmpty }

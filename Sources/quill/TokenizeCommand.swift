@@ -34,7 +34,7 @@ struct TokenizeCommand: AsyncParsableCommand {
             return [("<stdin>", try validateUTF8(data, source: "<stdin>"))]
         }
         return try files.map { path in
-            guard let data = FileManager.default.contents(atPath: path) else {
+            guard let data = FileContents.data(atPath: path) else {
                 throw TokenizerError.unreadable(path: path, reason: "cannot read file")
             }
             return (path, try validateUTF8(data, source: path))
@@ -94,7 +94,7 @@ struct TokenizeCommand: AsyncParsableCommand {
             let tok = try tokenizer.load()
             var values: [Int32] = []
             if let binary {
-                guard let data = FileManager.default.contents(atPath: binary), data.count % 4 == 0 else {
+                guard let data = FileContents.data(atPath: binary), data.count % 4 == 0 else {
                     throw ValidationError("\(binary): not a whole number of uint32 ids")
                 }
                 values = data.withUnsafeBytes { raw in

@@ -86,7 +86,7 @@ extension TokenizeCommand {
 /// each "\n" (kept, so "\r\n" endings reach the tokenizer as written).
 enum TrainingText {
     static func read(_ path: String) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileContents.data(atPath: path) else {
             throw TokenizerError.unreadable(path: path, reason: "cannot read file")
         }
         _ = try validateUTF8(data, source: path)

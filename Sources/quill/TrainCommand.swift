@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuillTokenizers
 import QuillFormats
 import QuillData
 import QuillModels
@@ -171,7 +172,7 @@ struct TrainCommand: AsyncParsableCommand {
 /// The process's memory as Linux reports it (/proc/self/status).
 enum ProcessMemory {
     static var peakResidentBytes: Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        guard let status = FileContents.text(atPath: "/proc/self/status"),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
               let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
         return kb * 1024

@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 import QuillCore
 #if canImport(Glibc)
 import Glibc
@@ -58,7 +59,7 @@ public final class SafetensorsFile: Sendable {
         }
         let base = mapping.base, size = mapping.count
         guard size >= 8 else { throw .malformed(path: path, problem: "file is \(size) bytes, too short for a safetensors header") }
-        let headerLength = Int(UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
+        let headerLength = Int(truncatingIfNeeded: UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
         guard headerLength > 0, headerLength <= size - 8 else {
             throw .malformed(path: path, problem: "header length \(headerLength) does not fit in the \(size)-byte file (truncated?)")
         }
@@ -119,7 +120,7 @@ public struct SafetensorsCheckpoint: Sendable {
         self.directory = directory
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         var names: [String]
-        if let data = try? Data(contentsOf: index) {
+        if let data = FileContents.data(atPath: index.path) {
             guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let map = json["weight_map"] as? [String: String] else {
                 throw .malformed(path: index.path, problem: "expected {\"weight_map\": {tensor: file}}")

@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 import QuillCore
 
 /// Low-rank adapters on a frozen base (Hu et al. 2021, as HF PEFT implements them): a target
@@ -26,7 +27,7 @@ public final class LoRA: @unchecked Sendable {
         /// The configuration of a saved adapter (`adapter_config.json`, PEFT's keys).
         public static func read(adapterDirectory directory: URL) throws -> Configuration {
             let configURL = directory.appendingPathComponent("adapter_config.json")
-            guard let data = FileManager.default.contents(atPath: configURL.path),
+            guard let data = FileContents.data(atPath: configURL.path),
                   let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw ModelError.unreadable(path: configURL.path, reason: "missing or not a JSON object")
             }

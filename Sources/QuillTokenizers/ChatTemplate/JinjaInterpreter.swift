@@ -3,11 +3,24 @@ import Foundation
 /// Renders parsed template nodes: Jinja's scoping (a for-loop body has its own scope, so
 /// templates use `namespace()` to carry values out), Python-flavoured values, and the filters,
 /// tests and methods real chat templates call.
+///
+/// A template is outside input (it comes with the model file), so rendering is bounded the way
+/// jinja2's sandbox bounds it: `range()` of at most 100,000 items, macros nested at most 100 deep,
+/// strings (the output among them) of at most 16 MB, values nested at most 100 deep, and a
+/// budget of work (expressions, statements, items copied) after which the render stops.
 final class JinjaInterpreter {
+    static let maxRange = 100_000
+    static let maxCallDepth = 100
+    static let maxStringBytes = 16 << 20
+    static let maxNesting = 100
+    static let workBudget = 4_000_000
+
     private var scopes: [[String: JinjaValue]]
     private var macros: [String: ([(String, JinjaExpr?)], [JinjaNode])] = [:]
     private var output = ""
     private var line = 0
+    private var work = 0
+    private var callDepth = 0
 
     private let now: Date
 
@@ -20,6 +33,40 @@ final class JinjaInterpreter {
 
     private func fail(_ message: String) -> JinjaError { JinjaError(message: message, line: line, raisedByTemplate: false) }
 
+    /// Counts `units` of work against the budget.
+    private func spend(_ units: Int = 1) throws(JinjaError) {
+        work += units
+        if work > Self.workBudget { throw fail("the template did more than \(Self.workBudget) steps of work (a loop that does not end?)") }
+    }
+
+    /// A string result, refused when it is over the size limit.
+    private func bounded(_ s: String) throws(JinjaError) -> JinjaValue {
+        guard s.utf8.count <= Self.maxStringBytes else { throw fail("a string of more than \(Self.maxStringBytes >> 20) MB") }
+        try spend(s.utf8.count >> 10)
+        return .string(s)
+    }
+
+    /// `s` repeated `count` times (Python's `s * n`: nothing for n <= 0), within the size limit.
+    private func repeated(_ s: String, _ count: Int) throws(JinjaError) -> String {
+        guard count > 0, !s.isEmpty else { return "" }
+        guard count <= Self.maxStringBytes / s.utf8.count else { throw fail("a string of more than \(Self.maxStringBytes >> 20) MB") }
+        return String(repeating: s, count: count)
+    }
+
+    /// Nesting of lists and dicts, refused past the limit (a deeper value would take the stack to compare or free).
+    private func checkNesting(_ v: JinjaValue, depth: Int = 0) throws(JinjaError) {
+        guard depth < Self.maxNesting else { throw fail("values nested more than \(Self.maxNesting) deep") }
+        switch v {
+        case .array(let a):
+            try spend(a.count)
+            for x in a { try checkNesting(x, depth: depth + 1) }
+        case .object(let o):
+            try spend(o.pairs.count)
+            for (_, x) in o.pairs { try checkNesting(x, depth: depth + 1) }
+        default: break
+        }
+    }
+
     private func lookup(_ name: String) -> JinjaValue {
         for scope in scopes.reversed() { if let v = scope[name] { return v } }
         return .undefined
@@ -27,11 +74,13 @@ final class JinjaInterpreter {
 
     private func run(_ nodes: [JinjaNode]) throws(JinjaError) {
         for node in nodes {
+            try spend()
             switch node {
             case .text(let t): output += t
             case let .output(expr, l):
                 line = l
                 output += try eval(expr).text
+                if output.utf8.count > Self.maxStringBytes { throw fail("output of more than \(Self.maxStringBytes >> 20) MB") }
             case let .ifBlock(branches, otherwise):
                 var taken = false
                 for (condition, body) in branches where try eval(condition).isTruthy {
@@ -109,6 +158,7 @@ final class JinjaInterpreter {
     // MARK: Expressions
 
     func eval(_ e: JinjaExpr) throws(JinjaError) -> JinjaValue {
+        try spend()
         switch e {
         case .literal(let v): return v
         case .name(let n): return lookup(n)
@@ -127,18 +177,25 @@ final class JinjaInterpreter {
         case .not(let x): return .bool(!(try eval(x)).isTruthy)
         case .negate(let x):
             switch try eval(x) {
-            case .int(let i): return .int(-i)
+            case .int(let i):
+                guard i != .min else { throw fail("integer overflow") }
+                return .int(-i)
             case .double(let d): return .double(-d)
             case let v: throw fail("cannot negate \(v.typeName)")
             }
         case let .binary(op, l, r): return try binary(op, l, r)
         case let .ternary(condition, value, otherwise):
             return try eval(condition).isTruthy ? try eval(value) : try otherwise.map(eval) ?? .undefined
-        case .list(let items): return .array(try items.map(eval))
+        case .list(let items):
+            let list = JinjaValue.array(try items.map(eval))
+            try checkNesting(list)
+            return list
         case .dict(let pairs):
             var out: [(String, JinjaValue)] = []
             for (k, v) in pairs { out.append((try eval(k).text, try eval(v))) }
-            return .object(JinjaObject(out))
+            let dict = JinjaValue.object(JinjaObject(out))
+            try checkNesting(dict)
+            return dict
         }
     }
 
@@ -203,7 +260,7 @@ final class JinjaInterpreter {
         switch op {
         case "==": return .bool(a == b)
         case "!=": return .bool(a != b)
-        case "~": return .string(a.text + b.text)
+        case "~": return try bounded(a.text + b.text)
         case "in":
             switch b {
             case .string(let s): return .bool(s.contains(a.text))
@@ -223,9 +280,14 @@ final class JinjaInterpreter {
             return .bool(ordered)
         case "+":
             switch (a, b) {
-            case let (.string(x), .string(y)): return .string(x + y)
-            case let (.array(x), .array(y)): return .array(x + y)
-            case let (.int(x), .int(y)): return .int(x + y)
+            case let (.string(x), .string(y)): return try bounded(x + y)
+            case let (.array(x), .array(y)):
+                try spend(x.count + y.count)
+                return .array(x + y)
+            case let (.int(x), .int(y)):
+                let (sum, overflow) = x.addingReportingOverflow(y)
+                if overflow { throw fail("integer overflow") }
+                return .int(sum)
             default:
                 guard let x = number(a), let y = number(b) else { throw fail("cannot add \(a.typeName) and \(b.typeName)") }
                 return .double(x + y)
@@ -233,14 +295,22 @@ final class JinjaInterpreter {
         case "-", "*", "/", "//", "%":
             if case let (.int(x), .int(y)) = (a, b), op != "/" {
                 if (op == "//" || op == "%") && y == 0 { throw fail("division by zero") }
+                let (result, overflow): (Int, Bool)
                 switch op {
-                case "-": return .int(x - y)
-                case "*": return .int(x * y)
-                case "//": return .int(Int((Double(x) / Double(y)).rounded(.down)))
-                default: return .int(((x % y) + y) % y)
+                case "-": (result, overflow) = x.subtractingReportingOverflow(y)
+                case "*": (result, overflow) = x.multipliedReportingOverflow(by: y)
+                case "//":   // Python's floor division
+                    let (q, o) = x.dividedReportingOverflow(by: y)
+                    let r = x.remainderReportingOverflow(dividingBy: y).partialValue
+                    (result, overflow) = (q - (r != 0 && (x < 0) != (y < 0) ? 1 : 0), o)
+                default:     // Python's modulo takes the divisor's sign
+                    let r = y == -1 ? 0 : x % y
+                    (result, overflow) = (r != 0 && (r < 0) != (y < 0) ? r + y : r, false)
                 }
+                if overflow { throw fail("integer overflow") }
+                return .int(result)
             }
-            if op == "*", case let (.string(s), .int(n)) = (a, b) { return .string(String(repeating: s, count: max(0, n))) }
+            if op == "*", case let (.string(s), .int(n)) = (a, b) { return .string(try repeated(s, n)) }
             guard let x = number(a), let y = number(b) else { throw fail("cannot apply \(op) to \(a.typeName) and \(b.typeName)") }
             switch op {
             case "-": return .double(x - y)
@@ -270,6 +340,9 @@ final class JinjaInterpreter {
         }
         guard case .name(let name) = callee else { throw fail("this value cannot be called") }
         if let (parameters, body) = macros[name] {
+            guard callDepth < Self.maxCallDepth else { throw fail("macros called more than \(Self.maxCallDepth) deep") }
+            callDepth += 1
+            defer { callDepth -= 1 }
             var scope: [String: JinjaValue] = [:]
             for (i, (parameter, defaultValue)) in parameters.enumerated() {
                 if let given = kwargs.first(where: { $0.0 == parameter }) { scope[parameter] = given.1 }
@@ -290,12 +363,19 @@ final class JinjaInterpreter {
             throw JinjaError(message: args.first?.text ?? "error", line: line, raisedByTemplate: true)
         case "range":
             let ints = args.compactMap { if case .int(let i) = $0 { i } else { nil } }
+            let (start, stop, step): (Int, Int, Int)
             switch ints.count {
-            case 1: return .array((0..<max(0, ints[0])).map { .int($0) })
-            case 2: return .array(stride(from: ints[0], to: ints[1], by: 1).map { .int($0) })
-            case 3 where ints[2] != 0: return .array(stride(from: ints[0], to: ints[1], by: ints[2]).map { .int($0) })
+            case 1: (start, stop, step) = (0, ints[0], 1)
+            case 2: (start, stop, step) = (ints[0], ints[1], 1)
+            case 3 where ints[2] != 0: (start, stop, step) = (ints[0], ints[1], ints[2])
             default: throw fail("range() takes 1 to 3 integers")
             }
+            // the item count without overflow: (stop - start) / step, rounded up, in Double first
+            let span = (Double(stop) - Double(start)) / Double(step)
+            guard span <= Double(Self.maxRange) else { throw fail("range() of more than \(Self.maxRange) items") }
+            guard span > 0 else { return .array([]) }
+            try spend(Int(span.rounded(.up)))
+            return .array(stride(from: start, to: stop, by: step).map { .int($0) })
         case "namespace", "dict":
             var values = kwargs
             if case .object(let o)? = args.first { values = o.pairs + values }
@@ -376,7 +456,10 @@ final class JinjaInterpreter {
             }
         case "tojson":
             let indent = (kw("indent") ?? args.first).flatMap { if case .int(let i) = $0 { i } else { nil } }
-            return .string(v.json(indent: indent))
+            guard let json = v.json(indent: indent.map { min(max($0, 0), 64) }, maxDepth: Self.maxNesting) else {
+                throw fail("tojson: values nested more than \(Self.maxNesting) deep (a namespace that holds itself?)")
+            }
+            return try bounded(json)
         case "string": return .string(v.text)
         case "upper": return .string(v.text.uppercased())
         case "lower": return .string(v.text.lowercased())
@@ -396,26 +479,44 @@ final class JinjaInterpreter {
             return .array(try iterate(v).reversed())
         case "join":
             let separator = (kw("d") ?? args.first)?.text ?? ""
-            return .string(try iterate(v).map(\.text).joined(separator: separator))
+            let items = try iterate(v)
+            guard separator.isEmpty || items.count <= Self.maxStringBytes / separator.utf8.count else {
+                throw fail("a string of more than \(Self.maxStringBytes >> 20) MB")
+            }
+            return try bounded(items.map(\.text).joined(separator: separator))
         case "items":
             guard case .object(let o) = v else { return .array([]) }
             return .array(o.pairs.map { .array([.string($0.0), $0.1]) })
         case "replace":
             guard args.count >= 2 else { throw fail("replace needs two arguments") }
-            return .string(v.text.replacingAll(args[0].text, with: args[1].text))
+            let (text, old, new) = (v.text, args[0].text, args[1].text)
+            if new.utf8.count > old.utf8.count, (text.utf8.count + 1) * (new.utf8.count + 1) > Self.maxStringBytes {
+                let occurrences = old.isEmpty ? text.count + 1 : text.components(separatedBy: old).count - 1
+                guard text.utf8.count + occurrences * (new.utf8.count - old.utf8.count) <= Self.maxStringBytes else {
+                    throw fail("a string of more than \(Self.maxStringBytes >> 20) MB")
+                }
+            }
+            return try bounded(text.replacingAll(old, with: new))
         case "int":
-            if let n = number(v) { return .int(Int(n)) }
+            if let n = number(v) {
+                guard let i = Int(exactly: n.rounded(.towardZero)) else { throw fail("cannot convert \(n) to an integer") }
+                return .int(i)
+            }
             return .int(Int(v.text.trimmingCharacters(in: .whitespaces)) ?? 0)
         case "float": return .double(number(v) ?? Double(v.text) ?? 0)
         case "abs":
-            if case .int(let i) = v { return .int(abs(i)) }
+            if case .int(let i) = v {
+                guard i != .min else { throw fail("integer overflow") }
+                return .int(abs(i))
+            }
             return .double(abs(number(v) ?? 0))
         case "indent":
             let width = args.first.flatMap { if case .int(let i) = $0 { i } else { nil } } ?? 4
             let first = (kw("first") ?? (args.count > 1 ? args[1] : .bool(false))).isTruthy
-            let pad = String(repeating: " ", count: width)
             let lines = v.text.components(separatedBy: "\n")
-            return .string(lines.enumerated().map { i, l in (i == 0 && !first) || l.isEmpty ? l : pad + l }.joined(separator: "\n"))
+            guard width <= 0 || lines.count <= Self.maxStringBytes / width else { throw fail("a string of more than \(Self.maxStringBytes >> 20) MB") }
+            let pad = try repeated(" ", width)
+            return try bounded(lines.enumerated().map { i, l in (i == 0 && !first) || l.isEmpty ? l : pad + l }.joined(separator: "\n"))
         case "map":
             let items = try iterate(v)
             if let attr = kw("attribute") { return .array(items.map { attribute($0, attr.text) }) }
@@ -471,7 +572,7 @@ final class JinjaInterpreter {
             return (i % 2 != 0) == (name == "odd")
         case "divisibleby":
             guard case .int(let i) = v, case .int(let d)? = args.first, d != 0 else { return false }
-            return i % d == 0
+            return d == -1 || i % d == 0
         case "equalto", "eq", "==": return v == (args.first ?? .undefined)
         case "ne", "!=": return v != (args.first ?? .undefined)
         case "in":

@@ -42,6 +42,7 @@ struct JinjaParser {
 
     private var tokens: [Token] = []
     private var at = 0
+    private var depth = 0
     private var line = 1
 
     static func parse(_ source: String) throws(JinjaError) -> [JinjaNode] {
@@ -151,7 +152,10 @@ struct JinjaParser {
                     while j < s.count && (s[j].value >= 48 && s[j].value <= 57) { j += 1 }
                     out.append(.double(Double(String(String.UnicodeScalarView(s[i..<j])))!))
                 } else {
-                    out.append(.int(Int(String(String.UnicodeScalarView(s[i..<j])))!))
+                    guard let n = Int(String(String.UnicodeScalarView(s[i..<j]))) else {
+                        throw JinjaError(message: "integer literal too large", line: line, raisedByTemplate: false)
+                    }
+                    out.append(.int(n))
                 }
                 i = j
             } else if c == "_" || c.properties.isAlphabetic {
@@ -171,8 +175,14 @@ struct JinjaParser {
 
     // MARK: Statements
 
-    static func parseNodes(_ segments: [Segment], _ index: inout Int, until stops: Set<String>)
+    /// Blocks and expressions nest at most this deep (the parser recurses; a template is outside input).
+    static let maxDepth = 200
+
+    static func parseNodes(_ segments: [Segment], _ index: inout Int, until stops: Set<String>, depth: Int = 0)
         throws(JinjaError) -> ([JinjaNode], String?) {
+        guard depth <= maxDepth else {
+            throw JinjaError(message: "blocks nested more than \(maxDepth) deep", line: 0, raisedByTemplate: false)
+        }
         var nodes: [JinjaNode] = []
         while index < segments.count {
             let segment = segments[index]
@@ -195,7 +205,7 @@ struct JinjaParser {
                     var condition = try p.expression(); try p.expectEnd()
                     var otherwise: [JinjaNode] = []
                     while true {
-                        let (body, stop) = try parseNodes(segments, &index, until: ["elif", "else", "endif"])
+                        let (body, stop) = try parseNodes(segments, &index, until: ["elif", "else", "endif"], depth: depth + 1)
                         guard let stop else { throw JinjaError(message: "{% if %} without {% endif %}", line: line, raisedByTemplate: false) }
                         branches.append((condition, body))
                         guard case let .block(stopTokens, stopLine) = segments[index] else { break }
@@ -204,7 +214,7 @@ struct JinjaParser {
                             var q = JinjaParser(tokens: Array(stopTokens.dropFirst()), line: stopLine)
                             condition = try q.expression(); try q.expectEnd()
                         } else if stop == "else" {
-                            let (body, end) = try parseNodes(segments, &index, until: ["endif"])
+                            let (body, end) = try parseNodes(segments, &index, until: ["endif"], depth: depth + 1)
                             guard end != nil else { throw JinjaError(message: "{% else %} without {% endif %}", line: stopLine, raisedByTemplate: false) }
                             otherwise = body; index += 1; break
                         } else { break }
@@ -219,12 +229,12 @@ struct JinjaParser {
                     if p.accept(.name("if")) { filter = try p.expression() }
                     _ = p.accept(.name("recursive"))
                     try p.expectEnd()
-                    let (body, stop) = try parseNodes(segments, &index, until: ["else", "endfor"])
+                    let (body, stop) = try parseNodes(segments, &index, until: ["else", "endfor"], depth: depth + 1)
                     guard let stop else { throw JinjaError(message: "{% for %} without {% endfor %}", line: line, raisedByTemplate: false) }
                     index += 1
                     var otherwise: [JinjaNode] = []
                     if stop == "else" {
-                        let (elseBody, end) = try parseNodes(segments, &index, until: ["endfor"])
+                        let (elseBody, end) = try parseNodes(segments, &index, until: ["endfor"], depth: depth + 1)
                         guard end != nil else { throw JinjaError(message: "{% for %} without {% endfor %}", line: line, raisedByTemplate: false) }
                         otherwise = elseBody; index += 1
                     }
@@ -238,7 +248,7 @@ struct JinjaParser {
                     } else {
                         try p.expectEnd()
                         guard case .name(let name) = target else { throw JinjaError(message: "bad set block", line: line, raisedByTemplate: false) }
-                        let (body, stop) = try parseNodes(segments, &index, until: ["endset"])
+                        let (body, stop) = try parseNodes(segments, &index, until: ["endset"], depth: depth + 1)
                         guard stop != nil else { throw JinjaError(message: "{% set %} without {% endset %}", line: line, raisedByTemplate: false) }
                         index += 1
                         nodes.append(.setBlock(name: name, body: body))
@@ -252,7 +262,7 @@ struct JinjaParser {
                         parameters.append((parameter, p.accept(.op("=")) ? try p.expression() : nil))
                         _ = p.accept(.op(","))
                     }
-                    let (body, stop) = try parseNodes(segments, &index, until: ["endmacro"])
+                    let (body, stop) = try parseNodes(segments, &index, until: ["endmacro"], depth: depth + 1)
                     guard stop != nil else { throw JinjaError(message: "{% macro %} without {% endmacro %}", line: line, raisedByTemplate: false) }
                     index += 1
                     nodes.append(.macro(name: name, parameters: parameters, body: body))
@@ -293,7 +303,15 @@ struct JinjaParser {
         return n
     }
 
+    /// Enters one level of a recursive rule; past `maxDepth` the expression is refused.
+    mutating func enter() throws(JinjaError) {
+        depth += 1
+        guard depth <= Self.maxDepth else { throw fail("expression nested more than \(Self.maxDepth) deep") }
+    }
+
     mutating func expression(allowTernary: Bool = true) throws(JinjaError) -> JinjaExpr {
+        try enter()
+        defer { depth -= 1 }
         let value = try or()
         if allowTernary && accept(.name("if")) {
             let condition = try or()
@@ -316,7 +334,9 @@ struct JinjaParser {
     }
 
     mutating func notExpression() throws(JinjaError) -> JinjaExpr {
-        accept(.name("not")) ? .not(try notExpression()) : try comparison()
+        try enter()
+        defer { depth -= 1 }
+        return accept(.name("not")) ? .not(try notExpression()) : try comparison()
     }
 
     mutating func comparison() throws(JinjaError) -> JinjaExpr {
@@ -360,6 +380,8 @@ struct JinjaParser {
     }
 
     mutating func unary() throws(JinjaError) -> JinjaExpr {
+        try enter()
+        defer { depth -= 1 }
         if accept(.op("-")) { return .negate(try unary()) }
         if accept(.op("+")) { return try unary() }
         return try filtered()

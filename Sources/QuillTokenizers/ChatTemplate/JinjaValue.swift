@@ -94,8 +94,10 @@ public indirect enum JinjaValue: Sendable, Equatable {
         }
     }
 
-    /// JSON text, as HF's `tojson` filter writes it (non-ASCII kept, keys in insertion order).
-    func json(indent: Int?, level: Int = 0) -> String {
+    /// JSON text, as HF's `tojson` filter writes it (non-ASCII kept, keys in insertion order);
+    /// nil when values nest deeper than `maxDepth` (a namespace can hold itself).
+    func json(indent: Int?, level: Int = 0, maxDepth: Int = .max) -> String? {
+        guard level <= maxDepth else { return nil }
         let pad = indent.map { "\n" + String(repeating: " ", count: $0 * (level + 1)) } ?? ""
         let close = indent.map { "\n" + String(repeating: " ", count: $0 * level) } ?? ""
         let comma = indent == nil ? ", " : ","
@@ -107,12 +109,21 @@ public indirect enum JinjaValue: Sendable, Equatable {
         case .string(let s): return Self.jsonString(s)
         case .array(let a):
             if a.isEmpty { return "[]" }
-            return "[" + a.map { pad + $0.json(indent: indent, level: level + 1) }.joined(separator: comma) + close + "]"
+            var items: [String] = []
+            for x in a {
+                guard let item = x.json(indent: indent, level: level + 1, maxDepth: maxDepth) else { return nil }
+                items.append(pad + item)
+            }
+            return "[" + items.joined(separator: comma) + close + "]"
         case .object(let o):
             if o.pairs.isEmpty { return "{}" }
-            return "{" + o.pairs.map { pad + Self.jsonString($0.0) + ": " + $0.1.json(indent: indent, level: level + 1) }
-                .joined(separator: comma) + close + "}"
-        case .namespace(let ns): return JinjaValue.object(JinjaObject(ns.values)).json(indent: indent, level: level)
+            var items: [String] = []
+            for (k, x) in o.pairs {
+                guard let item = x.json(indent: indent, level: level + 1, maxDepth: maxDepth) else { return nil }
+                items.append(pad + Self.jsonString(k) + ": " + item)
+            }
+            return "{" + items.joined(separator: comma) + close + "}"
+        case .namespace(let ns): return JinjaValue.object(JinjaObject(ns.values)).json(indent: indent, level: level, maxDepth: maxDepth)
         }
     }
 

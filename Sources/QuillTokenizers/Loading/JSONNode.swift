@@ -56,6 +56,13 @@ struct JSONNode {
 
     func int(default d: Int) throws(TokenizerError) -> Int { isNull ? d : try int() }
 
+    /// A token id: an integer in 0 ..< `TokenIds.limit`.
+    func tokenId() throws(TokenizerError) -> Int32 {
+        let i = try int()
+        guard TokenIds.valid(i) else { throw fail("token id \(i) is outside 0..<\(TokenIds.limit)") }
+        return Int32(i)
+    }
+
     func type(_ supported: [String]) throws(TokenizerError) -> String {
         let t = try self["type"].string()
         guard supported.contains(t) else {

@@ -155,9 +155,11 @@ extension Tokenizer {
                   decoder: .sequence([.replace(pattern: "▁", content: " "), .byteFallback, .fuse,
                                       .strip(content: " ", start: addSpacePrefix ? 1 : 0, stop: 0)]),
                   addedTokens: added)
-        bosTokenId = bosId >= 0 ? Int32(bosId) : nil
-        eosTokenId = eosId >= 0 ? Int32(eosId) : nil
-        padTokenId = padId >= 0 ? Int32(padId) : nil
-        unkTokenId = unkId >= 0 ? Int32(unkId) : nil
+        // an id the file names but holds no piece for is no token (files say -1 for none)
+        func piece(_ id: Int) -> Int32? { scoredPieces.indices.contains(id) ? Int32(id) : nil }
+        bosTokenId = piece(bosId)
+        eosTokenId = piece(eosId)
+        padTokenId = piece(padId)
+        unkTokenId = piece(unkId)
     }
 }

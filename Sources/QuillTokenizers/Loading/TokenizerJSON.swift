@@ -23,7 +23,7 @@ extension Tokenizer {
         if !root["added_tokens"].isNull {
             for t in try root["added_tokens"].array() {
                 added.append(AddedToken(
-                    content: try t["content"].string(), id: Int32(try t["id"].int()),
+                    content: try t["content"].string(), id: try t["id"].tokenId(),
                     special: try t["special"].bool(default: false), lstrip: try t["lstrip"].bool(default: false),
                     rstrip: try t["rstrip"].bool(default: false), normalized: try t["normalized"].bool(default: false),
                     singleWord: try t["single_word"].bool(default: false)))
@@ -60,12 +60,19 @@ extension Tokenizer {
 }
 
 func readFile(_ url: URL) throws(TokenizerError) -> Data {
-    do { return try Data(contentsOf: url, options: .mappedIfSafe) }
-    catch { throw .unreadable(path: url.path, reason: (error as NSError).localizedDescription) }
+    do { return try FileContents.read(url.path) }
+    catch { throw .unreadable(path: url.path, reason: error.reason) }
 }
 
 /// Reads each `tokenizer.json` component; the supported lists double as the error message.
 enum TokenizerJSONReader {
+    /// A sequence's type id (0 for the first of a pair, 1 for the second; small in practice).
+    static func typeId(_ n: JSONNode) throws(TokenizerError) -> Int32 {
+        let i = try n.int(default: 0)
+        guard (0...Int(UInt16.max)).contains(i) else { throw n.fail("type id \(i) is outside 0...65535") }
+        return Int32(i)
+    }
+
     static func model(_ n: JSONNode) throws(TokenizerError) -> TokenModel {
         _ = try n.object()
         let type = n["type"].isNull ? (n["merges"].isNull ? "WordPiece" : "BPE") : try n.type(["BPE", "WordPiece"])
@@ -74,6 +81,7 @@ enum TokenizerJSONReader {
         vocab.reserveCapacity(rawVocab.count)
         for (token, id) in rawVocab {
             guard let i = id as? Int else { throw n["vocab"][token].fail("expected an integer id") }
+            guard TokenIds.valid(i) else { throw n["vocab"][token].fail("token id \(i) is outside 0..<\(TokenIds.limit)") }
             vocab[token] = Int32(i)
         }
         switch type {
@@ -194,7 +202,7 @@ enum TokenizerJSONReader {
         func tokenPair(_ p: JSONNode) throws(TokenizerError) -> Int32 {
             let a = try p.array()
             guard a.count == 2 else { throw p.fail("expected [token, id]") }
-            return Int32(try a[1].int())
+            return try a[1].tokenId()
         }
         switch try n.type(["TemplateProcessing", "BertProcessing", "RobertaProcessing", "ByteLevel", "Sequence"]) {
         case "TemplateProcessing":
@@ -203,10 +211,10 @@ enum TokenizerJSONReader {
                 for piece in try t.array() {
                     if !piece["SpecialToken"].isNull {
                         out.append(.special(try piece["SpecialToken"]["id"].string(),
-                                            typeId: Int32(try piece["SpecialToken"]["type_id"].int(default: 0))))
+                                            typeId: try typeId(piece["SpecialToken"]["type_id"])))
                     } else if !piece["Sequence"].isNull {
                         let which = try piece["Sequence"]["id"].string()
-                        out.append(.sequence(second: which == "B", typeId: Int32(try piece["Sequence"]["type_id"].int(default: 0))))
+                        out.append(.sequence(second: which == "B", typeId: try typeId(piece["Sequence"]["type_id"])))
                     } else { throw piece.fail("expected {\"SpecialToken\": ...} or {\"Sequence\": ...}") }
                 }
                 return out
@@ -214,7 +222,7 @@ enum TokenizerJSONReader {
             var specials: [String: [Int32]] = [:]
             for (name, _) in (n["special_tokens"].value as? [String: Any]) ?? [:] {
                 var ids: [Int32] = []
-                for i in try n["special_tokens"][name]["ids"].array() { ids.append(Int32(try i.int())) }
+                for i in try n["special_tokens"][name]["ids"].array() { ids.append(try i.tokenId()) }
                 specials[name] = ids
             }
             return .template(single: try template(n["single"]), pair: try template(n["pair"]), specialTokens: specials)

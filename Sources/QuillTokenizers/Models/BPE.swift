@@ -26,7 +26,7 @@ public struct BPEModel: Sendable {
                  continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil,
                  source: String = "BPE") throws(TokenizerError) {
         self.vocab = vocab
-        self.tokens = tokenList(vocab)
+        self.tokens = try tokenList(vocab, source: source)
         var table = PairTable(capacity: merges.count)
         let prefixLength = continuingSubwordPrefix?.count ?? 0
         for (rank, (a, b)) in merges.enumerated() {
@@ -165,8 +165,18 @@ public struct BPEModel: Sendable {
     }
 }
 
+/// Token ids Quill accepts from a file: 0 ..< 2^24 (the largest real vocabularies hold about 2^18),
+/// so a hostile id can neither index before a table nor make one of billions of entries.
+package enum TokenIds {
+    package static let limit = 1 << 24
+    package static func valid(_ id: Int) -> Bool { id >= 0 && id < limit }
+}
+
 /// id → token string, from a token → id vocabulary (ids missing from it stay "").
-package func tokenList(_ vocab: [String: Int32]) -> [String] {
+package func tokenList(_ vocab: [String: Int32], source: String) throws(TokenizerError) -> [String] {
+    if let (token, id) = vocab.first(where: { !TokenIds.valid(Int($0.value)) }) {
+        throw .malformed(source: source, at: "vocab[\"\(token)\"]", problem: "token id \(id) is outside 0..<\(TokenIds.limit)")
+    }
     var tokens = [String](repeating: "", count: (vocab.values.max().map { Int($0) } ?? -1) + 1)
     for (t, id) in vocab { tokens[Int(id)] = t }
     return tokens

@@ -13,7 +13,7 @@ public struct WordPieceModel: Sendable {
                              problem: "unknown token \"\(unkToken)\" is not in the vocabulary")
         }
         self.vocab = vocab
-        self.tokens = tokenList(vocab)
+        self.tokens = try tokenList(vocab, source: source)
         self.unkId = unk
         self.prefix = prefix
         self.maxInputCharsPerWord = maxInputCharsPerWord
