@@ -21,12 +21,16 @@ final class JinjaInterpreter {
     private var line = 0
     private var work = 0
     private var callDepth = 0
+    /// Every namespace this render made: a namespace may hold itself (`{% set ns.me = ns %}`), a
+    /// reference cycle that is broken when the render ends (namespaces never leave it).
+    private var namespaces: [JinjaNamespace] = []
 
     private let now: Date
 
     init(globals: [String: JinjaValue], now: Date) { scopes = [globals]; self.now = now }
 
     func render(_ nodes: [JinjaNode]) throws(JinjaError) -> String {
+        defer { for namespace in namespaces { namespace.values = [] } }
         try run(nodes)
         return output
     }
@@ -379,7 +383,10 @@ final class JinjaInterpreter {
         case "namespace", "dict":
             var values = kwargs
             if case .object(let o)? = args.first { values = o.pairs + values }
-            return name == "namespace" ? .namespace(JinjaNamespace(values)) : .object(JinjaObject(values))
+            guard name == "namespace" else { return .object(JinjaObject(values)) }
+            let namespace = JinjaNamespace(values)
+            namespaces.append(namespace)
+            return .namespace(namespace)
         case "strftime_now":
             let formatter = DateFormatter()
             formatter.locale = Locale(identifier: "en_US_POSIX")
