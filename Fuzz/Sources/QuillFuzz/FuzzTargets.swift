@@ -34,7 +34,7 @@ enum Scratch {
     /// Writes `bytes` to `name` in the scratch folder and returns its path.
     static func file(_ name: String, _ bytes: some Collection<UInt8>) -> String {
         let path = "\(folder)/\(name)"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         return path
     }
 
@@ -50,15 +50,10 @@ enum Scratch {
 /// The assets a target reads besides its input (real tokenizers, the server's model), from
 /// QUILL_FUZZ_ASSETS (default: Quill's cache, ~/.cache/quill).
 enum Assets {
-    static let root = ProcessInfo.processInfo.environment["QUILL_FUZZ_ASSETS"]
-        ?? "\(FileManager.default.homeDirectoryForCurrentDirectory.path)/.cache/quill"
+    static let root = ProcessInfo.processInfo.environment["QUILL_FUZZ_ASSETS"] ?? "\(NSHomeDirectory())/.cache/quill"
     static var tokenizers: String { "\(root)/tokenizers" }
     /// The tiny model with SmolLM2's real tokenizer and chat template that `Fuzz/make_seeds.py` writes.
     static var serverModel: String { ProcessInfo.processInfo.environment["QUILL_FUZZ_MODEL"] ?? "\(root)/fuzz/server-model.gguf" }
-}
-
-extension FileManager {
-    var homeDirectoryForCurrentDirectory: URL { URL(fileURLWithPath: NSHomeDirectory()) }
 }
 
 /// Texts every tokenizer under test encodes: English, Chinese, emoji, special-token look-alikes.
@@ -120,8 +115,8 @@ enum FuzzTargets {
     static let huggingFace = FuzzTarget(name: "hf-checkpoint", summary: "Hugging Face folders: config.json + model.safetensors") { bytes in
         let p = parts(bytes, 2)
         let folder = Scratch.directory("checkpoint")
-        FileManager.default.createFile(atPath: folder.appendingPathComponent("config.json").path, contents: Data(p[0]))
-        FileManager.default.createFile(atPath: folder.appendingPathComponent("model.safetensors").path, contents: Data(p[1]))
+        _ = FileManager.default.createFile(atPath: folder.appendingPathComponent("config.json").path, contents: Data(p[0]))
+        _ = FileManager.default.createFile(atPath: folder.appendingPathComponent("model.safetensors").path, contents: Data(p[1]))
         if let (model, _) = try? ModelLoader.load(folder.path) { exercise(model) }
     }
 

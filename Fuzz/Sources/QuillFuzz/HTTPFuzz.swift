@@ -43,6 +43,11 @@ final class RouterClient: @unchecked Sendable {
         return reply
     }
 
+    /// Input bytes as the last part of a URI (percent-encoded as `allowed` requires).
+    static func uriPart(_ bytes: [UInt8], _ allowed: CharacterSet) -> String {
+        String(decoding: bytes, as: UTF8.self).addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+
     /// What every answer must be: never a 500, and JSON where it says JSON.
     static func check(_ reply: Reply?, _ what: String) {
         guard let reply else { return }
@@ -75,8 +80,7 @@ enum ServerFuzz {
         if route < posts.count {
             RouterClient.check(client.send(.post, posts[route], headers: [.contentType: "application/json"], body: body), posts[route])
         } else {
-            let tail = String(decoding: body, as: UTF8.self).addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
-            let uri = gets[route - posts.count] + tail
+            let uri = gets[route - posts.count] + RouterClient.uriPart(body, .urlPathAllowed)
             RouterClient.check(client.send(.get, uri, body: []), uri)
         }
     }
@@ -115,7 +119,7 @@ enum ReviewFuzz {
         case 2: (reply, what) = (client.send(.post, "/api/reviewers", headers: admin, body: body), "/api/reviewers")
         case 3: (reply, what) = (client.send(.post, "/api/studies", headers: admin, body: body), "/api/studies")
         default:
-            let tail = String(decoding: body, as: UTF8.self).addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? ""
+            let tail = RouterClient.uriPart(body, .urlQueryAllowed)
             what = kind % 6 == 4 ? "/api/next?token=\(tail)" : "/r/\(tail)"
             reply = client.send(.get, what, body: [])
         }
