@@ -13,7 +13,7 @@ _Static_assert(sizeof(block_q4_K) == 144 && sizeof(block_q5_K) == 176 && sizeof(
 
 // --- activation quantization (ggml's quantize_row_q8_K_ref) -------------------------------------
 
-void quill_quantize_row_q8_K(const float *x, void *vy, int64_t k) {
+void quill_quantize_row_q8_K_ref(const float *x, void *vy, int64_t k) {
     block_q8_K *y = vy;
     for (int64_t i = 0; i < k / 256; i++, x += 256) {
         float amax = 0, max = 0;   // the value of largest magnitude, with its sign
@@ -260,9 +260,50 @@ AVX2 static float vec_dot_q6_K_q8_K_avx2(int64_t n, const void *vx, const void *
     }
     return hsum8(acc) - offsets;
 }
+// The same bytes as the twin: the first value of largest magnitude sets the scale, products
+// rounded to nearest even (vroundps, as lrintf in the default mode), the sums of each 16 from
+// the int32 values before they are narrowed.
+AVX2 static void quantize_row_q8_K_avx2(const float *x, void *vy, int64_t k) {
+    block_q8_K *y = vy;
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < k / 256; i++, x += 256) {
+        __m256 amax8 = _mm256_setzero_ps();
+        for (int j = 0; j < 256; j += 8) amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + j)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        if (amax == 0) { memset(&y[i], 0, sizeof y[i]); continue; }
+        float max = 0;
+        for (int j = 0; j < 256; j++) if (fabsf(x[j]) == amax) { max = x[j]; break; }
+        const float iscale = -127.0f / max;
+        const __m256 scale = _mm256_set1_ps(iscale);
+        for (int g = 0; g < 16; g++) {
+            __m256i v[2];
+            for (int h = 0; h < 2; h++) {
+                const __m256 p = _mm256_round_ps(_mm256_mul_ps(scale, _mm256_loadu_ps(x + 16 * g + 8 * h)),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v[h] = _mm256_min_epi32(_mm256_cvtps_epi32(p), _mm256_set1_epi32(127));
+            }
+            __m256i sum = _mm256_add_epi32(v[0], v[1]);
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+            y[i].bsums[g] = (int16_t)_mm_cvtsi128_si32(s4);
+            // int32 → int16 → int8 (values within ±127: nothing saturates), lanes back in order
+            const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[0], v[1]), 0xD8);
+            const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+            _mm_storeu_si128((__m128i *)(y[i].qs + 16 * g), b8);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
 #endif
 
 // --- dispatch ---------------------------------------------------------------------------------
+
+typedef void (*quantize_fn)(const float *, void *, int64_t);
+static quantize_fn quantize_q8_K = quill_quantize_row_q8_K_ref;
+void quill_quantize_row_q8_K(const float *x, void *y, int64_t k) { quantize_q8_K(x, y, k); }
 
 typedef float (*dot_fn)(int64_t, const void *, const void *);
 static dot_fn dot_q5_0 = quill_vec_dot_q5_0_q8_0_ref;
@@ -274,6 +315,7 @@ static dot_fn dot_q6_K = quill_vec_dot_q6_K_q8_K_ref;
 __attribute__((constructor)) static void choose_kquant_kernels(void) {
 #ifdef QUILL_X86
     if (cpu_has_avx2()) {
+        quantize_q8_K = quantize_row_q8_K_avx2;
         dot_q5_0 = vec_dot_q5_0_q8_0_avx2;
         dot_q5_1 = vec_dot_q5_1_q8_1_avx2;
         dot_q4_K = vec_dot_q4_K_q8_K_avx2;

@@ -38,9 +38,11 @@ public final class LlamaModel: Sendable {
 
     /// Products of one input with one or several weights (q, k, v; gate, up), each plus its
     /// bias. Quantized weights that share an activation type run as one parallel loop on one
-    /// quantized copy of the input. A quantized weight meets a batch of at least `denseFrom`
-    /// rows (a prompt) as dequantized fp32 on BLAS: prefill is compute-bound and sgemm beats
-    /// int8 dot products there; decoding (N = 1) is memory-bound and stays int8.
+    /// quantized copy of the input. Interleaved weights stay on the int8 kernels for any batch:
+    /// each unpacked weight vector meets four rows, and that beats dequantizing to fp32 for
+    /// BLAS (Qwen2.5-1.5B Q4_K_M prompts 3.4x, SmolLM2 Q4_1 1.2x). A weight in its file's row
+    /// layout meets a batch of at least `denseFrom` rows (a prompt) as dequantized fp32 on BLAS:
+    /// its row kernels unpack every weight again for every row.
     static func apply(_ products: [(weight: Weight, out: UnsafeMutablePointer<Float>, bias: [Float]?, oc: Int)],
                       _ x: UnsafePointer<Float>, n: Int, c: Int, denseFrom: Int) {
         applyBase(products.map { ($0.weight.base, $0.out, $0.bias, $0.oc) }, x, n: n, c: c, denseFrom: denseFrom)
@@ -52,14 +54,15 @@ public final class LlamaModel: Sendable {
         let quantized = products.compactMap { p -> (out: UnsafeMutablePointer<Float>, weight: QuantizedMatrix, bias: [Float]?)? in
             if case .quantized(let w) = p.weight { return (p.out, w, p.bias) } else { return nil }
         }
-        if n < denseFrom, quantized.count == products.count,
+        func int8(_ w: QuantizedMatrix) -> Bool { n < denseFrom || w.layout == .interleaved8 }
+        if quantized.count == products.count, quantized.allSatisfy({ int8($0.weight) }),
            quantized.allSatisfy({ $0.weight.activationType == quantized[0].weight.activationType }) {
             return QuantizedMatmul.forward(quantized, x, n: n)
         }
         for p in products {
             switch p.weight {
             case .dense(let w): Matmul.forward(p.out, x, w, p.bias, n: n, c: c, oc: p.oc)
-            case .quantized(let w) where n >= denseFrom: QuantizedMatmul.forwardDequantized(p.out, x, w, bias: p.bias, n: n)
+            case .quantized(let w) where !int8(w): QuantizedMatmul.forwardDequantized(p.out, x, w, bias: p.bias, n: n)
             case .quantized(let w): QuantizedMatmul.forward([(p.out, w, p.bias)], x, n: n)
             case .adapted: preconditionFailure("applyBase takes the weights without their adapters")
             }
@@ -85,7 +88,8 @@ public final class LlamaModel: Sendable {
     let outputHead: Weight          // [V, C]; the embedding when tied
     let inverseFrequencies: [Float]
     public let weightFormat: WeightFormat
-    /// Batches of at least this many tokens multiply quantized weights as fp32 on BLAS.
+    /// Batches of at least this many tokens multiply quantized weights kept in their file's row
+    /// layout as fp32 on BLAS (interleaved ones stay int8).
     public let denseBatchThreshold: Int
 
     init(config: LlamaConfig, embedding: Embedding, blocks: [Block], outputNorm: [Float], outputHead: Weight,
@@ -119,8 +123,9 @@ public final class LlamaModel: Sendable {
             if format == .quantized && QuantizedMatrix.supports(info.type) && info.dimensions == shape {
                 let matrix = QuantizedMatrix(type: info.type, rows: shape[1], cols: shape[0], data: file.data(of: info).baseAddress!)
                 let interleaved = matrix.interleaved()
-                // the file's copy is no longer read (embedding rows are, so it stays)
-                if interleaved.layout != matrix.layout && name != "token_embd.weight" { file.releasePages(of: info) }
+                // the file's copy is no longer read as a whole: its pages leave memory (a tied
+                // embedding's rows fault back in one by one as tokens are looked up)
+                if interleaved.layout != matrix.layout { file.releasePages(of: info) }
                 return .quantized(interleaved)
             }
             return .dense(try tensor(name, shape))

@@ -17,8 +17,9 @@ public enum ModelLoader {
     }
 
     /// A GGUF file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).
-    /// `denseBatchThreshold`: quantized weights meet batches of this many rows or more as fp32
-    /// (see `LlamaModel.apply`); `.max` keeps every product on the int8 kernels, as llama.cpp does.
+    /// `denseBatchThreshold`: quantized weights in their file's row layout meet batches of this
+    /// many rows or more as fp32 (see `LlamaModel.apply`); `.max` keeps every product on the int8
+    /// kernels, as llama.cpp does.
     public static func load(_ path: String, weights: LlamaModel.WeightFormat = .quantized,
                             denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
         var isDirectory: ObjCBool = false

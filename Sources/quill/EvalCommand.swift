@@ -44,7 +44,7 @@ struct EvalCommand: AsyncParsableCommand {
           help: "Compare each model with the reference in --kl-divergence-base on its tokens and chunks: KL divergence, perplexity ratio, top-token agreement.")
     var klDivergence = false
     @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
-    @Flag(name: .customLong("int8-prompts"), help: "Quantized weights stay on the int8 kernels for whole windows too, as llama.cpp runs them.")
+    @Flag(name: .customLong("int8-prompts"), help: "Weights in a type without an interleaved int8 layout (Q5_1, Q5_K, ...) stay on their row kernels for whole windows too, as llama.cpp runs them.")
     var int8Prompts = false
 
     enum EvaluationProtocol: String, ExpressibleByArgument, CaseIterable { case rolling, llamaCpp = "llama-cpp" }

@@ -15,7 +15,7 @@ struct PerplexityCommand: AsyncParsableCommand {
     @Option(name: .customLong("chunks"), help: "Chunks at most (default: all).") var chunks: Int?
     @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
     @Flag(name: .customLong("int8-prompts"),
-          help: "Quantized weights stay on the int8 kernels for whole chunks too, as llama.cpp runs them (default: fp32 on the dequantized weights, faster and closer to exact).")
+          help: "Weights in a type without an interleaved int8 layout (Q5_1, Q5_K, ...) stay on their row kernels for whole chunks too, as llama.cpp runs them (default: fp32 on the dequantized weights, faster there).")
     var int8Prompts = false
 
     func run() async throws {

@@ -105,6 +105,13 @@ import CQuillKernels
             let first = Array(twin[(q8_1 ? 4 : 2)..<(q8_1 ? 14 : 12)]).map { Int8(bitPattern: $0) }
             #expect(first == [127, 3, -3, 127, -127, 1, -1, 2, -4, 65], "\(name): ties away from zero")
         }
+        // Q8_K (blocks of 256 for the k-quants): ties to even, as ggml's lrintf
+        var fast = [UInt8](repeating: 0, count: x.count / 256 * 292), twin = fast
+        quill_quantize_row_q8_K(x, &fast, Int64(x.count)); quill_quantize_row_q8_K_ref(x, &twin, Int64(x.count))
+        #expect(fast == twin, "q8_K [\(QuantizedMatmul.isa)]")
+        var last = x; last[255] = -1e7   // the block's largest magnitude last and negative: it sets the sign
+        quill_quantize_row_q8_K(last, &fast, Int64(x.count)); quill_quantize_row_q8_K_ref(last, &twin, Int64(x.count))
+        #expect(fast == twin && Int8(bitPattern: twin[4 + 255]) == -127, "q8_K, the largest value last")
     }
 
     /// Every q8x8 variant this CPU has (AVX2; AVX-512 VNNI), for one, two and four activation
@@ -212,6 +219,68 @@ import CQuillKernels
                 QuantizedMatmul.forward(&alone, Array(x7[(i * cols)..<((i + 1) * cols)]), packed, n: 1)
                 #expect(Array(batch[(i * rows)..<((i + 1) * rows)]) == alone, "row \(i) of the batch")
             }
+        }
+    }
+
+    /// Q4_K / Q6_K interleaved eight rows at a time (kx8.c): the same fp32 values when
+    /// dequantized; every variant this CPU has (AVX2, AVX-512 VNNI) for one to four activation
+    /// rows equal to the plain twin bit for bit; the twin within float rounding of the row
+    /// kernels (the same integer sums); a prompt-sized batch equal, row by row, to each row alone.
+    @Test(arguments: [GGMLType.q4_K, .q6_K])
+    func kQuantInterleavedLayoutMatchesTheRowLayout(_ type: GGMLType) {
+        let rows = 24, cols = 768, n = 21
+        let weights = Self.randomBlocks(type, rows: rows, cols: cols, seed: 60 + UInt64(type.rawValue))
+        var rng = Self.SplitMix(6)
+        let x = (0..<(n * cols)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
+        weights.withUnsafeBytes { w in
+            let plain = QuantizedMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
+            let packed = plain.interleaved()
+            #expect(packed.layout == .interleaved8 && packed.activationType == .q8_K)
+            var a = [Float](repeating: 0, count: rows * cols), b = a
+            plain.dequantize(rows: 0..<rows, into: &a)
+            packed.dequantize(rows: 0..<rows, into: &b)
+            let dequantized = zip(a, b).map { abs($0 - $1) }.max()!
+            #expect(dequantized <= 1e-6 * a.map(abs).max()!, "dequantized: \(dequantized)")
+
+            var q = [UInt8](repeating: 0, count: cols / 256 * 292)
+            x.withUnsafeBufferPointer { quill_quantize_row_q8_K($0.baseAddress!, &q, Int64(cols)) }
+            let groupBytes = cols / 256 * quill_kx8_group_block_bytes(Int32(type.rawValue))
+            var ran: Set<String> = []
+            for g in 0..<(rows / 8) {
+                let group = packed.data + g * groupBytes
+                var twin = [Float](repeating: 0, count: 8)
+                quill_gemv_kx8_ref(Int32(type.rawValue), group, q, Int64(cols), &twin)
+                for isa in ["scalar", "avx2", "avx512vnni"] {
+                    for nr in 1...4 {
+                        let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
+                        defer { outs.forEach { $0.deallocate() } }
+                        let pointers: [UnsafeMutablePointer<Float>?] = outs.map { $0 }
+                        guard quill_gemv_kx8_on(isa, Int32(type.rawValue), group, q, Int64(cols), Int32(nr), pointers) == 1 else { continue }
+                        ran.insert(isa)
+                        for o in outs { #expect(Array(UnsafeBufferPointer(start: o, count: 8)) == twin, "\(isa), \(nr) rows, group \(g)") }
+                    }
+                }
+                for r in 0..<8 {
+                    let row = w.baseAddress! + (g * 8 + r) * plain.rowBytes
+                    let expected = type == .q4_K ? quill_vec_dot_q4_K_q8_K_ref(Int64(cols), row, q) : quill_vec_dot_q6_K_q8_K_ref(Int64(cols), row, q)
+                    #expect(abs(twin[r] - expected) <= 1e-5 * max(1, abs(expected)), "row \(g * 8 + r): \(twin[r]) vs \(expected)")
+                }
+            }
+            print("\(type) kx8 variants equal to the twin: \(ran.sorted().joined(separator: ", ")) (dispatching to \(String(cString: quill_kx8_isa())))")
+            #expect(ran.contains(String(cString: quill_kx8_isa())))
+
+            // a prompt of 21 rows (tiles of 16, four rows at a time and single ones) gives each row
+            // bit for bit what it gives alone, and the row layout's products within rounding
+            var batch = [Float](repeating: 0, count: n * rows), rowLayout = batch
+            QuantizedMatmul.forward(&batch, x, packed, n: n)
+            QuantizedMatmul.forward(&rowLayout, x, plain, n: n)
+            for i in [0, 5, 16, 20] {
+                var alone = [Float](repeating: 0, count: rows)
+                QuantizedMatmul.forward(&alone, Array(x[(i * cols)..<((i + 1) * cols)]), packed, n: 1)
+                #expect(Array(batch[(i * rows)..<((i + 1) * rows)]) == alone, "row \(i) of the batch")
+            }
+            let maxDiff = zip(batch, rowLayout).map { abs($0 - $1) }.max()!
+            #expect(maxDiff <= 1e-4 * rowLayout.map(abs).max()!, "interleaved vs row kernels: \(maxDiff)")
         }
     }
 

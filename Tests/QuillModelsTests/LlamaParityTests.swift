@@ -33,7 +33,8 @@ import QuillTokenizers
 
     static let file = try! GGUFFile(path: QuillCache.defaultModel.path)
     static let model = try! LlamaModel(gguf: file, weights: .dense)
-    /// What `quill` runs by default: int8 kernels for decoding, fp32 on dequantized weights for prompts.
+    /// What `quill` runs by default: Q4_1 weights interleaved, on the int8 kernels for decoding
+    /// and prompts alike.
     static let defaultModel = try! LlamaModel(gguf: file)
     /// Every product on the int8 kernels, prompts too (llama.cpp's way).
     static let int8Model = try! LlamaModel(gguf: file, weights: .quantized, denseBatchThreshold: .max)
@@ -114,19 +115,18 @@ import QuillTokenizers
         print("greedy: \(compared)/\(total) tokens compared and equal")
     }
 
-    /// `quill perplexity`'s protocol against llama-perplexity on held-out texts, with what
-    /// `quill` runs by default (fp32 on the dequantized weights for whole chunks): equal to
-    /// The same protocol and the same arithmetic as llama-perplexity, each held to 0.5%: the default
-    /// path (fp32 prompts) against llama.cpp on the F32 copy of the file (held to 0.05%: the same
-    /// math), and the int8 kernels (Q4_1 weights times Q8_1 activations) against llama.cpp on the
-    /// Q4_1 file itself. Across the two arithmetics the values part by 0.2-0.5%: rounding
+    /// `quill perplexity`'s protocol against llama-perplexity on held-out texts, with the same
+    /// arithmetic on each side: fp32 on the dequantized weights (`--dense`) against llama.cpp on
+    /// the F32 copy of the file (held to 0.05%: the same math), and what `quill` runs by default
+    /// (the int8 kernels: Q4_1 weights times Q8_1 activations) against llama.cpp on the Q4_1 file
+    /// itself (0.5%). Across the two arithmetics the values part by 0.2-0.5%: rounding
     /// activations to 8 bits moves perplexity that far from the exact value.
     @Test func perplexityMatchesLlamaPerplexity() throws {
         for run in Self.references.perplexity {
             let text = try String(contentsOf: QuillCache.root.appendingPathComponent("texts/\(run.source)"), encoding: .utf8)
             let protocol_ = Perplexity(context: run.context, maxChunks: run.chunks)
-            let fp32 = try protocol_.measure(Self.defaultModel, text: text, tokenizer: Self.tokenizer)
-            let int8 = try protocol_.measure(Self.int8Model, text: text, tokenizer: Self.tokenizer)
+            let fp32 = try protocol_.measure(Self.model, text: text, tokenizer: Self.tokenizer)
+            let int8 = try protocol_.measure(Self.defaultModel, text: text, tokenizer: Self.tokenizer)
             let toF32 = abs(fp32.perplexity - run.llama_cpp_f32) / run.llama_cpp_f32
             let toQ4_1 = abs(int8.perplexity - run.llama_cpp_q4_1) / run.llama_cpp_q4_1
             print(String(format: "perplexity %@, %d chunks of %d: Quill %.4f vs llama-perplexity on the F32 copy %.4f (%.3f%%); Quill int8 %.4f vs llama-perplexity on the Q4_1 file %.4f (%.3f%%)",

@@ -23,6 +23,7 @@ void quill_quantize_row_q8_0_ref(const float *x, void *y, int64_t k);
 void quill_quantize_row_q8_1_ref(const float *x, void *y, int64_t k);
 // ... and → blocks of 256 for the k-quants: Q8_K (fp32 d, int8 q[256], int16 sums of each 16).
 void quill_quantize_row_q8_K(const float *x, void *y, int64_t k);
+void quill_quantize_row_q8_K_ref(const float *x, void *y, int64_t k);
 
 // Dot products of n elements: weights `x` in their type, activations `y` in the matching
 // type (Q8_1 for Q4_1 and Q5_1, Q8_0 for Q4_0, Q5_0 and Q8_0, Q8_K for Q4_K, Q5_K and Q6_K,
@@ -89,6 +90,20 @@ void quill_matvec_q8x8(const void *w, const void *xq, size_t x_stride, int64_t n
 // CPU lacks it.
 const char *quill_q8x8_isa(void);
 int quill_gemv_q8x8_on(const char *isa, const void *w, const void *y, int64_t cols, int nr, float *const *outs);
+
+// Q4_K / Q6_K rows repacked eight at a time (kx8.c: groups × cols/256 × the type's group block
+// bytes, 1184 or 1680) with Q8_K activations: repack, dequantize a group to fp32 [8, cols], one
+// group times y (the plain twin), groups [group_begin, group_end) times n activation rows, the
+// instruction set chosen, and one group on a named variant for tests (nr outputs, 1 to 4; 0 where
+// this CPU lacks it).
+size_t quill_kx8_group_block_bytes(int type);
+void quill_repack_kx8(int type, const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst);
+void quill_dequantize_kx8(int type, const void *w, int64_t cols, float *out);
+void quill_gemv_kx8_ref(int type, const void *w, const void *y, int64_t cols, float *out);
+void quill_matvec_kx8(int type, const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
+                      int64_t cols, int64_t group_begin, int64_t group_end);
+const char *quill_kx8_isa(void);
+int quill_gemv_kx8_on(const char *isa, int type, const void *w, const void *y, int64_t cols, int nr, float *const *outs);
 
 // activations.c: out = silu(gate) · up; x[i] = e^(x[i] - shift) returning Σ (softmax's middle);
 // one query row of one head over `count` keys and values (rows kv_stride floats apart):

@@ -27,37 +27,55 @@ public struct QuantizedMatrix: @unchecked Sendable {
     }
 
     private init(interleaving m: QuantizedMatrix) {
-        let storage = AlignedBuffer(byteCount: m.rows / 8 * m.groupBlockBytes * (m.cols / 32))
-        if m.usesInt8Groups { quill_repack_q8x8(Int32(m.type.rawValue), m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base) }
-        else { quill_repack_q4x8(Int32(m.type.rawValue), m.data, m.rowBytes, Int64(m.rows / 8), Int64(m.cols), storage.base) }
+        let storage = AlignedBuffer(byteCount: m.rows / 8 * m.groupBytes)
+        let type = Int32(m.type.rawValue), groups = Int64(m.rows / 8), cols = Int64(m.cols)
+        switch m.groupKind {
+        case .int8: quill_repack_q8x8(type, m.data, m.rowBytes, groups, cols, storage.base)
+        case .nibbles: quill_repack_q4x8(type, m.data, m.rowBytes, groups, cols, storage.base)
+        case .kQuant: quill_repack_kx8(type, m.data, m.rowBytes, groups, cols, storage.base)
+        }
         self.type = m.type; self.rows = m.rows; self.cols = m.cols
         self.data = UnsafeRawPointer(storage.base); self.layout = .interleaved8; self.storage = storage
     }
 
     public static func supports(_ type: GGMLType) -> Bool { quill_activation_type(Int32(type.rawValue)) >= 0 }
 
-    /// The decode layout when this type and shape have it (Q4_0 / Q4_1 / Q8_0 / Q5_0, rows a
-    /// multiple of 8), else the matrix unchanged. The copy is as large as the original, except
-    /// for Q5_0, widened to int8 (34 bytes a block instead of 22): its kernel then multiplies
-    /// as Q8_0's does, with the same products, instead of unpacking 5-bit values.
+    /// The interleaved layout when this type and shape have it (Q4_0 / Q4_1 / Q8_0 / Q5_0 /
+    /// Q4_K / Q6_K, rows a multiple of 8), else the matrix unchanged. The copy is as large as the
+    /// original, except for Q5_0, widened to int8 (34 bytes a block instead of 22): its kernel
+    /// then multiplies as Q8_0's does, with the same products, instead of unpacking 5-bit values;
+    /// and Q4_K, whose scales are unpacked (1184 bytes for eight blocks instead of 1152).
     public func interleaved() -> QuantizedMatrix {
-        guard layout == .rows, [.q4_0, .q4_1, .q8_0, .q5_0].contains(type), rows % 8 == 0 else { return self }
+        guard layout == .rows, [.q4_0, .q4_1, .q8_0, .q5_0, .q4_K, .q6_K].contains(type), rows % 8 == 0 else { return self }
         return QuantizedMatrix(interleaving: self)
     }
 
-    /// Interleaved as int8 groups (q8x8.c: Q8_0, Q5_0) rather than nibbles (q4x8.c: Q4_0, Q4_1).
-    var usesInt8Groups: Bool { type == .q8_0 || type == .q5_0 }
-    /// Bytes of eight rows' blocks for 32 columns, interleaved: 8 × 34 as int8, 8 × Q4_1's 20 as
-    /// nibbles (Q4_0's m left zero).
-    private var groupBlockBytes: Int { usesInt8Groups ? 272 : 160 }
-    private var groupBytes: Int { cols / 32 * groupBlockBytes }
+    /// How eight rows are interleaved: int8 groups of 32 columns (q8x8.c: Q8_0, Q5_0), nibbles
+    /// (q4x8.c: Q4_0, Q4_1), or K-quant super-blocks of 256 (kx8.c: Q4_K, Q6_K).
+    enum GroupKind { case int8, nibbles, kQuant }
+    var groupKind: GroupKind {
+        switch type {
+        case .q8_0, .q5_0: .int8
+        case .q4_K, .q6_K: .kQuant
+        default: .nibbles
+        }
+    }
+    /// Bytes of eight interleaved rows: 8 × 34 per 32 columns as int8, 8 × Q4_1's 20 as nibbles
+    /// (Q4_0's m left zero), kx8.c's group block per 256 for the K-quants.
+    private var groupBytes: Int {
+        switch groupKind {
+        case .int8: cols / 32 * 272
+        case .nibbles: cols / 32 * 160
+        case .kQuant: cols / 256 * quill_kx8_group_block_bytes(Int32(type.rawValue))
+        }
+    }
 
     /// Bytes of one row in the file layout.
     public var rowBytes: Int { cols / type.blockLayout.elements * type.blockLayout.bytes }
 
     /// The activation type the kernel pairs with this weight type.
     public var activationType: GGMLType {
-        layout == .interleaved8 && !usesInt8Groups ? .q8_1 : GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))!
+        layout == .interleaved8 && groupKind == .nibbles ? .q8_1 : GGMLType(rawValue: UInt32(quill_activation_type(Int32(type.rawValue))))!
     }
 
     /// Rows [begin, end) as fp32 into `out` [end - begin, cols]; begin and end multiples of 8
@@ -73,8 +91,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
         case .interleaved8:
             for g in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
                 let group = data + g / 8 * groupBytes, rows = out + (g - range.lowerBound) * cols
-                if usesInt8Groups { quill_dequantize_q8x8(group, Int64(cols), rows) }
-                else { quill_dequantize_q4x8(group, Int64(cols), type == .q4_0 ? 1 : 0, rows) }
+                switch groupKind {
+                case .int8: quill_dequantize_q8x8(group, Int64(cols), rows)
+                case .nibbles: quill_dequantize_q4x8(group, Int64(cols), type == .q4_0 ? 1 : 0, rows)
+                case .kQuant: quill_dequantize_kx8(Int32(type.rawValue), group, Int64(cols), rows)
+                }
             }
         }
     }
@@ -108,12 +129,16 @@ public enum QuantizedMatmul {
         let actBytes = cols / act.blockLayout.elements * act.blockLayout.bytes
         let quantized = UnsafeMutableRawPointer.allocate(byteCount: max(1, n * actBytes), alignment: 64)
         defer { quantized.deallocate() }
-        for i in 0..<n {
-            switch act {
-            case .q8_1: quill_quantize_row_q8_1(x + i * cols, quantized + i * actBytes, Int64(cols))
-            case .q8_0: quill_quantize_row_q8_0(x + i * cols, quantized + i * actBytes, Int64(cols))
-            case .q8_K: quill_quantize_row_q8_K(x + i * cols, quantized + i * actBytes, Int64(cols))
-            default: (quantized + i * actBytes).copyMemory(from: x + i * cols, byteCount: actBytes)   // f32: as it is
+        // a prompt's rows are quantized on every core; a token's or a few, here
+        let quantizers = n >= 16 ? min(pool.threads, n / 8) : 1
+        pool.parallelFor(quantizers) { part in
+            for i in (n * part / quantizers)..<(n * (part + 1) / quantizers) {
+                switch act {
+                case .q8_1: quill_quantize_row_q8_1(x + i * cols, quantized + i * actBytes, Int64(cols))
+                case .q8_0: quill_quantize_row_q8_0(x + i * cols, quantized + i * actBytes, Int64(cols))
+                case .q8_K: quill_quantize_row_q8_K(x + i * cols, quantized + i * actBytes, Int64(cols))
+                default: (quantized + i * actBytes).copyMemory(from: x + i * cols, byteCount: actBytes)   // f32: as it is
+                }
             }
         }
         // units of 8-row groups; a few chunks per thread even out a core that is busy elsewhere
@@ -126,8 +151,11 @@ public enum QuantizedMatmul {
                 let from = max(begin, 0), to = min(end, units[p])
                 guard from < to else { continue }
                 switch w.layout {
-                case .interleaved8 where w.usesInt8Groups:
+                case .interleaved8 where w.groupKind == .int8:
                     quill_matvec_q8x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols), Int64(from), Int64(to))
+                case .interleaved8 where w.groupKind == .kQuant:
+                    quill_matvec_kx8(Int32(w.type.rawValue), w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols),
+                                     Int64(from), Int64(to))
                 case .interleaved8:
                     quill_matvec_q4x8(w.data, quantized, actBytes, Int64(n), out, w.rows, Int64(cols),
                                       w.type == .q4_0 ? 1 : 0, Int64(from), Int64(to))
