@@ -12,6 +12,15 @@ void quill_silu_mul_ref(float *out, const float *gate, const float *up, int64_t 
     for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1 + expf(-gate[i])) * up[i];
 }
 
+double quill_log_sum_exp_ref(const float *x, int64_t n) {
+    if (n <= 0) return -INFINITY;
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++) if (x[i] > max) max = x[i];
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)expf(x[i] - max);
+    return (double)max + log(sum);
+}
+
 float quill_exp_sum_ref(float *x, int64_t n, float shift) {
     float sum = 0;
     for (int64_t i = 0; i < n; i++) { x[i] = expf(x[i] - shift); sum += x[i]; }
@@ -91,6 +100,31 @@ AVX2 static void silu_mul_avx2(float *out, const float *gate, const float *up, i
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid8(g)), _mm256_loadu_ps(up + i)));
     }
     quill_silu_mul_ref(out + i, gate + i, up + i, n - i);
+}
+
+// the largest value (max_ps, as the twin's comparisons for finite values), then Σ e^(x - max) with
+// each lane's exponentials added in double
+AVX2 static double log_sum_exp_avx2(const float *x, int64_t n) {
+    if (n < 8) return quill_log_sum_exp_ref(x, n);
+    __m256 m8 = _mm256_loadu_ps(x);
+    int64_t i = 8;
+    for (; i + 8 <= n; i += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + i));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float max = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    for (; i < n; i++) if (x[i] > max) max = x[i];
+    const __m256 shift = _mm256_set1_ps(max);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift));
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(lo, hi));
+    double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for (; i < n; i++) sum += (double)expf(x[i] - max);
+    return (double)max + log(sum);
 }
 
 AVX2 static float exp_sum_avx2(float *x, int64_t n, float shift) {
@@ -195,6 +229,7 @@ AVX2 static void gelu_tanh_backward_avx2(float *dx, const float *dout, const flo
 
 static void (*silu_mul)(float *, const float *, const float *, int64_t) = quill_silu_mul_ref;
 static float (*exp_sum)(float *, int64_t, float) = quill_exp_sum_ref;
+static double (*log_sum_exp)(const float *, int64_t) = quill_log_sum_exp_ref;
 static void (*silu_mul_backward)(float *, float *, const float *, const float *, const float *, int64_t) = quill_silu_mul_backward_ref;
 static void (*gelu_tanh)(float *, const float *, int64_t) = quill_gelu_tanh_ref;
 static void (*gelu_tanh_backward)(float *, const float *, const float *, int64_t) = quill_gelu_tanh_backward_ref;
@@ -202,13 +237,14 @@ static int fast_attention = 0;
 
 __attribute__((constructor)) static void choose_activation_kernels(void) {
 #ifdef QUILL_X86
-    if (cpu_has_avx2()) { silu_mul = silu_mul_avx2; exp_sum = exp_sum_avx2; fast_attention = 1;
+    if (cpu_has_avx2()) { silu_mul = silu_mul_avx2; exp_sum = exp_sum_avx2; log_sum_exp = log_sum_exp_avx2; fast_attention = 1;
         silu_mul_backward = silu_mul_backward_avx2; gelu_tanh = gelu_tanh_avx2; gelu_tanh_backward = gelu_tanh_backward_avx2; }
 #endif
 }
 
 void quill_silu_mul(float *out, const float *gate, const float *up, int64_t n) { silu_mul(out, gate, up, n); }
 float quill_exp_sum(float *x, int64_t n, float shift) { return exp_sum(x, n, shift); }
+double quill_log_sum_exp(const float *x, int64_t n) { return log_sum_exp(x, n); }
 void quill_silu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
     silu_mul_backward(dgate, dup, dout, gate, up, n);
 }

@@ -32,11 +32,14 @@ public struct LikelihoodScorer: Sendable {
         let vocab = model.vocabularySize
         try model.forwardAll(window.input, cache: &cache, maxRows: maxRows) { first, logits in
             logits.withUnsafeBufferPointer { all in
-                for row in 0..<(logits.count / vocab) {
+                let rows = logits.count / vocab
+                // a row without a target (-1) is normalized at 0 and its value left out
+                let lps = LogSoftmax.values(all, vocab: vocab, at: (0..<rows).map { max(0, Int(window.targets[first + $0])) })
+                for row in 0..<rows {
                     let target = window.targets[first + row]
                     guard target >= 0 else { continue }
                     let logitRow = UnsafeBufferPointer(rebasing: all[(row * vocab)..<((row + 1) * vocab)])
-                    let lp = LogSoftmax.value(logitRow, at: Int(target))
+                    let lp = lps[row]
                     score.logLikelihood += lp
                     score.squaredLogLikelihood += lp * lp
                     score.tokens += 1

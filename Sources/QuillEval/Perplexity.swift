@@ -78,17 +78,18 @@ public struct Perplexity: Sendable {
                         scored: (_ logits: UnsafeBufferPointer<Float>) throws -> Void = { _ in }) throws -> Result {
         var result = Result()
         let vocab = model.vocabularySize
-        try forEachChunk(model, tokens: tokens, bos: bos) { _, logits, targets in
-            for (row, target) in targets.enumerated() {
-                let nll = -LogSoftmax.value(UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)]), at: Int(target))
+        try forEachChunk(model, tokens: tokens, bos: bos, { _, _, logits, targets in
+            for lp in LogSoftmax.values(logits, vocab: vocab, at: targets.map(Int.init)) {
+                let nll = -lp
                 result.nll += nll
                 result.nllSquared += nll * nll
             }
             result.scoredTokens += targets.count
-            result.chunks += 1
             try scored(logits)
+        }, chunkEnd: { _ in
+            result.chunks += 1
             progress(result)
-        }
+        })
         return result
     }
 
@@ -110,10 +111,13 @@ public struct Perplexity: Sendable {
     /// Chunks `tokens` can fill (at most `maxChunks`).
     public func chunks(of tokens: Int) -> Int { min(tokens / context, maxChunks ?? .max) }
 
-    /// Runs each chunk from an empty cache and hands over its scored rows: `body(chunk, logits,
-    /// targets)` with logits [n, V] for the predictions of targets (n = context − 1 − context/2).
-    public func forEachChunk(_ model: any LanguageModel, tokens: [Int32], bos: Int32?,
-                             _ body: (_ chunk: Int, _ logits: UnsafeBufferPointer<Float>, _ targets: ArraySlice<Int32>) throws -> Void) throws {
+    /// Runs each chunk from an empty cache and hands over its scored rows (context − 1 − context/2
+    /// of them) `rowsAtOnce` at a time: `body(chunk, row, logits, targets)` with logits [n, V] for
+    /// the predictions of targets, the slice's first row counted from the chunk's first scored
+    /// one; `chunkEnd(chunk)` after its last slice. One slice of logits is held at a time.
+    public func forEachChunk(_ model: any LanguageModel, tokens: [Int32], bos: Int32?, rowsAtOnce: Int = 64,
+                             _ body: (_ chunk: Int, _ row: Int, _ logits: UnsafeBufferPointer<Float>, _ targets: ArraySlice<Int32>) throws -> Void,
+                             chunkEnd: (_ chunk: Int) throws -> Void = { _ in }) throws {
         guard context >= 4, context <= model.contextLength else {
             throw Failure.contextTooLong(context: context, model: model.contextLength)
         }
@@ -123,11 +127,15 @@ public struct Perplexity: Sendable {
             var input = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
             if let bos { input[0] = bos }
             var cache = model.makeCache(capacity: context)
-            let logits = try model.forward(input, cache: &cache, logitsFrom: first)   // rows first..<context
             let targets = tokens[(chunk * context + first + 1)..<((chunk + 1) * context)]
-            try logits.withUnsafeBufferPointer {
-                try body(chunk, UnsafeBufferPointer(rebasing: $0[0..<(targets.count * vocab)]), targets)
+            // rows first..<context; the last predicts past the chunk and is not scored
+            try model.forward(input, cache: &cache, logitsFrom: first, rowsAtOnce: rowsAtOnce) { row, logits in
+                let scored = min(logits.count / vocab, targets.count - row)
+                guard scored > 0 else { return }
+                let slice = targets[(targets.startIndex + row)..<(targets.startIndex + row + scored)]
+                try body(chunk, row, UnsafeBufferPointer(rebasing: logits[0..<(scored * vocab)]), slice)
             }
+            try chunkEnd(chunk)
         }
     }
 
@@ -139,16 +147,17 @@ public struct Perplexity: Sendable {
         try base.requireVocabulary(model.vocabularySize)
         var statistics = KLDivergence()
         let width = LogProbabilityFile.rowWidth(vocabulary: base.vocabulary), vocab = model.vocabularySize
-        try Perplexity(context: base.context).forEachChunk(model, tokens: base.tokens, bos: bos) { chunk, logits, targets in
-            let rows = try base.nextChunk()
+        var rows: [UInt16] = []   // the base's rows of the chunk being compared
+        try Perplexity(context: base.context).forEachChunk(model, tokens: base.tokens, bos: bos, { _, row, logits, targets in
+            if row == 0 { rows = try base.nextChunk() }
             rows.withUnsafeBufferPointer { rows in
                 for (r, target) in targets.enumerated() {
+                    let b = row + r
                     statistics.add(UnsafeBufferPointer(rebasing: logits[(r * vocab)..<((r + 1) * vocab)]),
-                                   base: UnsafeBufferPointer(rebasing: rows[(r * width)..<((r + 1) * width)]), target: Int(target))
+                                   base: UnsafeBufferPointer(rebasing: rows[(b * width)..<((b + 1) * width)]), target: Int(target))
                 }
             }
-            progress(chunk + 1, statistics)
-        }
+        }, chunkEnd: { chunk in progress(chunk + 1, statistics) })
         return statistics
     }
 }

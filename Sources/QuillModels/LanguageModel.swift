@@ -6,12 +6,30 @@ public protocol LanguageModel: Sendable {
     /// Runs `tokens` and returns the logits of positions `logitsFrom..<N`: [N − logitsFrom, V]
     /// (scoring asks only for the rows it scores; the head is a large share of a small model).
     func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int) throws -> [Float]
+    /// The same logits handed to `body` at most `rowsAtOnce` rows at a time: body(the slice's
+    /// first row, counted from `first`; logits [r, V]). Scoring then holds one slice of a window's
+    /// logits at a time instead of all of them (a 150k vocabulary makes 600 KB a row).
+    func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int, rowsAtOnce: Int,
+                 _ body: (_ row: Int, _ logits: UnsafeBufferPointer<Float>) throws -> Void) throws
     /// One decoding step for several independent sequences at once: sequence b appends
     /// tokens[b] at its own position caches[b].count. Returns logits [B, V].
     func forwardBatch(_ tokens: [Int32], caches: inout [KVCache]) throws -> [Float]
 }
 
 extension LanguageModel {
+    /// All rows computed at once, then handed over in slices (architectures whose head cannot
+    /// run on a slice of rows).
+    public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int, rowsAtOnce: Int,
+                        _ body: (_ row: Int, _ logits: UnsafeBufferPointer<Float>) throws -> Void) throws {
+        let logits = try forward(tokens, cache: &cache, logitsFrom: first), vocab = vocabularySize
+        try logits.withUnsafeBufferPointer { all in
+            for row in stride(from: 0, to: logits.count / vocab, by: max(1, rowsAtOnce)) {
+                let end = min(row + max(1, rowsAtOnce), logits.count / vocab)
+                try body(row, UnsafeBufferPointer(rebasing: all[(row * vocab)..<(end * vocab)]))
+            }
+        }
+    }
+
     public func makeCache() -> KVCache { makeCache(capacity: nil) }
     public func forward(_ tokens: [Int32], cache: inout KVCache) throws -> [Float] {
         try forward(tokens, cache: &cache, allLogits: false)

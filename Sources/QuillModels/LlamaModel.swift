@@ -207,6 +207,23 @@ public final class LlamaModel: Sendable {
     /// Runs `tokens` (positions cache.count ..< cache.count + N) and appends them to the cache.
     /// Returns the logits of positions first..<N: [N − first, V].
     public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int) throws -> [Float] {
+        let x = try hiddenStates(tokens, cache: &cache)
+        return head(x, rows: min(max(first, 0), tokens.count)..<tokens.count)
+    }
+
+    /// The same, the head run on `rowsAtOnce` rows at a time, each slice handed to `body` and
+    /// dropped before the next.
+    public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int, rowsAtOnce: Int,
+                        _ body: (_ row: Int, _ logits: UnsafeBufferPointer<Float>) throws -> Void) throws {
+        let x = try hiddenStates(tokens, cache: &cache), from = min(max(first, 0), tokens.count)
+        for row in stride(from: from, to: tokens.count, by: max(1, rowsAtOnce)) {
+            let logits = head(x, rows: row..<min(row + max(1, rowsAtOnce), tokens.count))
+            try logits.withUnsafeBufferPointer { try body(row - from, $0) }
+        }
+    }
+
+    /// Runs `tokens` through the blocks and appends them to the cache: the final hidden states [N, C].
+    private func hiddenStates(_ tokens: [Int32], cache: inout KVCache) throws -> [Float] {
         let n = tokens.count, start = cache.count
         guard n > 0 else { throw ModelError.emptyPrompt }
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
@@ -221,7 +238,7 @@ public final class LlamaModel: Sendable {
             }
         }
         cache.count = start + n
-        return head(x, rows: min(max(first, 0), n)..<n)
+        return x
     }
 
     /// One decoding step for several independent sequences at once: sequence b appends
@@ -355,8 +372,11 @@ public final class LlamaModel: Sendable {
         x.withUnsafeBufferPointer { xb in
             Layers.rmsnorm(&final, xb.baseAddress! + rows.lowerBound * c, outputNorm, n: rows.count, c: c, eps: config.rmsNormEpsilon)
         }
-        var logits = [Float](repeating: 0, count: rows.count * vocab)
-        outputHead.apply(&logits, final, nil, n: rows.count, c: c, oc: vocab, denseFrom: denseBatchThreshold)
-        return logits
+        // every element is written by the product: no zeroing pass, whose page faults (hundreds of
+        // megabytes for a scored window) would all fall on one thread
+        return [Float](unsafeUninitializedCapacity: rows.count * vocab) { logits, initialized in
+            outputHead.apply(logits.baseAddress!, final, nil, n: rows.count, c: c, oc: vocab, denseFrom: denseBatchThreshold)
+            initialized = rows.count * vocab
+        }
     }
 }

@@ -1,19 +1,36 @@
 import Foundation
+import QuillCore
+import CQuillKernels
 
 /// Log-probabilities from logits. Exponentials are summed in Double: evaluation adds up
 /// thousands of these, and a Float sum over a 150k vocabulary drifts by ~1e-5 per token.
 public enum LogSoftmax {
-    /// log Σ exp(row).
+    /// log Σ exp(row) (CQuillKernels: AVX2 exponentials, their sum in Double).
     public static func logSumExp(_ row: UnsafeBufferPointer<Float>) -> Double {
-        guard let maxLogit = row.max() else { return -.infinity }
-        var sum = 0.0
-        for l in row { sum += Double(expf(l - maxLogit)) }
-        return Double(maxLogit) + log(sum)
+        guard let base = row.baseAddress, !row.isEmpty else { return -.infinity }
+        return quill_log_sum_exp(base, Int64(row.count))
     }
 
     /// log softmax(row)[index].
     public static func value(_ row: UnsafeBufferPointer<Float>, at index: Int) -> Double {
         Double(row[index]) - logSumExp(row)
+    }
+
+    /// `value` for each row of `logits` [targets.count, vocab] at its target, the rows split over
+    /// the pool (a window's scored rows are a few hundred normalizations over the vocabulary).
+    public static func values(_ logits: UnsafeBufferPointer<Float>, vocab: Int, at targets: [Int],
+                              pool: ThreadPool = .shared) -> [Double] {
+        precondition(logits.count >= targets.count * vocab)
+        var out = [Double](repeating: 0, count: targets.count)
+        out.withUnsafeMutableBufferPointer { out in
+            let parts = min(pool.threads, targets.count)
+            pool.parallelFor(parts) { part in
+                for row in (targets.count * part / parts)..<(targets.count * (part + 1) / parts) {
+                    out[row] = value(UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)]), at: targets[row])
+                }
+            }
+        }
+        return out
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuillCore
 import QuillData
 import QuillEval
 import QuillFormats
@@ -55,6 +56,7 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ProcessMemory.reuseLargeBlocks()
         let systems = try systems()
         if klDivergence {
             guard let klDivergenceBase else { throw ValidationError("--kl-divergence reads the reference's log-probabilities: give --kl-divergence-base FILE") }

@@ -1,3 +1,4 @@
+import QuillCore
 import ArgumentParser
 import Foundation
 import QuillData
@@ -19,6 +20,7 @@ struct PerplexityCommand: AsyncParsableCommand {
     var int8Prompts = false
 
     func run() async throws {
+        ProcessMemory.reuseLargeBlocks()
         let text = try ExampleRecords.text(file)
         let (llama, tokenizer) = try model.load(weights: dense ? .dense : .quantized, denseBatchThreshold: int8Prompts ? .max : 32)
         try LlamaCppPerplexityRun(context: context, chunks: chunks).run(model: llama, tokenizer: tokenizer, text: text, modelPath: try model.path)

@@ -5,6 +5,7 @@ import QuillFormats
 import QuillData
 import QuillModels
 import QuillTraining
+import QuillCore
 
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -169,8 +170,8 @@ struct TrainCommand: AsyncParsableCommand {
     }
 }
 
-/// The process's memory as Linux reports it (/proc/self/status).
-enum ProcessMemory {
+extension ProcessMemory {
+    /// The process's peak resident memory as Linux reports it (/proc/self/status).
     static var peakResidentBytes: Int {
         guard let status = FileContents.text(atPath: "/proc/self/status"),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),

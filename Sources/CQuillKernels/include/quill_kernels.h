@@ -113,6 +113,10 @@ float quill_exp_sum(float *x, int64_t n, float shift);
 void quill_attend_one(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
                       int64_t hs, float scale, float *scores, float *out);
 void quill_silu_mul_ref(float *out, const float *gate, const float *up, int64_t n);
+// log Σ e^x over n values, the exponentials (of x - max) summed in double: a log-softmax's
+// normalizer over a vocabulary; and its plain twin (expf)
+double quill_log_sum_exp(const float *x, int64_t n);
+double quill_log_sum_exp_ref(const float *x, int64_t n);
 
 // training: dgate, dup = the gradients of silu(gate) · up given dout; GPT-2's tanh GELU
 // (out = gelu(x)) and its backward (dx += gelu'(x) · dout)
@@ -137,6 +141,10 @@ static inline void quill_cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
+
+// Freed blocks up to `bytes` stay in the heap for the next allocation instead of going back to
+// the kernel, which zeroes every page again on the next fault (glibc; elsewhere nothing).
+void quill_reuse_large_blocks(size_t bytes);
 
 // Which implementation the dispatcher chose: "avx2" or "scalar".
 const char *quill_kernel_isa(void);

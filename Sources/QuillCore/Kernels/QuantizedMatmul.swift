@@ -26,13 +26,18 @@ public struct QuantizedMatrix: @unchecked Sendable {
         self.layout = .rows; self.storage = nil
     }
 
-    private init(interleaving m: QuantizedMatrix) {
+    private init(interleaving m: QuantizedMatrix, pool: ThreadPool = .shared) {
         let storage = AlignedBuffer(byteCount: m.rows / 8 * m.groupBytes)
-        let type = Int32(m.type.rawValue), groups = Int64(m.rows / 8), cols = Int64(m.cols)
-        switch m.groupKind {
-        case .int8: quill_repack_q8x8(type, m.data, m.rowBytes, groups, cols, storage.base)
-        case .nibbles: quill_repack_q4x8(type, m.data, m.rowBytes, groups, cols, storage.base)
-        case .kQuant: quill_repack_kx8(type, m.data, m.rowBytes, groups, cols, storage.base)
+        let type = Int32(m.type.rawValue), groups = m.rows / 8, cols = Int64(m.cols)
+        let parts = max(1, min(pool.threads, groups / 64))   // loading a model repacks on every core
+        pool.parallelFor(parts) { part in
+            let first = groups * part / parts, count = Int64(groups * (part + 1) / parts - first)
+            let src = m.data + first * 8 * m.rowBytes, dst = storage.base + first * m.groupBytes
+            switch m.groupKind {
+            case .int8: quill_repack_q8x8(type, src, m.rowBytes, count, cols, dst)
+            case .nibbles: quill_repack_q4x8(type, src, m.rowBytes, count, cols, dst)
+            case .kQuant: quill_repack_kx8(type, src, m.rowBytes, count, cols, dst)
+            }
         }
         self.type = m.type; self.rows = m.rows; self.cols = m.cols
         self.data = UnsafeRawPointer(storage.base); self.layout = .interleaved8; self.storage = storage
