@@ -33,8 +33,7 @@ public struct LikelihoodScorer: Sendable {
         try model.forwardAll(window.input, cache: &cache, maxRows: maxRows) { first, logits in
             logits.withUnsafeBufferPointer { all in
                 let rows = logits.count / vocab
-                // a row without a target (-1) is normalized at 0 and its value left out
-                let lps = LogSoftmax.values(all, vocab: vocab, at: (0..<rows).map { max(0, Int(window.targets[first + $0])) })
+                let lps = LogSoftmax.values(all, vocab: vocab, at: (0..<rows).map { Int(window.targets[first + $0]) })
                 for row in 0..<rows {
                     let target = window.targets[first + row]
                     guard target >= 0 else { continue }

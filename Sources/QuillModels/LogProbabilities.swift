@@ -17,15 +17,16 @@ public enum LogSoftmax {
     }
 
     /// `value` for each row of `logits` [targets.count, vocab] at its target, the rows split over
-    /// the pool (a window's scored rows are a few hundred normalizations over the vocabulary).
+    /// the pool (a window's scored rows are a few hundred normalizations over the vocabulary). A
+    /// row whose target is negative (context, not scored) is not normalized: its value is NaN.
     public static func values(_ logits: UnsafeBufferPointer<Float>, vocab: Int, at targets: [Int],
                               pool: ThreadPool = .shared) -> [Double] {
         precondition(logits.count >= targets.count * vocab)
-        var out = [Double](repeating: 0, count: targets.count)
+        var out = [Double](repeating: .nan, count: targets.count)
         out.withUnsafeMutableBufferPointer { out in
             let parts = min(pool.threads, targets.count)
             pool.parallelFor(parts) { part in
-                for row in (targets.count * part / parts)..<(targets.count * (part + 1) / parts) {
+                for row in (targets.count * part / parts)..<(targets.count * (part + 1) / parts) where targets[row] >= 0 {
                     out[row] = value(UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)]), at: targets[row])
                 }
             }
