@@ -235,54 +235,64 @@ TARGET static void NAME(const block_q4Kx8 *x, const block_q8_K *const *ys, int64
     for (int r = 0; r < NR; r++) _mm256_storeu_ps(outs[r], acc[r]);                                     \
 }
 
-// Q6_K against NR activation rows: per pair of 32-value runs (k = 2kp, 2kp + 1) the values are
-// unpacked to 0-63 once per step and group block. AVX2: two steps of maddubs fit int16 (2 · 2 ·
-// 63 · 127 = 32004), then the 16-value group's scale weights them in madd; VNNI: four steps of
-// vpdpbusd, then one multiply by the scales. The offset of 32 comes back as 32 · Σ scale · bsum.
-#define Q6K_KERNEL(NAME, TARGET, NR, VNNI_SUMS)                                                        \
+// Q6_K: step s of run k in half h, the 6-bit values (0-63) of eight rows, four each: ql's low
+// nibble (k = 0, 1) or high nibble (k = 2, 3) with bits 2k, 2k + 1 of the qh byte moved to bits
+// 4-5. k is a constant wherever this is inlined, so the shifts are chosen at compile time.
+AVX2 static inline __attribute__((always_inline)) __m256i q6_step(const block_q6Kx8 *w, int h, int k, int s) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+    const __m256i l = _mm256_loadu_si256((const __m256i *)(w->ql + 512 * h + 256 * (k & 1) + 32 * s));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 256 * h + 32 * s));
+    const __m256i lo = _mm256_and_si256(k < 2 ? l : _mm256_srli_epi16(l, 4), low4);
+    const __m256i hi = k == 0 ? _mm256_slli_epi16(hb, 4) : k == 1 ? _mm256_slli_epi16(hb, 2) : k == 2 ? hb : _mm256_srli_epi16(hb, 2);
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, bits45));
+}
+
+// One 16-value group (g = 8h + 2k + half: steps 4·half .. 4·half + 3 of run k) against NR rows,
+// added to isum. AVX2: maddubs sums of two steps fit int16 (2 · 2 · 63 · 127 = 32004), then the
+// group's scale weights them in one madd; VNNI: four steps of vpdpbusd in int32, then one
+// multiply by the scales. Every loop has constant bounds and unrolls, so the sums stay in registers.
+#define Q6K_GROUP(NAME, TARGET, NR, VNNI_SUMS)                                                         \
+TARGET static inline __attribute__((always_inline)) void NAME(const block_q6Kx8 *w, const int8_t *const *a, int h, \
+                                                              int k, int half, __m256i *isum) {        \
+    const int8_t *sc = w->sc[8 * h + 2 * k + half];                                                     \
+    const int offset = 128 * h + 32 * k + 16 * half;                                                    \
+    if (VNNI_SUMS) {                                                                                    \
+        __m256i part[NR];                                                                               \
+        for (int r = 0; r < NR; r++) part[r] = _mm256_setzero_si256();                                  \
+        for (int t = 0; t < 4; t++) {                                                                   \
+            const __m256i q = q6_step(w, h, k, 4 * half + t);                                          \
+            for (int r = 0; r < NR; r++) part[r] = _mm256_dpbusd_epi32(part[r], q, broadcast4(a[r] + offset + 4 * t)); \
+        }                                                                                               \
+        const __m256i scale = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)sc));              \
+        for (int r = 0; r < NR; r++) isum[r] = _mm256_add_epi32(isum[r], _mm256_mullo_epi32(part[r], scale)); \
+    } else {                                                                                            \
+        const __m256i scale = pairs_i8(sc);                                                             \
+        for (int t = 0; t < 4; t += 2) {                                                                \
+            const __m256i q0 = q6_step(w, h, k, 4 * half + t), q1 = q6_step(w, h, k, 4 * half + t + 1); \
+            for (int r = 0; r < NR; r++) {                                                              \
+                const __m256i two = _mm256_add_epi16(_mm256_maddubs_epi16(q0, broadcast4(a[r] + offset + 4 * t)), \
+                                                     _mm256_maddubs_epi16(q1, broadcast4(a[r] + offset + 4 * t + 4))); \
+                isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(two, scale));                     \
+            }                                                                                           \
+        }                                                                                               \
+    }                                                                                                   \
+}
+
+// Q6_K against NR activation rows: Σ w·a = d·da·(Σ_g sc_g Σ q·a − 32 Σ_g sc_g·(sum of a over g)).
+// The runs k = 0..3 are spelled out so that each inlined group unpacks with constant shifts.
+#define Q6K_KERNEL(NAME, GROUP, TARGET, NR)                                                            \
 TARGET static void NAME(const block_q6Kx8 *x, const block_q8_K *const *ys, int64_t nb, float *const *outs) { \
-    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);                       \
     __m256 acc[NR];                                                                                     \
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();                                          \
     for (int64_t b = 0; b < nb; b++) {                                                                  \
         const block_q6Kx8 *w = x + b;                                                                   \
+        const int8_t *a[NR];                                                                            \
         __m256i isum[NR];                                                                               \
-        for (int r = 0; r < NR; r++) isum[r] = _mm256_setzero_si256();                                  \
+        for (int r = 0; r < NR; r++) { a[r] = ys[r][b].qs; isum[r] = _mm256_setzero_si256(); }          \
         for (int h = 0; h < 2; h++) {                                                                   \
-            for (int half = 0; half < 2; half++) {   /* steps 4·half .. 4·half + 3: groups 8h + 2k + half */ \
-                for (int kp = 0; kp < 2; kp++) {                                                        \
-                    const int8_t *sc[2] = {w->sc[8 * h + 4 * kp + half], w->sc[8 * h + 4 * kp + 2 + half]}; \
-                    __m256i part[2][NR], two[2][NR];                                                    \
-                    for (int e = 0; e < 2; e++) for (int r = 0; r < NR; r++) part[e][r] = _mm256_setzero_si256(); \
-                    for (int s = 4 * half; s < 4 * half + 4; s++) {                                     \
-                        const __m256i a0 = _mm256_loadu_si256((const __m256i *)(w->ql + 512 * h + 32 * s)); \
-                        const __m256i a1 = _mm256_loadu_si256((const __m256i *)(w->ql + 512 * h + 256 + 32 * s)); \
-                        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 256 * h + 32 * s)); \
-                        const __m256i q[2] = {                                                          \
-                            kp == 0 ? _mm256_or_si256(_mm256_and_si256(a0, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45)) \
-                                    : _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a0, 4), low4), _mm256_and_si256(hb, bits45)), \
-                            kp == 0 ? _mm256_or_si256(_mm256_and_si256(a1, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45)) \
-                                    : _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a1, 4), low4),       \
-                                                      _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45)),    \
-                        };                                                                              \
-                        for (int e = 0; e < 2; e++) {                                                   \
-                            for (int r = 0; r < NR; r++) {                                              \
-                                const __m256i a = broadcast4(ys[r][b].qs + 128 * h + 32 * (2 * kp + e) + 4 * s); \
-                                if (VNNI_SUMS) part[e][r] = _mm256_dpbusd_epi32(part[e][r], q[e], a);   \
-                                else if (s % 2 == 0) two[e][r] = _mm256_maddubs_epi16(q[e], a);         \
-                                else isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(             \
-                                         _mm256_add_epi16(two[e][r], _mm256_maddubs_epi16(q[e], a)), pairs_i8(sc[e]))); \
-                            }                                                                           \
-                        }                                                                               \
-                    }                                                                                   \
-                    if (VNNI_SUMS) {                                                                    \
-                        for (int e = 0; e < 2; e++) {                                                   \
-                            const __m256i scale = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)sc[e])); \
-                            for (int r = 0; r < NR; r++) isum[r] = _mm256_add_epi32(isum[r], _mm256_mullo_epi32(part[e][r], scale)); \
-                        }                                                                               \
-                    }                                                                                   \
-                    (void)two;                                                                          \
-                }                                                                                       \
+            for (int half = 0; half < 2; half++) {                                                      \
+                GROUP(w, a, h, 0, half, isum); GROUP(w, a, h, 1, half, isum);                           \
+                GROUP(w, a, h, 2, half, isum); GROUP(w, a, h, 3, half, isum);                           \
             }                                                                                           \
         }                                                                                               \
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w->d));                      \
@@ -299,14 +309,18 @@ TARGET static void NAME(const block_q6Kx8 *x, const block_q8_K *const *ys, int64
     for (int r = 0; r < NR; r++) _mm256_storeu_ps(outs[r], acc[r]);                                     \
 }
 
+Q6K_GROUP(q6K_group_1_avx2, AVX2, 1, 0)
+Q6K_GROUP(q6K_group_4_avx2, AVX2, 4, 0)
+Q6K_GROUP(q6K_group_1_vnni, VNNI, 1, 1)
+Q6K_GROUP(q6K_group_4_vnni, VNNI, 4, 1)
 Q4K_KERNEL(q4K_1_avx2, AVX2, 1, 0)
 Q4K_KERNEL(q4K_4_avx2, AVX2, 4, 0)
 Q4K_KERNEL(q4K_1_vnni, VNNI, 1, 1)
 Q4K_KERNEL(q4K_4_vnni, VNNI, 4, 1)
-Q6K_KERNEL(q6K_1_avx2, AVX2, 1, 0)
-Q6K_KERNEL(q6K_4_avx2, AVX2, 4, 0)
-Q6K_KERNEL(q6K_1_vnni, VNNI, 1, 1)
-Q6K_KERNEL(q6K_4_vnni, VNNI, 4, 1)
+Q6K_KERNEL(q6K_1_avx2, q6K_group_1_avx2, AVX2, 1)
+Q6K_KERNEL(q6K_4_avx2, q6K_group_4_avx2, AVX2, 4)
+Q6K_KERNEL(q6K_1_vnni, q6K_group_1_vnni, VNNI, 1)
+Q6K_KERNEL(q6K_4_vnni, q6K_group_4_vnni, VNNI, 4)
 #endif
 
 // --- dispatch -----------------------------------------------------------------------------------
