@@ -31,8 +31,10 @@ public final class ThreadPool: @unchecked Sendable {
     private let completed = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private var body: ((Int) -> Void)?
-    private var mutex = pthread_mutex_t()
-    private var wake = pthread_cond_t()
+    /// The sleepers' lock and condition, at addresses of their own (a class property passed by `&`
+    /// has no address that lasts past the call in Swift's rules; pthread objects must not move).
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let callerLock = Mutex<Void>(())
 
     /// Spin iterations before a worker goes to sleep (tens of microseconds).
@@ -40,8 +42,10 @@ public final class ThreadPool: @unchecked Sendable {
 
     public init(threads: Int) {
         self.threads = max(1, threads)
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&wake, nil)
+        mutex.initialize(to: pthread_mutex_t())
+        wake.initialize(to: pthread_cond_t())
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
         for _ in 1..<self.threads {
             var thread = pthread_t()
             let context = Unmanaged.passRetained(self).toOpaque()
@@ -75,7 +79,7 @@ public final class ThreadPool: @unchecked Sendable {
                 state.store(generation << (2 * Self.chunkBits) | UInt64(count) << Self.chunkBits,
                             ordering: .sequentiallyConsistent)
                 if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                    pthread_mutex_lock(&mutex); pthread_cond_broadcast(&wake); pthread_mutex_unlock(&mutex)
+                    pthread_mutex_lock(mutex); pthread_cond_broadcast(wake); pthread_mutex_unlock(mutex)
                 }
                 runChunks(of: generation)
                 var spins = 0
@@ -117,11 +121,11 @@ public final class ThreadPool: @unchecked Sendable {
             while state.load(ordering: .acquiring) >> (2 * Self.chunkBits) == seen {
                 spins += 1
                 if spins < Self.spinLimit { spinPause(); continue }
-                pthread_mutex_lock(&mutex)
+                pthread_mutex_lock(mutex)
                 sleepers.add(1, ordering: .sequentiallyConsistent)
-                while state.load(ordering: .sequentiallyConsistent) >> (2 * Self.chunkBits) == seen { pthread_cond_wait(&wake, &mutex) }
+                while state.load(ordering: .sequentiallyConsistent) >> (2 * Self.chunkBits) == seen { pthread_cond_wait(wake, mutex) }
                 sleepers.subtract(1, ordering: .sequentiallyConsistent)
-                pthread_mutex_unlock(&mutex)
+                pthread_mutex_unlock(mutex)
             }
             seen = state.load(ordering: .acquiring) >> (2 * Self.chunkBits)
             runChunks(of: seen)

@@ -5,8 +5,14 @@ import QuillFormats
 
 /// Fixture and asset access shared by the tokenizer tests.
 enum Fixtures {
-    static func url(_ name: String) -> URL {
-        Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!
+    struct Missing: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "fixture \(name) is not in the test bundle (a fixture added after the last build?)" }
+    }
+
+    static func url(_ name: String) throws -> URL {
+        guard let url = Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil) else { throw Missing(name: name) }
+        return url
     }
 
     /// The 3,000+ line golden corpus (one JSON string per line).

@@ -58,10 +58,12 @@ enum TrainingFixtures {
         let loss = try model.step(tokens: reference.tokens.flatMap { $0 }, targets: targets, batch: 2, length: 12,
                                   normalizer: Float(count))
         #expect(loss.count == count)
-        #expect(abs(loss.mean - reference.loss) < 1e-5, "loss \(loss.mean) vs PyTorch \(reference.loss)")
+        // measured (AMD EPYC, AVX2): losses within 6e-7, gradients within 8.3e-7 relative;
+        // the tolerances sit within 10x of that
+        #expect(abs(loss.mean - reference.loss) < 3e-6, "loss \(loss.mean) vs PyTorch \(reference.loss)")
         let (worst, tensor) = try TrainingFixtures.worstRelative(model.gradients!, against: TrainingFixtures.file(name, "gradients.safetensors"))
         print("\(name): loss \(loss.mean) vs \(reference.loss); worst gradient error \(worst) relative (\(tensor))")
-        #expect(worst < 1e-4, "\(tensor): gradient off by \(worst) relative")
+        #expect(worst < 5e-6, "\(tensor): gradient off by \(worst) relative")
     }
 
     @Test("ten AdamW steps with accumulation, clipping and a cosine schedule", arguments: models)
@@ -71,7 +73,7 @@ enum TrainingFixtures {
         let (parameters, gradients) = model.trainable
         let optimizer = AdamW(for: parameters, .init(beta1: r.betas[0], beta2: r.betas[1], epsilon: r.eps, weightDecay: r.weight_decay))
         let schedule = LearningRateSchedule(.cosine, peak: r.lr, warmupSteps: r.warmup, totalSteps: r.steps, minimumRatio: r.min_lr_ratio)
-        var worst = 0.0
+        var worst = 0.0, worstNorm = 0.0
         for step in 0..<r.steps {
             gradients.zero()
             let micro = r.batches[step]
@@ -85,10 +87,12 @@ enum TrainingFixtures {
             let norm = GradientClipping.clip(gradients, maxNorm: r.clip)
             optimizer.update(parameters, gradients: gradients, lr: schedule.rate(at: step))
             worst = max(worst, abs(loss - r.losses[step]))
-            #expect(abs(loss - r.losses[step]) < 1e-4, "step \(step): loss \(loss) vs PyTorch \(r.losses[step])")
+            worstNorm = max(worstNorm, abs(norm - r.grad_norms[step]) / max(1, r.grad_norms[step]))
+            // measured: losses within 5.5e-6 of PyTorch's after ten steps, gradient norms within 2.2e-5 relative
+            #expect(abs(loss - r.losses[step]) < 3e-5, "step \(step): loss \(loss) vs PyTorch \(r.losses[step])")
             #expect(abs(norm - r.grad_norms[step]) < 1e-4 * max(1, r.grad_norms[step]), "step \(step): norm \(norm) vs \(r.grad_norms[step])")
         }
-        print("\(name): 10 AdamW steps, losses \(r.losses.first!) → \(r.losses.last!), worst difference \(worst)")
+        print("\(name): 10 AdamW steps, losses \(r.losses.first!) → \(r.losses.last!), worst difference \(worst), gradient norm \(worstNorm) relative")
     }
 
     @Test("LoRA gradients against HF PEFT", arguments: ["llama", "gpt2"])
@@ -106,11 +110,11 @@ enum TrainingFixtures {
         let targets = reference.targets.flatMap { $0 }
         let count = targets.filter { $0 >= 0 }.count
         let loss = try model.step(tokens: reference.tokens.flatMap { $0 }, targets: targets, batch: 2, length: 12, normalizer: Float(count))
-        #expect(abs(loss.mean - settings.loss) < 1e-5, "LoRA loss \(loss.mean) vs PEFT \(settings.loss)")
+        #expect(abs(loss.mean - settings.loss) < 3e-6, "LoRA loss \(loss.mean) vs PEFT \(settings.loss)")
         #expect(model.gradients == nil, "the base is frozen")
         let (worst, tensor) = try TrainingFixtures.worstRelative(lora.gradients, against: TrainingFixtures.file(name, "lora-gradients.safetensors"))
         print("\(name) LoRA: loss \(loss.mean) vs \(settings.loss); worst adapter gradient error \(worst) relative (\(tensor))")
-        #expect(worst < 1e-4, "\(tensor): adapter gradient off by \(worst) relative")
+        #expect(worst < 5e-6, "\(tensor): adapter gradient off by \(worst) relative")
     }
 }
 

@@ -80,21 +80,23 @@ extension TrainableModel {
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
                              to: directory.appendingPathComponent("config.json"))
         var tensors: [SafetensorsWriter.Tensor] = []
-        var transposed: [[Float]] = []
+        // GPT-2's Conv1D weights are written transposed, from buffers of their own that live until
+        // the file is written (a pointer taken inside withUnsafeBufferPointer must not leave it)
+        var transposed: [UnsafeMutableBufferPointer<Float>] = []
+        defer { transposed.forEach { $0.deallocate() } }
         for entry in parameters.entries {
             let pointer = UnsafeBufferPointer(start: parameters.base + entry.offset, count: entry.count)
             let conv1D = s.family == .gpt2 && entry.shape.count == 2 && !entry.name.hasSuffix("wte.weight") && !entry.name.hasSuffix("wpe.weight")
             if conv1D {
-                transposed.append(Self.transpose(Array(pointer), rows: entry.shape[0], cols: entry.shape[1]))
-                tensors.append(.init(name: entry.name, shape: [entry.shape[1], entry.shape[0]],
-                                     data: transposed.last!.withUnsafeBufferPointer { $0 }))
+                let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: entry.count)
+                _ = buffer.initialize(from: Self.transpose(Array(pointer), rows: entry.shape[0], cols: entry.shape[1]))
+                transposed.append(buffer)
+                tensors.append(.init(name: entry.name, shape: [entry.shape[1], entry.shape[0]], data: UnsafeBufferPointer(buffer)))
             } else {
                 tensors.append(.init(name: entry.name, shape: entry.shape, data: pointer))
             }
         }
-        try withExtendedLifetime(transposed) {
-            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
-        }
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
     }
 }
 

@@ -15,6 +15,8 @@ Writes, next to this script:
   bert-base-chinese.tokenizer.json   an HF-saved file for the JSON loader
   trained.tokenizer.json             written by `quill tokenize train` (see above); HF's own
                                      BpeTrainer is run on the same text and must agree with it
+  hf-bpetrainer.tokenizer.json       HF BpeTrainer's vocabulary and merges for that text: the
+                                     reference Quill's trainer is tested against
 
 The reference pipelines mirror the models' published tokenizer.json files; the source files are
 read from the same cached assets the Swift tests load (GGUF, vocab.json+merges.txt, SentencePiece
@@ -249,6 +251,19 @@ def cl100k_ids(corpus):
             f.write(" ".join(map(str, enc.encode(line, allowed_special="all"))) + "\n")
     print("cl100k: written with tiktoken")
 
+def hf_bpe_trainer(corpus):
+    """HF's own BpeTrainer on the corpus, as `quill tokenize train --vocab-size 2000` is run above;
+    saved as hf-bpetrainer.tokenizer.json, the reference the Swift trainer's test compares with."""
+    from tokenizers import trainers
+    hf = Tokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
+        vocab_size=2000, min_frequency=2, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    hf.save(f"{HERE}/hf-bpetrainer.tokenizer.json")
+    return hf
+
+
 def main():
     corpus = build_corpus()
     with open(f"{HERE}/corpus.jsonl", "w") as f:
@@ -271,12 +286,7 @@ def main():
     if os.path.exists(trained):   # made by `quill tokenize train`, see the docstring
         ours = Tokenizer.from_file(trained)
         write_expected("trained", ours, corpus)
-        from tokenizers import trainers
-        hf = Tokenizer(models.BPE())
-        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        hf.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
-            vocab_size=2000, min_frequency=2, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+        hf = hf_bpe_trainer(corpus)
         a, b = json.loads(hf.to_str())["model"], json.loads(ours.to_str())["model"]
         same = a["vocab"] == b["vocab"] and [list(m) for m in a["merges"]] == [list(m) for m in b["merges"]]
         print(f"trained: HF BpeTrainer on the same corpus gives {'the same' if same else 'a DIFFERENT'} vocabulary and merges")
