@@ -52,6 +52,7 @@ public struct LlamaConfig: Sendable, Equatable {
         }
         func int(_ key: String) throws -> Int {
             guard let v = file.metadata["\(arch).\(key)"]?.int else { throw ModelError.missingKey(path: file.path, key: "\(arch).\(key)") }
+            guard v > 0 else { throw ModelError.unsupportedValue(path: file.path, key: "\(arch).\(key)", found: "\(v)", supported: ["a positive size"]) }
             return v
         }
         architecture = arch
@@ -59,6 +60,7 @@ public struct LlamaConfig: Sendable, Equatable {
         layers = try int("block_count")
         heads = try int("attention.head_count")
         kvHeads = (try? int("attention.head_count_kv")) ?? heads
+        try Self.checkGrouping(heads: heads, kvHeads: kvHeads, path: file.path, key: "\(arch).attention.head_count_kv")
         headSize = (try? int("attention.key_length")) ?? hiddenSize / heads
         intermediateSize = try int("feed_forward_length")
         rmsNormEpsilon = Float(file.metadata["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5)
@@ -151,6 +153,14 @@ public struct LlamaConfig: Sendable, Equatable {
         }
     }
 
+    /// Query heads share key/value heads in equal groups, so the key/value heads must divide them.
+    static func checkGrouping(heads: Int, kvHeads: Int, path: String, key: String) throws {
+        guard heads % kvHeads == 0 else {
+            throw ModelError.unsupportedValue(path: path, key: key, found: "\(kvHeads) for \(heads) attention heads",
+                                              supported: ["a divisor of the attention head count"])
+        }
+    }
+
     /// From a Hugging Face `config.json` (model_type llama, mistral or qwen2).
     public init(huggingFace json: [String: Any], path: String) throws {
         let type = json["model_type"] as? String ?? "?"
@@ -159,6 +169,7 @@ public struct LlamaConfig: Sendable, Equatable {
         }
         func int(_ key: String) throws -> Int {
             guard let v = json[key] as? Int else { throw ModelError.missingKey(path: path, key: key) }
+            guard v > 0 else { throw ModelError.unsupportedValue(path: path, key: key, found: "\(v)", supported: ["a positive size"]) }
             return v
         }
         func number(_ key: String, _ fallback: Double) -> Double { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) ?? fallback }
@@ -166,8 +177,9 @@ public struct LlamaConfig: Sendable, Equatable {
         hiddenSize = try int("hidden_size")
         layers = try int("num_hidden_layers")
         heads = try int("num_attention_heads")
-        kvHeads = (json["num_key_value_heads"] as? Int) ?? heads
-        headSize = (json["head_dim"] as? Int) ?? hiddenSize / heads
+        kvHeads = json["num_key_value_heads"] is Int ? try int("num_key_value_heads") : heads
+        try Self.checkGrouping(heads: heads, kvHeads: kvHeads, path: path, key: "num_key_value_heads")
+        headSize = json["head_dim"] is Int ? try int("head_dim") : hiddenSize / heads
         intermediateSize = try int("intermediate_size")
         rmsNormEpsilon = Float(number("rms_norm_eps", 1e-6))
         // transformers 5 writes `rope_parameters` (rope_theta inside); earlier versions

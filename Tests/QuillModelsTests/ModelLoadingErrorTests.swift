@@ -42,6 +42,27 @@ import QuillTokenizers
         }
     }
 
+    /// Found by the hf-checkpoint fuzz target: `"num_attention_heads": 0` divided by zero. Every size
+    /// is positive, and key/value heads divide the attention heads (they are shared in groups).
+    @Test func configSizesMustBePositiveAndGroupsEven() throws {
+        let good: [String: Any] = ["model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                                   "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100]
+        #expect(try LlamaConfig(huggingFace: good, path: "config.json").headSize == 16)
+        for (key, value) in [("num_attention_heads", 0), ("hidden_size", -64), ("num_key_value_heads", 0), ("head_dim", 0), ("vocab_size", 0)] {
+            var json = good
+            json[key] = value
+            #expect(throws: ModelError.unsupportedValue(path: "config.json", key: key, found: "\(value)", supported: ["a positive size"])) {
+                try LlamaConfig(huggingFace: json, path: "config.json")
+            }
+        }
+        var uneven = good
+        uneven["num_key_value_heads"] = 3
+        #expect(throws: ModelError.unsupportedValue(path: "config.json", key: "num_key_value_heads", found: "3 for 4 attention heads",
+                                                   supported: ["a divisor of the attention head count"])) {
+            try LlamaConfig(huggingFace: uneven, path: "config.json")
+        }
+    }
+
     @Test func promptLongerThanTheContextIsAnError() throws {
         let model = try LlamaModel(gguf: GGUFFile(path: Self.path("tiny-llama.gguf")))
         var cache = model.makeCache()

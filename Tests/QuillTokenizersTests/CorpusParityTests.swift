@@ -52,6 +52,29 @@ import QuillFormats
         Self.check("mistral", tokenizer, lossless: false)
     }
 
+    /// A tokenizer.json that says `Metaspace` with `prepend_scheme: "first"` and no normalizer (HF's
+    /// LlamaConverter with legacy=False, the file of later Mistral and Llama releases) puts the dummy
+    /// prefix only at the start of the input: `<s>[INST]` encodes as [1, 28792 "[", ...], as HF does,
+    /// where the legacy pipeline of the `.model` file (and llama.cpp) gives [1, 733 "▁[", ...].
+    @Test func mistralPrependFirstAfterSpecialTokens() throws {
+        let legacy = try Tokenizer(sentencePieceModel: URL(fileURLWithPath: try Assets.path("tokenizers/mistral/tokenizer.model.v1")))
+        let first = Tokenizer(normalizer: nil, preTokenizer: .metaspace(replacement: "▁", prependScheme: .first, split: false),
+                              model: legacy.model, postProcessor: legacy.postProcessor, decoder: legacy.decoder,
+                              addedTokens: legacy.addedTokens)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("quill-mistral-first-\(getpid()).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try first.save(to: file)
+        let loaded = try Tokenizer(contentsOf: file)
+        let lines = try String(contentsOf: Fixtures.url("mistral-first.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 10)
+        for line in lines {
+            let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let text = try #require(record["text"] as? String), ids = try #require(record["ids"] as? [Int]).map(Int32.init)
+            #expect(loaded.encode(text, addSpecialTokens: false) == ids, "\(text)")
+        }
+        #expect(legacy.encode("<s>[INST] Hello", addSpecialTokens: false).prefix(2) == [1, 733], "the legacy pipeline keeps HF legacy's and llama.cpp's prefix")
+    }
+
     @Test func bertChineseWordPiece() throws {
         let vocab = URL(fileURLWithPath: try Assets.path("tokenizers/bert-base-chinese/vocab.txt"))
         Self.check("bert-base-chinese", try Tokenizer(wordPieceVocab: vocab, lowercase: false), lossless: false)

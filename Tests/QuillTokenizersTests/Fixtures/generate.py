@@ -15,6 +15,8 @@ Writes, next to this script:
   bert-base-chinese.tokenizer.json   an HF-saved file for the JSON loader
   trained.tokenizer.json             written by `quill tokenize train` (see above); HF's own
                                      BpeTrainer is run on the same text and must agree with it
+  mistral-first.jsonl                HF's ids for texts with special tokens under Mistral's
+                                     legacy=False pipeline (Metaspace, prepend_scheme "first")
   hf-bpetrainer.tokenizer.json       HF BpeTrainer's vocabulary and merges for that text: the
                                      reference Quill's trainer is tested against
 
@@ -223,6 +225,20 @@ def mistral():
     tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
     return tk, sp
 
+def mistral_first():
+    """Mistral's tokenizer as HF's LlamaConverter writes it with legacy=False (the tokenizer.json of
+    later Mistral and Llama releases): no normalizer, Metaspace with prepend_scheme "first", so the
+    dummy prefix goes only at the start of the input, not after a special token written in it."""
+    tk, _ = mistral()
+    tk.normalizer = None
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    texts = ["<s>[INST] Hello [/INST]", "<unk> token", "Hello world", " leading space", "<s> spaced after", "a</s>b <s>c",
+             "[INST] 你好，世界 [/INST]</s>", "<s><s>x", "  two spaces", "end with special</s>"]
+    with open(f"{HERE}/mistral-first.jsonl", "w") as f:
+        for t in texts:
+            f.write(json.dumps({"text": t, "ids": tk.encode(t, add_special_tokens=False).ids}, ensure_ascii=False) + "\n")
+
+
 def bert_chinese():
     from tokenizers.implementations import BertWordPieceTokenizer
     tk = BertWordPieceTokenizer(f"{CACHE}/tokenizers/bert-base-chinese/vocab.txt", lowercase=False)
@@ -278,6 +294,7 @@ def main():
     plain = [l for l in corpus if not any(t in l for t in special)]
     agree = sum(tk.encode(l, add_special_tokens=False).ids == sp.encode(l) for l in plain)
     print(f"mistral: HF tokenizers agrees with SentencePiece itself on {agree}/{len(plain)} lines without special tokens")
+    mistral_first()
     bert = bert_chinese()
     bert.save(f"{HERE}/bert-base-chinese.tokenizer.json")
     write_expected("bert-base-chinese", bert, corpus)
