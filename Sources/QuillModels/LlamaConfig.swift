@@ -59,13 +59,15 @@ public struct LlamaConfig: Sendable, Equatable {
         hiddenSize = try int("embedding_length")
         layers = try int("block_count")
         heads = try int("attention.head_count")
-        kvHeads = (try? int("attention.head_count_kv")) ?? heads
+        // optional sizes: absent, the default; present, positive like the others
+        func int(_ key: String, default fallback: Int) throws -> Int { file.metadata["\(arch).\(key)"]?.int == nil ? fallback : try int(key) }
+        kvHeads = try int("attention.head_count_kv", default: heads)
         try Self.checkGrouping(heads: heads, kvHeads: kvHeads, path: file.path, key: "\(arch).attention.head_count_kv")
-        headSize = (try? int("attention.key_length")) ?? hiddenSize / heads
+        headSize = try int("attention.key_length", default: hiddenSize / heads)
         intermediateSize = try int("feed_forward_length")
         rmsNormEpsilon = Float(file.metadata["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5)
         ropeTheta = Float(file.metadata["\(arch).rope.freq_base"]?.double ?? 10_000)
-        contextLength = (try? int("context_length")) ?? 2048
+        contextLength = try int("context_length", default: 2048)
         vocabularySize = file.metadata["\(arch).vocab_size"]?.int
             ?? (file.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0)
         // llama.cpp's converter permutes q/k rows of `llama` files for adjacent-pair rotation;
@@ -177,9 +179,11 @@ public struct LlamaConfig: Sendable, Equatable {
         hiddenSize = try int("hidden_size")
         layers = try int("num_hidden_layers")
         heads = try int("num_attention_heads")
-        kvHeads = json["num_key_value_heads"] is Int ? try int("num_key_value_heads") : heads
+        // optional sizes: absent (or null), the default; present, positive like the others
+        func int(_ key: String, default fallback: Int) throws -> Int { json[key] is Int ? try int(key) : fallback }
+        kvHeads = try int("num_key_value_heads", default: heads)
         try Self.checkGrouping(heads: heads, kvHeads: kvHeads, path: path, key: "num_key_value_heads")
-        headSize = json["head_dim"] is Int ? try int("head_dim") : hiddenSize / heads
+        headSize = try int("head_dim", default: hiddenSize / heads)
         intermediateSize = try int("intermediate_size")
         rmsNormEpsilon = Float(number("rms_norm_eps", 1e-6))
         // transformers 5 writes `rope_parameters` (rope_theta inside); earlier versions

@@ -79,24 +79,21 @@ extension TrainableModel {
         config["torch_dtype"] = "float32"
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
                              to: directory.appendingPathComponent("config.json"))
-        var tensors: [SafetensorsWriter.Tensor] = []
-        // GPT-2's Conv1D weights are written transposed, from buffers of their own that live until
-        // the file is written (a pointer taken inside withUnsafeBufferPointer must not leave it)
-        var transposed: [UnsafeMutableBufferPointer<Float>] = []
-        defer { transposed.forEach { $0.deallocate() } }
-        for entry in parameters.entries {
-            let pointer = UnsafeBufferPointer(start: parameters.base + entry.offset, count: entry.count)
-            let conv1D = s.family == .gpt2 && entry.shape.count == 2 && !entry.name.hasSuffix("wte.weight") && !entry.name.hasSuffix("wpe.weight")
-            if conv1D {
-                let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: entry.count)
-                _ = buffer.initialize(from: Self.transpose(Array(pointer), rows: entry.shape[0], cols: entry.shape[1]))
-                transposed.append(buffer)
-                tensors.append(.init(name: entry.name, shape: [entry.shape[1], entry.shape[0]], data: UnsafeBufferPointer(buffer)))
-            } else {
-                tensors.append(.init(name: entry.name, shape: entry.shape, data: pointer))
-            }
+        // GPT-2's Conv1D weights are written transposed, from a store of their own
+        let conv1D = s.family == .gpt2
+            ? parameters.entries.filter { $0.shape.count == 2 && !$0.name.hasSuffix("wte.weight") && !$0.name.hasSuffix("wpe.weight") } : []
+        let transposed = ParameterStore(layout: conv1D.map { ($0.name, [$0.shape[1], $0.shape[0]], false) })
+        for entry in conv1D {
+            transposed.set(entry.name, Self.transpose(parameters.tensor(entry.name), rows: entry.shape[0], cols: entry.shape[1]))
         }
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+        let tensors = parameters.entries.map { entry in
+            let (store, written) = transposed.entry(entry.name).map { (transposed, $0) } ?? (parameters, entry)
+            return SafetensorsWriter.Tensor(name: written.name, shape: written.shape,
+                                            data: UnsafeBufferPointer(start: store.base + written.offset, count: written.count))
+        }
+        try withExtendedLifetime(transposed) {
+            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+        }
     }
 }
 
