@@ -38,10 +38,10 @@ let package = Package(
         .target(name: "QuillTokenizers"),
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
-        .target(name: "QuillData", dependencies: ["QuillTokenizers", "CZlib"]),
+        .target(name: "QuillData", dependencies: ["QuillCore", "QuillTokenizers", "CZlib"]),
         .target(name: "QuillTraining", dependencies: ["QuillModels", "QuillData", "QuillEval", "QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillEval", dependencies: [
-            "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers", .product(name: "Crypto", package: "swift-crypto"),
+            "QuillCore", "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "QuillServer", dependencies: [
             "QuillModels", "QuillTokenizers", "QuillFormats",
@@ -52,7 +52,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "QuillReview", dependencies: [
-            "QuillServer", "QuillEval", "QuillModels", "QuillData", "QuillTokenizers",
+            "QuillCore", "QuillServer", "QuillEval", "QuillModels", "QuillData", "QuillTokenizers",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillEval", "QuillServer", "QuillReview",
+                "QuillCore", "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillEval", "QuillServer", "QuillReview",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats", "QuillData", "QuillTokenizers"]),
         .testTarget(name: "QuillEvalTests", dependencies: ["QuillEval", "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "QuillReviewTests", dependencies: ["QuillReview", "QuillServer", "QuillModels", "QuillFormats", "QuillTestSupport"],
+        .testTarget(name: "QuillReviewTests", dependencies: ["QuillReview", "QuillCore", "QuillServer", "QuillModels", "QuillFormats", "QuillTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillCoreTests", dependencies: ["QuillCore", "QuillFormats"],
                     resources: [.copy("Fixtures")]),

@@ -3,13 +3,16 @@
 
     pip install tokenizers gguf            # the peer; Quill itself needs neither
     swift build -c release
-    python3 Benchmarks/tokenize_vs_hf.py [--quill .build/release/quill] [--model GGUF]
+    python3 Benchmarks/tokenize_vs_hf.py [--quill .build/release/quill] [--model GGUF] [--threads N]
 
 Text: 5 MB of English (Shakespeare, from the cache scripts/setup fills) and 2 MB of Chinese
 (唐诗三百首, 宋词一百首, 论语 ... from Debian's fortunes-zh, and the Debian Reference in Chinese),
 one document per line. Both tokenizers are SmolLM2's (the GGUF's vocabulary, HF's pipeline built as
 the model's tokenizer.json has it). Each side: best of 3, one thread (TOKENIZERS_PARALLELISM=false
-for HF), then batch mode on all cores.
+for HF), then batch mode on N threads (RAYON_NUM_THREADS=N for HF, --threads N for Quill; all cores
+by default). HF is timed both ways: `encode_batch` (Encoding objects with offsets, what most
+callers use) and `encode_batch_fast` (ids only, no offsets: the fair peer of Quill's batch path,
+which computes ids only). The sides alternate between repetitions.
 """
 import argparse, json, os, re, subprocess, sys, tempfile
 from machine import cpu_features
@@ -52,45 +55,58 @@ text = open(sys.argv[1], encoding="utf-8", newline="").read()
 lines = [l + "\n" for l in text.split("\n")]
 lines[-1] = lines[-1][:-1]
 if not lines[-1]: lines.pop()
+encode = tk.encode_batch_fast if sys.argv[4] == "fast" else tk.encode_batch
 best, tokens = 1e9, 0
 for _ in range(int(sys.argv[2])):
-    t = time.perf_counter(); enc = tk.encode_batch(lines, add_special_tokens=False); best = min(best, time.perf_counter() - t)
+    t = time.perf_counter(); enc = encode(lines, add_special_tokens=False); best = min(best, time.perf_counter() - t)
     tokens = sum(len(e.ids) for e in enc)
 print(json.dumps({"seconds": best, "tokens": tokens}))
 """
 
-def hf(path, parallel, repeat):
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="true" if parallel else "false", RAYON_NUM_THREADS=str(os.cpu_count()))
-    out = subprocess.run([sys.executable, "-c", HF_RUNNER, path, str(repeat), os.path.join(ROOT, "Tests/QuillTokenizersTests/Fixtures")],
-                         env=env, check=True, capture_output=True, text=True).stdout
+def hf(path, parallel, repeat, threads, fast=False):
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="true" if parallel else "false", RAYON_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", HF_RUNNER, path, str(repeat), os.path.join(ROOT, "Tests/QuillTokenizersTests/Fixtures"),
+                          "fast" if fast else "full"], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
-def quill(binary, model, path, repeat):
-    out = subprocess.run([binary, "tokenize", "bench", "--json", "--repeat", str(repeat), "-t", model, path],
+def quill(binary, model, path, repeat, threads):
+    out = subprocess.run([binary, "tokenize", "bench", "--json", "--repeat", str(repeat), "--threads", str(threads), "-t", model, path],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+def best(runs, key):
+    return min(runs, key=lambda r: r[key])
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quill", default=os.path.join(ROOT, ".build/release/quill"))
     ap.add_argument("--model", default=f"{CACHE}/models/SmolLM2-135M-Instruct.Q4_1.gguf")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of batch mode, both sides")
     args = ap.parse_args()
     print(f"cpu: {cpu_features()}", flush=True)
     tmp = tempfile.mkdtemp()
-    print(f"cores: {os.cpu_count()}; tokenizer: {os.path.basename(args.model)}")
-    print(f"{'text':<10}{'MB':>6}  {'HF 1 thread':>12}{'Quill 1 thread':>16}{'ratio':>7}  {'HF batch':>10}{'Quill batch':>13}{'ratio':>7}")
+    print(f"batch threads: {args.threads}; tokenizer: {os.path.basename(args.model)}; MB/s, best of {args.repeat}")
+    print(f"{'text':<9}{'MB':>5} {'HF 1 thr':>9}{'Quill 1':>9}{'ratio':>7} {'HF batch':>9}{'HF fast':>9}{'Quill':>8}"
+          f"{'vs batch':>9}{'vs fast':>8}")
     for name, lines in (("English", english()), ("Chinese", chinese())):
         path = os.path.join(tmp, f"{name}.txt")
         with open(path, "w", encoding="utf-8", newline="") as f: f.writelines(lines)
         mb = os.path.getsize(path) / 1e6
-        h1, hn = hf(path, False, args.repeat), hf(path, True, args.repeat)
-        q = quill(args.quill, args.model, path, args.repeat)
-        if q["tokens"] != h1["tokens"]:
-            print(f"  warning: token counts differ: HF {h1['tokens']}, Quill {q['tokens']}")
+        h1, hn, hf_fast, q = [], [], [], []
+        for r in range(args.repeat):   # one timing per process call, the sides alternating
+            sides = [lambda: (h1.append(hf(path, False, 1, args.threads)), hn.append(hf(path, True, 1, args.threads)),
+                              hf_fast.append(hf(path, True, 1, args.threads, fast=True))),
+                     lambda: q.append(quill(args.quill, args.model, path, 1, args.threads))]
+            for side in (sides if r % 2 == 0 else sides[::-1]): side()
+        h1, hn, hf_fast = best(h1, "seconds"), best(hn, "seconds"), best(hf_fast, "seconds")
+        q1, qn = best(q, "seconds_1"), best(q, "seconds_n")
+        if q1["tokens"] != h1["tokens"] or hf_fast["tokens"] != h1["tokens"]:
+            print(f"  warning: token counts differ: HF {h1['tokens']} (fast {hf_fast['tokens']}), Quill {q1['tokens']}")
         rate = lambda s: mb / s
-        print(f"{name:<10}{mb:>6.2f}  {rate(h1['seconds']):>8.2f} MB/s{rate(q['seconds_1']):>10.2f} MB/s{h1['seconds'] / q['seconds_1']:>6.2f}x"
-              f"  {rate(hn['seconds']):>6.2f} MB/s{rate(q['seconds_n']):>7.2f} MB/s{hn['seconds'] / q['seconds_n']:>6.2f}x")
+        print(f"{name:<9}{mb:>5.2f} {rate(h1['seconds']):>9.2f}{rate(q1['seconds_1']):>9.2f}{h1['seconds'] / q1['seconds_1']:>6.2f}x"
+              f" {rate(hn['seconds']):>9.2f}{rate(hf_fast['seconds']):>9.2f}{rate(qn['seconds_n']):>8.2f}"
+              f"{hn['seconds'] / qn['seconds_n']:>8.2f}x{hf_fast['seconds'] / qn['seconds_n']:>7.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -3,15 +3,17 @@
 
     pip install torch transformers peft gguf
     swift build -c release
-    python3 Benchmarks/train_vs_pytorch.py [--steps 3] [--only full,lora,gpt2]
+    python3 Benchmarks/train_vs_pytorch.py [--steps 3] [--rounds 2] [--threads 2] [--only full,lora,gpt2]
 
-Three workloads, batch 4 x 256 tokens, 2 threads, AdamW (weight decay 0.01), gradient clipping at 1:
+Three workloads, batch 4 x 256 tokens, the same threads on both sides (torch.set_num_threads,
+quill --threads), AdamW (weight decay 0.01), gradient clipping at 1:
   full  SmolLM2-135M, every weight trained (fp32, dequantized from the cached GGUF)
   lora  SmolLM2-135M, LoRA rank 8 (alpha 16) on q_proj and v_proj, the base frozen
   gpt2  GPT-2 124M from random initialization, every weight trained
-Each side runs in its own process (so peak RSS is its own), one warm-up step then --steps timed
-steps on random tokens; the sides alternate per workload. Printed: seconds per step (mean), peak
-resident memory, and the ratios PyTorch / Quill.
+Each side runs in its own process (so its memory is its own), one warm-up step then --steps timed
+steps on random tokens; which side goes first alternates between workloads and rounds. Printed:
+seconds per step (mean over rounds), resident memory once the model and optimizer are loaded, the
+peak over the steps, and the ratios PyTorch / Quill.
 """
 import argparse, os, re, subprocess, sys
 from machine import cpu_features
@@ -22,9 +24,10 @@ MODEL = f"{CACHE}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 TORCH_STEP = r'''
 import os, sys, time, torch
-torch.set_num_threads(2)
 torch.manual_seed(0)
 workload, model_path, steps, B, T = sys.argv[1], sys.argv[2], int(sys.argv[3]), 4, 256
+torch.set_num_threads(int(sys.argv[4]))
+def status(key): return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key)) * 1024
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 if workload == "gpt2":
     model = GPT2LMHeadModel(GPT2Config(activation_function="gelu_new"))
@@ -41,6 +44,7 @@ for m in model.modules():          # dropout off on both sides
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.01)
 vocab = model.config.vocab_size
+loaded = status("VmRSS")
 times = []
 for step in range(steps + 1):
     x = torch.randint(0, vocab, (B, T))
@@ -50,45 +54,52 @@ for step in range(steps + 1):
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step(); opt.zero_grad(set_to_none=True)
     if step > 0: times.append(time.time() - t0)
-peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) * 1024
-print(f"RESULT {sum(times) / len(times):.4f} {peak}")
+print(f"RESULT {sum(times) / len(times):.4f} {loaded} {status('VmHWM')}")
 '''
 
 
-def torch_side(workload, steps):
-    out = subprocess.run([sys.executable, "-c", TORCH_STEP, workload, MODEL, str(steps)], check=True,
+def torch_side(workload, steps, threads):
+    """(seconds per step, resident bytes after loading, peak resident bytes)"""
+    out = subprocess.run([sys.executable, "-c", TORCH_STEP, workload, MODEL, str(steps), str(threads)], check=True,
                          capture_output=True, text=True).stdout
-    seconds, peak = re.search(r"RESULT ([0-9.]+) (\d+)", out).groups()
-    return float(seconds), int(peak)
+    seconds, loaded, peak = re.search(r"RESULT ([0-9.]+) (\d+) (\d+)", out).groups()
+    return float(seconds), int(loaded), int(peak)
 
 
-def quill_side(binary, workload, steps):
-    args = [binary, "train", "bench", "--steps", str(steps), "--batch", "4", "--length", "256"]
+def quill_side(binary, workload, steps, threads):
+    args = [binary, "train", "bench", "--steps", str(steps), "--batch", "4", "--length", "256", "--threads", str(threads)]
     args += ["-m", "gpt2-124m-random"] if workload == "gpt2" else ["-m", MODEL]
     if workload == "lora":
         args.append("--lora")
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     seconds = float(re.search(r"([0-9.]+) s/step", out).group(1))
+    loaded = float(re.search(r"RSS after loading ([0-9.]+) MB", out).group(1)) * 1e6
     peak = float(re.search(r"peak RSS ([0-9.]+) MB", out).group(1)) * 1e6
-    return seconds, int(peak)
+    return seconds, int(loaded), int(peak)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quill", default=os.path.join(ROOT, ".build/release/quill"))
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="full,lora,gpt2")
     a = ap.parse_args()
-    print(f"cpu: {cpu_features()}", flush=True)
+    print(f"cpu: {cpu_features()}; {a.threads} threads each side", flush=True)
     names = {"full": "SmolLM2-135M full", "lora": "SmolLM2-135M LoRA r8", "gpt2": "GPT-2 124M full (random init)"}
-    rows = []
-    for workload in a.only.split(","):
-        t_seconds, t_peak = torch_side(workload, a.steps)
-        q_seconds, q_peak = quill_side(a.quill, workload, a.steps)
-        rows.append((names[workload], t_seconds, q_seconds, t_peak, q_peak))
-        print(f"{names[workload]:32s} PyTorch {t_seconds:6.2f} s/step {t_peak / 1e9:5.2f} GB | "
-              f"Quill {q_seconds:6.2f} s/step {q_peak / 1e9:5.2f} GB | "
-              f"speed {t_seconds / q_seconds:4.2f}x, memory {q_peak / t_peak:4.2f} of PyTorch's", flush=True)
+    for w, workload in enumerate(a.only.split(",")):
+        runs = {"torch": [], "quill": []}
+        for r in range(a.rounds):
+            sides = [("torch", lambda: torch_side(workload, a.steps, a.threads)),
+                     ("quill", lambda: quill_side(a.quill, workload, a.steps, a.threads))]
+            for side, measure in (sides if (w + r) % 2 == 0 else sides[::-1]):
+                runs[side].append(measure())
+        (t_s, t_load, t_peak), (q_s, q_load, q_peak) = [
+            (sum(x[0] for x in runs[k]) / len(runs[k]), max(x[1] for x in runs[k]), max(x[2] for x in runs[k])) for k in ("torch", "quill")]
+        print(f"{names[workload]:30s} PyTorch {t_s:6.2f} s/step, {t_load / 1e9:4.2f} GB loaded, {t_peak / 1e9:4.2f} GB peak | "
+              f"Quill {q_s:6.2f} s/step, {q_load / 1e9:4.2f} GB loaded, {q_peak / 1e9:4.2f} GB peak | "
+              f"speed {t_s / q_s:4.2f}x, peak memory {q_peak / t_peak:4.2f} of PyTorch's", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,21 @@ public final class ThreadPool: @unchecked Sendable {
     // (before publishing a job, after all its chunks completed). A worker reads it only after
     // claiming a chunk of the current job, and the caller does not return before that chunk
     // completes.
-    public static let shared = ThreadPool(threads: ProcessInfo.processInfo.activeProcessorCount)
+    public static let shared = ThreadPool(threads: defaultThreads)
+
+    /// The threads Quill's parallel work uses: those `useThreads` asked for (the command line's
+    /// `--threads`, `QUILL_THREADS`), else every core. The shared pool reads it when first used,
+    /// so ask before any parallel work starts.
+    public static var defaultThreads: Int {
+        let requested = requestedThreads.load(ordering: .relaxed)
+        return requested > 0 ? requested : ProcessInfo.processInfo.activeProcessorCount
+    }
+    private static let requestedThreads = Atomic<Int>(0)
+
+    /// Sets `defaultThreads` (at least 1).
+    public static func useThreads(_ threads: Int) {
+        requestedThreads.store(max(1, threads), ordering: .relaxed)
+    }
 
     public let threads: Int
     /// The job in one word: generation (high 24 bits), chunk count (20 bits) and next unclaimed

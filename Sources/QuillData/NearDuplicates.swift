@@ -1,3 +1,5 @@
+import QuillCore
+
 /// Near-duplicate detection with MinHash and LSH bands. A document's shingles are word n-grams,
 /// or character n-grams when it is mostly CJK (no spaces to split words on); its signature keeps
 /// the minimum of `permutations` hash functions over them, so two signatures agree in a slot
@@ -21,15 +23,8 @@ public struct NearDuplicates: Sendable {
 
     /// The hash functions: h_i(x) = (a_i · x + b_i) mod (2^61 − 1), a_i and b_i from a fixed seed.
     private var coefficients: [(a: UInt64, b: UInt64)] {
-        var state: UInt64 = 0x5151_2024_D3D0_0001
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        return (0..<permutations).map { _ in (next() % (Self.prime - 1) + 1, next() % Self.prime) }
+        var random = SplitMix64(seed: 0x5151_2024_D3D0_0001)
+        return (0..<permutations).map { _ in (random.next() % (Self.prime - 1) + 1, random.next() % Self.prime) }
     }
     static let prime: UInt64 = (1 << 61) - 1
 

@@ -1,4 +1,5 @@
 import Foundation
+import QuillCore
 import QuillModels
 
 /// Two models on the same documents: the difference in bits per byte (candidate − baseline; below

@@ -1,4 +1,5 @@
 import Foundation
+import QuillCore
 
 /// How the next token is chosen. Temperature 0 is greedy. Filters apply in llama.cpp's order:
 /// logit bias, penalties, then top-k, top-p and min-p on the temperature-scaled distribution.
@@ -26,38 +27,13 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
     public static var greedy: SamplingParameters { var p = SamplingParameters(); p.temperature = 0; return p }
 }
 
-/// A small, fast, seedable generator (xoshiro256**), so a seed gives the same text everywhere.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var s: (UInt64, UInt64, UInt64, UInt64)
-
-    public init(seed: UInt64) {
-        var x = seed
-        func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s = (splitmix(), splitmix(), splitmix(), splitmix())
-    }
-
-    public mutating func next() -> UInt64 {
-        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
-        let t = s.1 << 17
-        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3; s.2 ^= t
-        s.3 = s.3 << 45 | s.3 >> 19
-        return result
-    }
-}
-
 public struct Sampler: Sendable {
     public let parameters: SamplingParameters
-    private var rng: SeededGenerator
+    private var rng: SplitMix64
 
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
-        rng = SeededGenerator(seed: parameters.seed ?? UInt64.random(in: .min ... .max))
+        rng = SplitMix64(seed: parameters.seed ?? UInt64.random(in: .min ... .max))
     }
 
     /// Picks the next token from `logits` [V]; `history` holds the tokens so far.

@@ -1,4 +1,5 @@
 import Foundation
+import QuillCore
 import GRDB
 import QuillModels
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuillCore
 import QuillFormats
 import QuillModels
 
@@ -19,7 +20,10 @@ struct BenchCommand: AsyncParsableCommand {
             help: "Also measure batched decoding: this many sequences advanced together per step (as `quill serve` does).")
     var batch: [Int] = []
 
+    @OptionGroup var threads: ThreadsOption
+
     func run() async throws {
+        threads.apply()
         let path = try model.path
         let (llama, _) = try model.load(weights: dense ? .dense : .quantized)
         let vocab = Int32(llama.vocabularySize)
@@ -31,7 +35,7 @@ struct BenchCommand: AsyncParsableCommand {
             let sd = (rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, rates.count - 1))).squareRoot()
             return String(format: "%8.2f ± %.2f", mean, sd)
         }
-        print("model: \((path as NSString).lastPathComponent), weights: \(dense ? "fp32" : "quantized"), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+        print("model: \((path as NSString).lastPathComponent), weights: \(dense ? "fp32" : "quantized"), threads: \(ThreadPool.defaultThreads)")
         var pp: [Double] = [], tg: [Double] = []
         for _ in 0..<(repetitions + 1) {   // the first run warms caches and is not counted
             var cache = llama.makeCache(capacity: promptTokens + generatedTokens)

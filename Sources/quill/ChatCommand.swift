@@ -16,7 +16,10 @@ struct ChatCommand: AsyncParsableCommand {
     @Option(help: "0 for greedy.") var temperature: Float = 0.7
     @Option(help: "Seed for reproducible sampling.") var seed: UInt64?
 
+    @OptionGroup var threads: ThreadsOption
+
     func run() async throws {
+        threads.apply()
         let path = try model.path
         let (llama, tokenizer) = try model.load()
         let generator = Generator(model: llama, tokenizer: tokenizer)

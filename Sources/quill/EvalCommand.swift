@@ -55,7 +55,10 @@ struct EvalCommand: AsyncParsableCommand {
         try ModelSystem.paired(models: models, adapters: adapter, after: ["eval", "perplexity"])
     }
 
+    @OptionGroup var threads: ThreadsOption
+
     func run() async throws {
+        threads.apply()
         ProcessMemory.reuseLargeBlocks()
         let systems = try systems()
         if klDivergence {

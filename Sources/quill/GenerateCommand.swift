@@ -22,7 +22,10 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Seed for reproducible sampling.") var seed: UInt64?
     @Option(name: .customLong("stop"), help: "Stop at this text (repeatable).") var stops: [String] = []
 
+    @OptionGroup var threads: ThreadsOption
+
     func run() async throws {
+        threads.apply()
         let path = try model.path
         let (llama, tokenizer) = try model.load()
         var options = try GenerationOptions(generationConfig: URL(fileURLWithPath: path).appendingPathComponent("generation_config.json"))

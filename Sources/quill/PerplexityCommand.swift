@@ -19,7 +19,10 @@ struct PerplexityCommand: AsyncParsableCommand {
           help: "Weights in a type without an interleaved int8 layout (Q5_1, Q5_K, ...) stay on their row kernels for whole chunks too, as llama.cpp runs them (default: fp32 on the dequantized weights, faster there).")
     var int8Prompts = false
 
+    @OptionGroup var threads: ThreadsOption
+
     func run() async throws {
+        threads.apply()
         ProcessMemory.reuseLargeBlocks()
         let text = try ExampleRecords.text(file)
         let (llama, tokenizer) = try model.load(weights: dense ? .dense : .quantized, denseBatchThreshold: int8Prompts ? .max : 32)

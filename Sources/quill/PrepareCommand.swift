@@ -41,7 +41,10 @@ struct PrepareCommand: AsyncParsableCommand {
     @Option(help: "Tokenizer for token counts and training shards (GGUF, HF directory, tokenizer.json; \"default\": the default model's).")
     var tokenizer: String?
 
+    @OptionGroup var threads: ThreadsOption
+
     func run() async throws {
+        threads.apply()
         var p = CorpusPreparation()
         p.reader.unit = unit
         p.reader.textField = textField

@@ -48,7 +48,10 @@ struct ReviewCommand: AsyncParsableCommand {
         @Option(help: "Seed: prompt i is sampled with seed + i, the same for every system.") var seed: UInt64 = 1
         @Option(name: .customLong("per-reviewer"), help: "Comparisons per reviewer (default: all).") var perReviewer: Int?
 
+        @OptionGroup var threads: ThreadsOption
+
         func run() async throws {
+            threads.apply()
             guard outputs.isEmpty != models.isEmpty else { throw ValidationError("give either -m models (with --prompts) or --outputs files") }
             if let perReviewer, perReviewer < 1 { throw ValidationError("--per-reviewer must be at least 1") }
             var systems: [StudyDraft.System] = []

@@ -45,7 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-format"), help: "text (a line for people) or json (one object per line, for log pipelines).")
     var logFormat: String?
 
+    @OptionGroup var threads: ThreadsOption
+
     func run() async throws {
+        threads.apply()
         let env = ProcessInfo.processInfo.environment
         func value<T: LosslessStringConvertible>(_ flag: T?, _ name: String, _ fallback: T) throws -> T {
             if let flag { return flag }

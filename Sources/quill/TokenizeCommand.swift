@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import QuillData
 import QuillFormats
 import QuillTokenizers
 
@@ -145,5 +146,109 @@ func writeOutput(_ data: Data, to path: String?) throws {
         }
     } else {
         FileHandle.standardOutput.write(data)
+    }
+}
+
+extension TokenizeCommand {
+    struct Train: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a byte-level BPE vocabulary and write it as tokenizer.json.",
+            discussion: "Input files are plain text (one document per line) or JSONL with a \"text\" field.")
+        @Argument(help: "Training files (.txt or .jsonl).") var files: [String]
+        @Option(name: .shortAndLong, help: "Where to write tokenizer.json.") var output: String = "tokenizer.json"
+        @Option(help: "Vocabulary size, special tokens included.") var vocabSize: Int = 8000
+        @Option(help: "Merge only pairs seen at least this often.") var minFrequency: Int = 2
+        @Option(name: .customLong("special"), help: "A special token (repeatable).") var specialTokens: [String] = ["<|endoftext|>"]
+        @Option(help: "Pre-tokenizer: gpt2, llama3, qwen2 or smollm (digits split, then gpt2).") var pre: String = "gpt2"
+        @OptionGroup var threads: ThreadsOption
+
+        func run() async throws {
+            var texts: [String] = []
+            for path in files { texts += try TrainingText.read(path) }
+            var trainer = BPETrainer(vocabularySize: vocabSize)
+            trainer.threads = threads.apply()
+            trainer.minFrequency = minFrequency
+            trainer.specialTokens = specialTokens
+            let presets = ["gpt2": "gpt-2", "llama3": "llama3", "qwen2": "qwen2", "smollm": "smollm"]
+            guard let name = presets[pre], let preTokenizer = try PreTokenizerPresets.byteLevel(name) else {
+                throw ValidationError("unknown pre-tokenizer \(pre); choose gpt2, llama3, qwen2 or smollm")
+            }
+            trainer.preTokenizer = preTokenizer
+            if pre == "qwen2" { trainer.normalizer = .nfc }
+            trainer.progress = { done, wanted in
+                FileHandle.standardError.write(Data("\rmerges \(done)/\(wanted)".utf8))
+            }
+            let start = DispatchTime.now()
+            let tokenizer = try trainer.train(texts)
+            try tokenizer.save(to: URL(fileURLWithPath: output))
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            FileHandle.standardError.write(Data("\n".utf8))
+            print("wrote \(output): \(tokenizer.vocabularySize) tokens from \(texts.count) documents in \(String(format: "%.1f", seconds)) s")
+        }
+    }
+
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure encoding throughput on a file, one thread and all cores.",
+            discussion: "Benchmarks/tokenize_vs_hf.py runs this beside Hugging Face tokenizers and prints the ratios.")
+        @OptionGroup var tokenizer: TokenizerOption
+        @Argument(help: "Text file; each line is one document.") var file: String
+        @Option(name: .customLong("repeat"), help: "Timed repetitions (the best is reported).") var repetitions: Int = 3
+        @OptionGroup var threads: ThreadsOption
+        @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+        func run() async throws {
+            let tok = try tokenizer.load()
+            let lines = try TrainingText.read(file)
+            let bytes = lines.reduce(0) { $0 + $1.utf8.count }
+            let cores = threads.apply()
+            func best(_ threads: Int) -> (seconds: Double, tokens: Int) {
+                var bestTime = Double.infinity, tokens = 0
+                for _ in 0..<max(1, repetitions) {
+                    let start = DispatchTime.now()
+                    let ids = tok.encodeBatch(lines, addSpecialTokens: false, threads: threads)
+                    let t = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                    bestTime = min(bestTime, t)
+                    tokens = ids.reduce(0) { $0 + $1.count }
+                }
+                return (bestTime, tokens)
+            }
+            let one = best(1)
+            let all = best(cores)
+            let mb = Double(bytes) / 1e6
+            if json {
+                print("{\"bytes\":\(bytes),\"tokens\":\(one.tokens),\"seconds_1\":\(one.seconds),\"seconds_n\":\(all.seconds),\"threads\":\(cores)}")
+            } else {
+                print("\(file): \(String(format: "%.2f", mb)) MB, \(one.tokens) tokens")
+                print(String(format: "  1 thread : %7.2f MB/s  %9.0f tokens/s", mb / one.seconds, Double(one.tokens) / one.seconds))
+                print(String(format: "  %d threads: %7.2f MB/s  %9.0f tokens/s  (x%.2f)", cores, mb / all.seconds,
+                             Double(all.tokens) / all.seconds, one.seconds / all.seconds))
+            }
+        }
+    }
+}
+
+/// Training or benchmark text: the "text" of each JSONL record (read by QuillData's JSONL reader),
+/// or each line of a text file with its "\n" kept (so "\r\n" endings reach the tokenizer as written).
+enum TrainingText {
+    static func read(_ path: String) throws -> [String] {
+        if path.hasSuffix(".jsonl") {
+            return try ExampleRecords.jsonLines(path).map { line, bytes in
+                let issue = { (problem: String) in DataIssue(file: path, line: line, problem: problem) }
+                guard let text = try ExampleRecords.jsonObject(bytes, issue: issue)["text"] as? String else {
+                    throw issue("expected an object with a \"text\" string")
+                }
+                return text
+            }
+        }
+        let text = try ExampleRecords.text(path)
+        var lines: [String] = [], start = text.startIndex
+        for i in text.utf8.indices where text.utf8[i] == UInt8(ascii: "\n") {
+            let end = text.utf8.index(after: i)
+            lines.append(String(text[start..<end]))
+            start = end
+        }
+        if start < text.endIndex { lines.append(String(text[start...])) }
+        return lines
     }
 }

@@ -59,7 +59,10 @@ struct TrainCommand: AsyncParsableCommand {
         var activations: TrainableModel.ActivationMemory?
         @Flag(help: "Stop at the first bad data line instead of skipping it.") var strictData = false
 
+        @OptionGroup var threads: ThreadsOption
+
         func run() async throws {
+            threads.apply()
             let trainer: Trainer
             if let resume {
                 trainer = try Trainer.resuming(resume)
@@ -128,7 +131,10 @@ struct TrainCommand: AsyncParsableCommand {
             }
         }
 
+        @OptionGroup var threads: ThreadsOption
+
         func run() async throws {
+            threads.apply()
             let start = Date()
             let trainable: TrainableModel
             if model == "gpt2-124m-random" {
@@ -141,6 +147,7 @@ struct TrainCommand: AsyncParsableCommand {
                 try trainable.attach(LoRA.Configuration(rank: rank, alpha: Float(2 * rank)))
             }
             trainable.activationMemory = activations ?? (lora || qlora ? .keep : .lean)
+            let residentAfterLoading = ProcessMemory.residentBytes   // weights only, as PyTorch's figure: no gradients or moments yet
             let (parameters, gradients) = trainable.trainable
             let optimizer = AdamW(for: parameters, .init(weightDecay: 0.01))
             let loaded = Date().timeIntervalSince(start)
@@ -162,19 +169,23 @@ struct TrainCommand: AsyncParsableCommand {
             }
             let mean = times.reduce(0, +) / Double(times.count)
             let parametersTrained = parameters.count
-            print(String(format: "%@ %@ step, batch %d x %d, activations %@: %.3f s/step (load %.1f s), %d trainable parameters, peak RSS %.0f MB",
+            print(String(format: "%@ %@ step, batch %d x %d, activations %@, %d threads: %.3f s/step (load %.1f s), %d trainable parameters, RSS after loading %.0f MB, peak RSS %.0f MB",
                          trainable.shape.architecture, qlora ? "QLoRA" : lora ? "LoRA" : "full", batch, length, trainable.activationMemory.rawValue,
-                         mean, loaded, parametersTrained,
-                         Double(ProcessMemory.peakResidentBytes) / 1e6))
+                         ThreadPool.defaultThreads, mean, loaded, parametersTrained,
+                         Double(residentAfterLoading) / 1e6, Double(ProcessMemory.peakResidentBytes) / 1e6))
         }
     }
 }
 
 extension ProcessMemory {
-    /// The process's peak resident memory as Linux reports it (/proc/self/status).
-    static var peakResidentBytes: Int {
-        guard let status = FileContents.text(atPath: "/proc/self/status"),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+    /// Resident memory now, as Linux reports it (VmRSS in /proc/self/status; 0 elsewhere).
+    static var residentBytes: Int { status("VmRSS") }
+    /// The most resident memory so far (VmHWM).
+    static var peakResidentBytes: Int { status("VmHWM") }
+
+    private static func status(_ key: String) -> Int {
+        guard let text = FileContents.text(atPath: "/proc/self/status"),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("\(key):") }),
               let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
         return kb * 1024
     }

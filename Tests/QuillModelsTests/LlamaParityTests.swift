@@ -156,7 +156,7 @@ import QuillTokenizers
 
     /// The heap selection keeps exactly the first k of a stable descending sort, ties included.
     @Test func topKSelectionEqualsSortingPrefix() {
-        var rng = SeededGenerator(seed: 21)
+        var rng = SplitMix64(seed: 21)
         let logits = (0..<5_000).map { _ in Float(Int.random(in: 0..<300, using: &rng)) / 10 }   // many ties
         for k in [1, 7, 40, 299] {
             let expected = Set(logits.indices.sorted { logits[$0] > logits[$1] }.prefix(k))
@@ -206,7 +206,7 @@ import QuillTokenizers
     /// (250 output channels: the last slice takes the remainder).
     @Test(arguments: [1, 7], [80, 250])
     func blasMatmulMatchesReference(_ n: Int, oc: Int) {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let c = 296
         let x = (0..<(n * c)).map { _ in Float.random(in: -1...1, using: &rng) }
         let w = (0..<(oc * c)).map { _ in Float.random(in: -1...1, using: &rng) }
@@ -237,7 +237,7 @@ import QuillTokenizers
     /// or more) against their scalar twin, with GQA and sliding windows shorter and longer than a block.
     @Test(arguments: [nil, 5, 70] as [Int?], [4, 100])
     func matchesReference(_ window: Int?, n: Int) {
-        var rng = SeededGenerator(seed: 3)
+        var rng = SplitMix64(seed: 3)
         let heads = 6, kvHeads = 2, hs = 16, start = 9, ctx = start + n
         let q = (0..<(n * heads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }
         let k = (0..<(ctx * kvHeads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }

@@ -1,4 +1,5 @@
 import Foundation
+import QuillCore
 import QuillModels
 import Testing
 @testable import QuillReview

@@ -22,6 +22,8 @@ public struct BPETrainer: Sendable {
     public var normalizer: Normalizer? = nil
     /// Called now and then with (merges done, merges wanted).
     public var progress: (@Sendable (Int, Int) -> Void)? = nil
+    /// Threads that count words (default: every core).
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
 
     public init(vocabularySize: Int) { self.vocabularySize = vocabularySize }
 
@@ -117,7 +119,7 @@ public struct BPETrainer: Sendable {
 
     /// Word (pre-token bytes) → occurrences, counted across cores.
     private func countWords(_ texts: [String]) -> [[UInt8]: Int] {
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, texts.count / 64 + 1))
+        let workers = max(1, min(threads, texts.count / 64 + 1))
         var partial = [[[UInt8]: Int]](repeating: [:], count: workers)
         partial.withUnsafeMutableBufferPointer { out in
             nonisolated(unsafe) let out = out
