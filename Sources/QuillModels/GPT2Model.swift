@@ -22,7 +22,7 @@ public final class GPT2Model: LanguageModel {
         }
 
         /// From a Hugging Face `config.json` (model_type gpt2).
-        init(huggingFace json: [String: Any], path: String) throws {
+        public init(huggingFace json: [String: Any], path: String) throws {
             func int(_ key: String) throws -> Int {
                 guard let v = json[key] as? Int else { throw ModelError.missingKey(path: path, key: key) }
                 return v
@@ -34,7 +34,7 @@ public final class GPT2Model: LanguageModel {
         }
 
         /// From a GGUF file of architecture `gpt2` (its metadata and the embedding's shape).
-        init(gguf file: GGUFFile) throws {
+        public init(gguf file: GGUFFile) throws {
             let arch = try file.string("general.architecture")
             guard arch == "gpt2" else { throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ["gpt2"]) }
             func int(_ key: String) throws -> Int {
@@ -52,9 +52,17 @@ public final class GPT2Model: LanguageModel {
         }
     }
 
-    struct Block: Sendable {
+    /// A block's weights, [out, in] for the linear ones.
+    public struct Block: Sendable {
         let ln1Weight: [Float], ln1Bias: [Float], qkv: [Float], qkvBias: [Float], proj: [Float], projBias: [Float]
         let ln2Weight: [Float], ln2Bias: [Float], fc: [Float], fcBias: [Float], fcProj: [Float], fcProjBias: [Float]
+
+        public init(ln1Weight: [Float], ln1Bias: [Float], qkv: [Float], qkvBias: [Float], proj: [Float], projBias: [Float],
+                    ln2Weight: [Float], ln2Bias: [Float], fc: [Float], fcBias: [Float], fcProj: [Float], fcProjBias: [Float]) {
+            self.ln1Weight = ln1Weight; self.ln1Bias = ln1Bias; self.qkv = qkv; self.qkvBias = qkvBias; self.proj = proj
+            self.projBias = projBias; self.ln2Weight = ln2Weight; self.ln2Bias = ln2Bias; self.fc = fc; self.fcBias = fcBias
+            self.fcProj = fcProj; self.fcProjBias = fcProjBias
+        }
     }
 
     public let config: Config
@@ -67,15 +75,17 @@ public final class GPT2Model: LanguageModel {
     public var vocabularySize: Int { config.vocabularySize }
     public var contextLength: Int { config.contextLength }
 
-    /// From weights already in memory (a trained model); the output head is the token embedding.
-    init(config: Config, tokenEmbedding: [Float], positionEmbedding: [Float], blocks: [Block], finalWeight: [Float], finalBias: [Float]) {
+    /// From weights already in memory (a trained model); the output head is the token embedding
+    /// unless one is given.
+    public init(config: Config, tokenEmbedding: [Float], positionEmbedding: [Float], blocks: [Block], finalWeight: [Float], finalBias: [Float],
+                outputHead: [Float]? = nil) {
         self.config = config
         self.tokenEmbedding = tokenEmbedding
         self.positionEmbedding = positionEmbedding
         self.blocks = blocks
         self.finalWeight = finalWeight
         self.finalBias = finalBias
-        outputHead = tokenEmbedding
+        self.outputHead = outputHead ?? tokenEmbedding
     }
 
     public convenience init(huggingFace directory: URL) throws {
@@ -237,5 +247,43 @@ public final class GPT2Model: LanguageModel {
         var logits = [Float](repeating: 0, count: rows.count * vocab)
         Matmul.forward(&logits, final, outputHead, nil, n: rows.count, c: c, oc: vocab)
         return logits
+    }
+}
+
+extension GPT2Model {
+    /// The projections an adapter may target, by PEFT module name (after `transformer.h.N.`).
+    static let adaptableModules = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
+
+    /// This model with a PEFT LoRA adapter directory (as `quill train` or PEFT saves it) merged
+    /// into its weights: W += s · B·A. GPT-2's weights are fp32 here, so a merged adapter costs
+    /// nothing per token. PEFT's GPT-2 adapters are fan-in-fan-out (Conv1D keeps [in, out]), but
+    /// A [r, in] and B [out, r] are stored as for any linear layer, and B·A is the [out, in]
+    /// weight this model keeps. Any other tensor in the adapter is an error that names it.
+    public func applying(adapter directory: URL) throws -> GPT2Model {
+        var adapter = try PEFTAdapter(directory: directory)
+        let scale = adapter.configuration.scale, r = adapter.configuration.rank
+        let c = config.hiddenSize, ff = config.intermediateSize
+
+        func merged(_ weight: [Float], layer: Int, module: String, inputs: Int, outputs: Int) throws -> [Float] {
+            guard let pair = try adapter.pair("transformer.h.\(layer).\(module)", inputs: inputs, outputs: outputs) else { return weight }
+            var w = weight
+            w.withUnsafeMutableBufferPointer {
+                Matmul.gemm($0.baseAddress!, ldc: inputs, pair.b, lda: r, pair.a, ldb: inputs, m: outputs, n: inputs, k: r,
+                            alpha: scale, beta: 1, transposeB: false)
+            }
+            return w
+        }
+
+        let blocks = try self.blocks.enumerated().map { l, b in
+            Block(ln1Weight: b.ln1Weight, ln1Bias: b.ln1Bias,
+                  qkv: try merged(b.qkv, layer: l, module: "attn.c_attn", inputs: c, outputs: 3 * c), qkvBias: b.qkvBias,
+                  proj: try merged(b.proj, layer: l, module: "attn.c_proj", inputs: c, outputs: c), projBias: b.projBias,
+                  ln2Weight: b.ln2Weight, ln2Bias: b.ln2Bias,
+                  fc: try merged(b.fc, layer: l, module: "mlp.c_fc", inputs: c, outputs: ff), fcBias: b.fcBias,
+                  fcProj: try merged(b.fcProj, layer: l, module: "mlp.c_proj", inputs: ff, outputs: c), fcProjBias: b.fcProjBias)
+        }
+        try adapter.checkEverythingUsed(modules: Self.adaptableModules.map { "transformer.h.N.\($0)" })
+        return GPT2Model(config: config, tokenEmbedding: tokenEmbedding, positionEmbedding: positionEmbedding, blocks: blocks,
+                         finalWeight: finalWeight, finalBias: finalBias, outputHead: outputHead)
     }
 }

@@ -3,14 +3,14 @@ import QuillTokenizers
 
 /// A Hugging Face directory's `config.json`, read once and handed to the architecture that
 /// its `model_type` names.
-struct HuggingFaceConfig {
-    let json: [String: Any]
+public struct HuggingFaceConfig {
+    public let json: [String: Any]
     /// The file's path, for error messages.
-    let path: String
+    public let path: String
 
-    var modelType: String { json["model_type"] as? String ?? "?" }
+    public var modelType: String { json["model_type"] as? String ?? "?" }
 
-    static func read(_ directory: URL) throws -> HuggingFaceConfig {
+    public static func read(_ directory: URL) throws -> HuggingFaceConfig {
         let url = directory.appendingPathComponent("config.json")
         guard let data = FileContents.data(atPath: url.path),
               let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {

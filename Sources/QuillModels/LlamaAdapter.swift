@@ -33,30 +33,22 @@ extension LlamaModel {
     /// q/k output rows are permuted the same way. Any other tensor in the adapter (an
     /// `lm_head` or embedding adapter, `modules_to_save`) is an error that names it.
     public func applying(adapter directory: URL) throws -> LlamaModel {
-        let configuration = try LoRA.Configuration.read(adapterDirectory: directory)
-        let path = directory.appendingPathComponent("adapter_model.safetensors").path
-        let tensors = try SafetensorsFile(path: path)
-        let cfg = config, c = cfg.hiddenSize, r = configuration.rank
+        var adapter = try PEFTAdapter(directory: directory)
+        let cfg = config, c = cfg.hiddenSize, r = adapter.configuration.rank
         let qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize
-        var used = Set<String>()
 
         func adapted(_ weight: Weight, layer: Int, module: String, inputs: Int, outputs: Int) throws -> Weight {
-            let prefix = "base_model.model.model.layers.\(layer).\(module)"
-            let aName = prefix + ".lora_A.weight", bName = prefix + ".lora_B.weight"
-            guard let aInfo = tensors.tensors[aName], let bInfo = tensors.tensors[bName] else { return weight }
-            guard aInfo.shape == [r, inputs] else { throw ModelError.shapeMismatch(path: path, name: aName, expected: [r, inputs], found: aInfo.shape) }
-            guard bInfo.shape == [outputs, r] else { throw ModelError.shapeMismatch(path: path, name: bName, expected: [outputs, r], found: bInfo.shape) }
-            used.formUnion([aName, bName])
-            var b = try tensors.floats(bName)
+            guard let pair = try adapter.pair("model.layers.\(layer).\(module)", inputs: inputs, outputs: outputs) else { return weight }
+            var b = pair.b
             let rotaryHeads = module == "self_attn.q_proj" ? cfg.heads : module == "self_attn.k_proj" ? cfg.kvHeads : nil
             if let heads = rotaryHeads, cfg.ropePairing == .adjacent {
                 // the adapter's rows are in Hugging Face's order; row `to` there is row order[to] here
                 let hf = b
-                for (to, from) in TrainableModel.rotaryRowOrder(heads: heads, headSize: cfg.headSize).enumerated() {
+                for (to, from) in LlamaConfig.rotaryRowOrder(heads: heads, headSize: cfg.headSize).enumerated() {
                     for k in 0..<r { b[from * r + k] = hf[to * r + k] }
                 }
             }
-            return .adapted(weight, LowRank(a: try tensors.floats(aName), b: b, rank: r, scale: configuration.scale))
+            return .adapted(weight, LowRank(a: pair.a, b: b, rank: r, scale: adapter.configuration.scale))
         }
 
         let ff = cfg.intermediateSize
@@ -71,12 +63,7 @@ extension LlamaModel {
                   up: try adapted(b.up, layer: l, module: "mlp.up_proj", inputs: c, outputs: ff),
                   down: try adapted(b.down, layer: l, module: "mlp.down_proj", inputs: ff, outputs: c))
         }
-        let unused = tensors.tensors.keys.filter { !used.contains($0) }.sorted()
-        guard unused.isEmpty else {
-            throw ModelError.unsupportedValue(path: path, key: unused[0], found: "\(unused.count) tensor(s) this model has no place for",
-                                              supported: Self.adaptableModules.map { "model.layers.N.\($0)" })
-        }
-        guard !used.isEmpty else { throw ModelError.unreadable(path: path, reason: "no LoRA tensors (base_model.model.model.layers.N.*.lora_A/B.weight)") }
+        try adapter.checkEverythingUsed(modules: Self.adaptableModules.map { "model.layers.N.\($0)" })
         return LlamaModel(config: cfg, embedding: embedding, blocks: blocks, outputNorm: outputNorm, outputHead: outputHead,
                           file: file, weightFormat: weightFormat, denseBatchThreshold: denseBatchThreshold)
     }

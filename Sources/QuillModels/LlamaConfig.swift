@@ -231,3 +231,24 @@ public struct LlamaConfig: Sendable, Equatable {
         }
     }
 }
+
+/// llama.cpp's rotary row order: its converter permutes the q and k rows of `llama` GGUF files.
+extension LlamaConfig {
+    /// For each Hugging Face row of a rotary projection, the GGUF row it comes from (see below).
+    public static func rotaryRowOrder(heads: Int, headSize: Int) -> [Int] {
+        let half = headSize / 2
+        var order = [Int](repeating: 0, count: heads * headSize)
+        for h in 0..<heads { for j in 0..<half { for s in 0..<2 { order[h * headSize + s * half + j] = h * headSize + 2 * j + s } } }
+        return order
+    }
+
+    /// llama.cpp's converter reorders each head's rows from (half, pair) to (pair, half):
+    /// its row 2j + s is Hugging Face's row s · HS/2 + j. Rows may carry any width (a weight) or
+    /// one value (a bias).
+    public static func unpermuteRotaryRows(_ values: [Float], heads: Int, headSize: Int) -> [Float] {
+        let order = rotaryRowOrder(heads: heads, headSize: headSize), width = values.count / order.count
+        var out = values
+        for (to, from) in order.enumerated() { for k in 0..<width { out[to * width + k] = values[from * width + k] } }
+        return out
+    }
+}

@@ -76,6 +76,21 @@ public final class LlamaModel: Sendable {
         let ffnNorm: [Float], gate: Weight, up: Weight, down: Weight
     }
 
+    /// A block's weights in fp32, [out, in] each (a trained model's): what `init(config:embedding:
+    /// blocks:outputNorm:outputHead:)` builds a model from.
+    public struct DenseBlock: Sendable {
+        public var attentionNorm: [Float], q: [Float], k: [Float], v: [Float], output: [Float]
+        public var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
+        public var ffnNorm: [Float], gate: [Float], up: [Float], down: [Float]
+
+        public init(attentionNorm: [Float], q: [Float], k: [Float], v: [Float], output: [Float], qBias: [Float]?, kBias: [Float]?,
+                    vBias: [Float]?, ffnNorm: [Float], gate: [Float], up: [Float], down: [Float]) {
+            self.attentionNorm = attentionNorm; self.q = q; self.k = k; self.v = v; self.output = output
+            self.qBias = qBias; self.kBias = kBias; self.vBias = vBias
+            self.ffnNorm = ffnNorm; self.gate = gate; self.up = up; self.down = down
+        }
+    }
+
     /// Token embeddings [V, C]: rows looked up one at a time.
     enum Embedding: Sendable {
         case gguf(GGUFFile.TensorInfo)
@@ -104,6 +119,17 @@ public final class LlamaModel: Sendable {
         self.weightFormat = weightFormat
         self.denseBatchThreshold = denseBatchThreshold
         self.inverseFrequencies = config.inverseFrequencies
+    }
+
+    /// A model from fp32 weights already in memory (a trained model), every product on BLAS.
+    public convenience init(config: LlamaConfig, embedding: [Float], blocks: [DenseBlock], outputNorm: [Float], outputHead: [Float]) {
+        let blocks = blocks.map { b in
+            Block(attentionNorm: b.attentionNorm, q: .dense(b.q), k: .dense(b.k), v: .dense(b.v), output: .dense(b.output),
+                  qBias: b.qBias, kBias: b.kBias, vBias: b.vBias, ffnNorm: b.ffnNorm, gate: .dense(b.gate), up: .dense(b.up),
+                  down: .dense(b.down))
+        }
+        self.init(config: config, embedding: .dense(embedding), blocks: blocks, outputNorm: outputNorm, outputHead: .dense(outputHead),
+                  file: nil, weightFormat: .dense, denseBatchThreshold: 32)
     }
 
     public convenience init(gguf file: GGUFFile, weights format: WeightFormat = .quantized, denseBatchThreshold: Int = 32) throws {

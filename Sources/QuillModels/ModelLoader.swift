@@ -6,14 +6,17 @@ import QuillTokenizers
 public enum ModelLoader {
     /// The model with a PEFT LoRA adapter (as `quill train` or PEFT saves it) applied. Llama-family
     /// models keep their weights as loaded (quantized ones on the int8 kernels) with the adapter
-    /// beside them (`LlamaModel.applying(adapter:)`); GPT-2 gets the adapter merged into fp32 weights.
+    /// beside them (`LlamaModel.applying(adapter:)`); GPT-2 gets the adapter merged into its fp32
+    /// weights (`GPT2Model.applying(adapter:)`).
     public static func load(_ path: String, adapter: URL, weights: LlamaModel.WeightFormat = .quantized,
                             denseBatchThreshold: Int = 32) throws -> (any LanguageModel, Tokenizer) {
         let (model, tokenizer) = try load(path, weights: weights, denseBatchThreshold: denseBatchThreshold)
-        if let llama = model as? LlamaModel { return (try llama.applying(adapter: adapter), tokenizer) }
-        let trainable = try TrainableModel(loading: path)
-        try trainable.loadAdapter(from: adapter)
-        return (try trainable.inferenceModel(), tokenizer)
+        switch model {
+        case let llama as LlamaModel: return (try llama.applying(adapter: adapter), tokenizer)
+        case let gpt2 as GPT2Model: return (try gpt2.applying(adapter: adapter), tokenizer)
+        default: throw ModelError.unsupportedValue(path: adapter.path, key: "base model", found: "\(type(of: model))",
+                                                   supported: ["Llama family", "GPT-2"])
+        }
     }
 
     /// A GGUF file, or a Hugging Face directory (config.json, *.safetensors, tokenizer.json).

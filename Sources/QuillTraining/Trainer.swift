@@ -12,7 +12,7 @@ import QuillTokenizers
 ///
 /// ```swift
 /// var config = TrainingConfiguration(model: "SmolLM2.gguf", data: ["train.jsonl"], output: "runs/demo")
-/// config.lora = LoRA.Configuration(rank: 8, alpha: 16)
+/// config.lora = LoRAConfiguration(rank: 8, alpha: 16)
 /// let summary = try Trainer(config).run()
 /// ```
 public final class Trainer {

@@ -12,7 +12,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var validationFraction: Double = 0.05
     public var output: String
 
-    public var lora: LoRA.Configuration?
+    public var lora: LoRAConfiguration?
     /// QLoRA: keep the base's linear weights quantized in memory (GGUF models, with LoRA).
     public var quantizedBase = false
     public var steps: Int?
@@ -80,7 +80,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         }
         let table = try TOML.parse(text, path: path)
         var c = TrainingConfiguration(model: "", data: [], output: "")
-        var lora: LoRA.Configuration?
+        var lora: LoRAConfiguration?
         for (key, (value, line)) in table {
             func fail(_ why: String) -> TrainingError { .invalidConfiguration("\(path):\(line): \(key): \(why)") }
             func string() throws -> String { guard case .string(let s) = value else { throw fail("expected a string") }; return s }
@@ -93,7 +93,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
                 return try items.map { guard case .string(let s) = $0 else { throw fail("expected a list of strings") }; return s }
             }
             if key.hasPrefix("lora.") {
-                var l = lora ?? LoRA.Configuration()
+                var l = lora ?? LoRAConfiguration()
                 switch key.dropFirst(5) {
                 case "rank", "r": l.rank = try int()
                 case "alpha": l.alpha = Float(try number())

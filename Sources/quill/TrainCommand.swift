@@ -78,7 +78,7 @@ struct TrainCommand: AsyncParsableCommand {
                 if c.output.isEmpty { throw ValidationError("where should the run go? give --out runs/NAME") }
                 if qlora { c.quantizedBase = true }
                 if lora || qlora || rank != nil || targets != nil || c.lora != nil {
-                    var l = c.lora ?? LoRA.Configuration()
+                    var l = c.lora ?? LoRAConfiguration()
                     if let rank { l.rank = rank; if alpha == nil && c.lora == nil { l.alpha = Float(2 * rank) } }
                     if let alpha { l.alpha = alpha }
                     if let loraDropout { l.dropout = loraDropout }
@@ -144,7 +144,7 @@ struct TrainCommand: AsyncParsableCommand {
                                                quantizedBase: qlora)
             }
             if lora || qlora {
-                try trainable.attach(LoRA.Configuration(rank: rank, alpha: Float(2 * rank)))
+                try trainable.attach(LoRAConfiguration(rank: rank, alpha: Float(2 * rank)))
             }
             trainable.activationMemory = activations ?? (lora || qlora ? .keep : .lean)
             let residentAfterLoading = ProcessMemory.residentBytes   // weights only, as PyTorch's figure: no gradients or moments yet

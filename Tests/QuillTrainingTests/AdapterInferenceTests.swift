@@ -1,12 +1,14 @@
 import Foundation
+import QuillTraining
 import Testing
 import QuillCore
 import QuillFormats
 @testable import QuillModels
 
-/// Adapters applied beside the weights at inference (`LlamaModel.applying(adapter:)`, what
-/// `quill generate --adapter` and `quill serve --adapter` run) against the same adapter merged
-/// into fp32 weights by the training model (`TrainableModel.inferenceModel()`).
+/// Adapters applied at inference (`LlamaModel.applying(adapter:)` beside the weights,
+/// `GPT2Model.applying(adapter:)` merged into them: what `quill generate --adapter` and `quill
+/// serve --adapter` run) against the same adapter merged into fp32 weights by the training model
+/// (`TrainableModel.inferenceModel()`).
 @Suite(.serialized) struct AdapterInferenceTests {
     static func logits(_ model: any LanguageModel, _ tokens: [Int32]) throws -> [Float] {
         var cache = model.makeCache(capacity: tokens.count)
@@ -41,13 +43,48 @@ import QuillFormats
         #expect(Self.maxDifference(plain, merged) > 1e-3, "the adapter should matter")
     }
 
+    /// GPT-2: the adapter PEFT saved (fan-in-fan-out Conv1D), and one of Quill's on every
+    /// projection with random B matrices, merged by `GPT2Model.applying(adapter:)` as
+    /// `ModelLoader` does for `--adapter`, against the training model's merge.
+    @Test func gpt2AdaptersMergedAtLoad() throws {
+        let directory = TrainingFixtures.checkpoint("gpt2")
+        let tokens: [Int32] = [1, 5, 9, 13, 2, 7, 30, 11, 200, 42]
+        let model = try GPT2Model(huggingFace: URL(fileURLWithPath: directory))
+        let plain = try Self.logits(model, tokens)
+
+        let peft = URL(fileURLWithPath: TrainingFixtures.file("gpt2", "peft-adapter"))
+        let trained = try TrainableModel(loading: directory)
+        try trained.loadAdapter(from: peft)
+        let peftMerged = try Self.logits(try trained.inferenceModel(), tokens)
+        let peftApplied = try Self.logits(try model.applying(adapter: peft), tokens)
+        print("tiny gpt2 + PEFT's adapter: applied vs merged max |Δ| \(Self.maxDifference(peftApplied, peftMerged))")
+        #expect(Self.maxDifference(peftApplied, peftMerged) < 1e-4)
+
+        let trainable = try TrainableModel(loading: directory)
+        try trainable.attach(LoRAConfiguration(rank: 4, alpha: 8, targets: ["c_attn", "c_proj", "c_fc"]))
+        let lora = try #require(trainable.lora)
+        #expect(lora.adapters.count == 4 * model.config.layers)   // c_proj names both attn.c_proj and mlp.c_proj
+        var rng = SplitMix64(seed: 5)
+        for a in lora.adapters {
+            lora.parameters.set(a.bName, (0..<(a.outputs * a.rank)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 0.2 })
+        }
+        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("quill-gpt2-adapter-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: saved) }
+        try trainable.saveAdapter(to: saved, baseModel: directory)
+        let merged = try Self.logits(try trainable.inferenceModel(), tokens)
+        let applied = try Self.logits(try model.applying(adapter: saved), tokens)
+        print("tiny gpt2 + random adapter on every projection: applied vs merged max |Δ| \(Self.maxDifference(applied, merged)); the adapter moves logits by \(Self.maxDifference(plain, merged))")
+        #expect(Self.maxDifference(applied, merged) < 1e-4)
+        #expect(Self.maxDifference(plain, merged) > 1e-2, "the adapter should matter")
+    }
+
     /// SmolLM2's GGUF (llama.cpp's permuted q/k rows) with an adapter on every projection whose
     /// B matrices are random (a fresh adapter's are zero): dense weights give the merged logits;
     /// the int8 kernels, as `quill serve --adapter` runs them, the same top-1 almost everywhere.
     @Test func adapterOnAPermutedGGUF() throws {
         let path = QuillCache.defaultModel.path
         let trainable = try TrainableModel(loading: path)
-        try trainable.attach(LoRA.Configuration(rank: 4, alpha: 8, targets: LlamaModel.adaptableModules.map { String($0.split(separator: ".").last!) }))
+        try trainable.attach(LoRAConfiguration(rank: 4, alpha: 8, targets: LlamaModel.adaptableModules.map { String($0.split(separator: ".").last!) }))
         let lora = try #require(trainable.lora)
         var rng = SplitMix64(seed: 7)
         for a in lora.adapters {

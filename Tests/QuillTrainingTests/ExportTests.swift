@@ -1,4 +1,5 @@
 import Foundation
+import QuillTraining
 import QuillFormats
 import QuillModels
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import QuillTraining
 import QuillCore
 import QuillData
 import QuillFormats
@@ -134,7 +135,7 @@ import Testing
         let directory = try Self.shards()
         defer { try? FileManager.default.removeItem(at: directory) }
         var c = Self.configuration(directory, run: "lora")
-        c.lora = LoRA.Configuration(rank: 4, alpha: 8, dropout: 0.05, targets: ["q_proj", "v_proj", "down_proj"])
+        c.lora = LoRAConfiguration(rank: 4, alpha: 8, dropout: 0.05, targets: ["q_proj", "v_proj", "down_proj"])
         c.steps = 6
         let summary = try Trainer(c).run()
         let adapter = URL(fileURLWithPath: summary.output)

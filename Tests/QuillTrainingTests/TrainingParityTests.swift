@@ -127,7 +127,7 @@ enum TrainingFixtures {
             let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
             model.activationMemory = memory
             if lora {
-                try model.attach(LoRA.Configuration(rank: 4, alpha: 8, dropout: 0.1, targets: name == "gpt2" ? ["c_attn", "c_fc"] : ["q_proj", "down_proj"]),
+                try model.attach(LoRAConfiguration(rank: 4, alpha: 8, dropout: 0.1, targets: name == "gpt2" ? ["c_attn", "c_fc"] : ["q_proj", "down_proj"]),
                                  seed: 5)
                 let b = model.lora!.parameters
                 for entry in b.entries where entry.name.contains("lora_B") { for i in 0..<entry.count { b.base[entry.offset + i] = Float(i % 7) * 0.01 } }
@@ -160,7 +160,7 @@ enum TrainingFixtures {
         var results: [(gradients: [Float], loss: Double, frozen: Int)] = []
         for quantized in [false, true] {
             let model = try TrainableModel(loading: path, quantizedBase: quantized)
-            try model.attach(LoRA.Configuration(rank: 4, alpha: 8, targets: ["q_proj", "k_proj", "down_proj"]), seed: 3)
+            try model.attach(LoRAConfiguration(rank: 4, alpha: 8, targets: ["q_proj", "k_proj", "down_proj"]), seed: 3)
             let b = model.lora!.parameters
             for entry in b.entries where entry.name.contains("lora_B") { for i in 0..<entry.count { b.base[entry.offset + i] = Float(i % 5) * 0.01 } }
             let loss = try model.step(tokens: tokens, targets: targets, batch: 1, length: tokens.count, normalizer: 15)

@@ -1,4 +1,5 @@
 import Foundation
+import QuillModels
 import QuillCore
 import QuillFormats
 
@@ -94,8 +95,8 @@ extension TrainableModel {
             let permuted = config.ropePairing == .adjacent
             func rowOrder(_ name: String) -> [Int]? {
                 guard permuted else { return nil }
-                if name.hasSuffix("q_proj.weight") { return Self.rotaryRowOrder(heads: shape.heads, headSize: shape.headSize) }
-                if name.hasSuffix("k_proj.weight") { return Self.rotaryRowOrder(heads: shape.kvHeads, headSize: shape.headSize) }
+                if name.hasSuffix("q_proj.weight") { return LlamaConfig.rotaryRowOrder(heads: shape.heads, headSize: shape.headSize) }
+                if name.hasSuffix("k_proj.weight") { return LlamaConfig.rotaryRowOrder(heads: shape.kvHeads, headSize: shape.headSize) }
                 return nil
             }
             let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: rowOrder) : [:]
@@ -103,10 +104,10 @@ extension TrainableModel {
             try Self.fill(store, from: file, names: names) { name, values in
                 guard permuted else { return values }
                 if name.hasSuffix("q_proj.weight") || name.hasSuffix("q_proj.bias") {
-                    return Self.unpermuteRotaryRows(values, heads: shape.heads, headSize: shape.headSize)
+                    return LlamaConfig.unpermuteRotaryRows(values, heads: shape.heads, headSize: shape.headSize)
                 }
                 if name.hasSuffix("k_proj.weight") || name.hasSuffix("k_proj.bias") {
-                    return Self.unpermuteRotaryRows(values, heads: shape.kvHeads, headSize: shape.headSize)
+                    return LlamaConfig.unpermuteRotaryRows(values, heads: shape.kvHeads, headSize: shape.headSize)
                 }
                 return values
             }
@@ -160,24 +161,6 @@ extension TrainableModel {
                                               rowOrder: rowOrder(entry.name))
         }
         return frozen
-    }
-
-    /// For each Hugging Face row of a rotary projection, the GGUF row it comes from (see below).
-    static func rotaryRowOrder(heads: Int, headSize: Int) -> [Int] {
-        let half = headSize / 2
-        var order = [Int](repeating: 0, count: heads * headSize)
-        for h in 0..<heads { for j in 0..<half { for s in 0..<2 { order[h * headSize + s * half + j] = h * headSize + 2 * j + s } } }
-        return order
-    }
-
-    /// llama.cpp's converter reorders each head's rows from (half, pair) to (pair, half):
-    /// its row 2j + s is Hugging Face's row s · HS/2 + j. Rows may carry any width (a weight) or
-    /// one value (a bias).
-    static func unpermuteRotaryRows(_ values: [Float], heads: Int, headSize: Int) -> [Float] {
-        let order = rotaryRowOrder(heads: heads, headSize: headSize), width = values.count / order.count
-        var out = values
-        for (to, from) in order.enumerated() { for k in 0..<width { out[to * width + k] = values[from * width + k] } }
-        return out
     }
 
     static func transpose(_ values: [Float], rows: Int, cols: Int) -> [Float] {

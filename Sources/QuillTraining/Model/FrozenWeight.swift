@@ -1,4 +1,5 @@
 import Foundation
+import QuillModels
 import QuillCore
 
 /// A frozen linear weight [out, in] kept in its file's type (QLoRA: a 4-bit base stays 4-bit in

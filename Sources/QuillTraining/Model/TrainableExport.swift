@@ -1,4 +1,5 @@
 import Foundation
+import QuillModels
 import QuillCore
 import QuillFormats
 
@@ -25,7 +26,7 @@ extension TrainableModel {
 
     /// Attaches and loads a PEFT LoRA adapter directory (made by Quill or by HF PEFT).
     public func loadAdapter(from directory: URL) throws {
-        let configuration = try LoRA.Configuration.read(adapterDirectory: directory)
+        let configuration = try LoRAConfiguration.read(adapterDirectory: directory)
         try attach(configuration)
         // PEFT writes the adapter's name into keys only when it is not "default"
         try lora!.parameters.read(from: directory.appendingPathComponent("adapter_model.safetensors").path)
@@ -120,18 +121,16 @@ extension TrainableModel {
             guard var config = llamaConfig else { throw LoRAError.invalid("no Llama configuration was loaded with this model") }
             config.vocabularySize = shape.vocabularySize
             config.tiedEmbeddings = shape.tiedEmbeddings
-            let blocks = self.blocks.map { b -> LlamaModel.Block in
-                func w(_ l: Linear) -> LlamaModel.Weight { .dense(merged(l)) }
+            let blocks = self.blocks.map { b -> LlamaModel.DenseBlock in
                 func bias(_ l: Linear) -> [Float]? { p.contains(l.bias) ? p.tensor(l.bias) : nil }
-                return LlamaModel.Block(attentionNorm: p.tensor(b.norm1), q: w(b.attention[0]), k: w(b.attention[1]), v: w(b.attention[2]),
-                                        output: w(b.output), qBias: bias(b.attention[0]), kBias: bias(b.attention[1]),
-                                        vBias: bias(b.attention[2]), ffnNorm: p.tensor(b.norm2), gate: w(b.mlp[0]), up: w(b.mlp[1]),
-                                        down: w(b.down))
+                return LlamaModel.DenseBlock(attentionNorm: p.tensor(b.norm1), q: merged(b.attention[0]), k: merged(b.attention[1]),
+                                             v: merged(b.attention[2]), output: merged(b.output), qBias: bias(b.attention[0]),
+                                             kBias: bias(b.attention[1]), vBias: bias(b.attention[2]), ffnNorm: p.tensor(b.norm2),
+                                             gate: merged(b.mlp[0]), up: merged(b.mlp[1]), down: merged(b.down))
             }
             let embedding = p.tensor(embeddingName)
-            return LlamaModel(config: config, embedding: .dense(embedding), blocks: blocks, outputNorm: p.tensor(finalNorm),
-                              outputHead: .dense(headName == embeddingName ? embedding : p.tensor(headName)), file: nil,
-                              weightFormat: .dense, denseBatchThreshold: 32)
+            return LlamaModel(config: config, embedding: embedding, blocks: blocks, outputNorm: p.tensor(finalNorm),
+                              outputHead: headName == embeddingName ? embedding : p.tensor(headName))
         case .gpt2:
             let s = shape
             let config = GPT2Model.Config(vocabularySize: s.vocabularySize, contextLength: s.contextLength, hiddenSize: s.channels,

@@ -1,4 +1,5 @@
 import Foundation
+import QuillModels
 import QuillCore
 
 /// A GPT-2 or Llama-family model held for training: fp32 weights under their Hugging Face names
@@ -205,7 +206,7 @@ public final class TrainableModel: @unchecked Sendable {
     /// Freezes the base and adds adapters to the linear layers whose last name component is
     /// in `configuration.targets` (`q_proj`, `c_attn`, ...; none given: the family's defaults).
     /// Throws if no layer matches.
-    public func attach(_ configuration: LoRA.Configuration, seed: UInt64 = 0) throws {
+    public func attach(_ configuration: LoRAConfiguration, seed: UInt64 = 0) throws {
         var configuration = configuration
         if configuration.targets.isEmpty { configuration.targets = Self.defaultLoRATargets(shape.family) }
         var linears: [(module: String, inputs: Int, outputs: Int)] = []
@@ -330,19 +331,6 @@ public final class TrainableModel: @unchecked Sendable {
 
     /// Drops the activation buffers (they are rebuilt by the next step).
     public func releaseActivations() { cachedActivations = nil }
-}
-
-public enum LoRAError: Error, CustomStringConvertible, Equatable {
-    case noTargets([String], available: [String])
-    case invalid(String)
-
-    public var description: String {
-        switch self {
-        case let .noTargets(targets, available):
-            return "no linear layer is named \(targets.joined(separator: ", ")); this model has \(available.joined(separator: ", "))"
-        case .invalid(let message): return message
-        }
-    }
 }
 
 extension TrainableModel.Shape {

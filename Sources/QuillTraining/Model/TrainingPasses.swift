@@ -1,4 +1,5 @@
 import Foundation
+import QuillModels
 import QuillCore
 
 /// A batch's summed loss and how many target tokens it covered.

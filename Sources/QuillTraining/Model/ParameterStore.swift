@@ -1,4 +1,5 @@
 import Foundation
+import QuillModels
 import QuillFormats
 
 /// Named fp32 tensors in one contiguous allocation, in the order they were added: a model's
