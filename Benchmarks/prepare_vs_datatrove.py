@@ -113,7 +113,7 @@ def kept_summary(records, origin):
     return len(records), len(sources), chinese, boilerplate
 
 
-def quill_kept(folder, input_folder, files):
+def quill_kept(folder, files):
     """Quill's kept pages (train, validation and test), as (id, text): the id from file and line."""
     for split in ("train", "validation", "test"):
         for line in open(os.path.join(folder, f"{split}.jsonl"), encoding="utf-8"):
@@ -153,7 +153,7 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             seconds, peak, _ = run_measured([a.quill, "prepare", f"{work}/in", "-o", out, "--html-records", "--threads", str(a.workers)],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            return seconds, peak, kept_summary(quill_kept(out, f"{work}/in", a.workers), origin)
+            return seconds, peak, kept_summary(quill_kept(out, a.workers), origin)
 
         def datatrove():
             out = f"{work}/dt"

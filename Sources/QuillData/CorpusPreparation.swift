@@ -1,7 +1,6 @@
 import Foundation
 import QuillCore
 import QuillTokenizers
-import Synchronization
 
 /// `quill prepare`: raw files in, a clean deduplicated corpus out, with an account of every
 /// document. Two passes over the inputs: the first counts in how many documents each short line
@@ -362,20 +361,13 @@ public struct CorpusPreparation: Sendable {
 
 }
 
-/// `transform` over `items` on `ThreadPool.defaultThreads` threads (the command line's
-/// `--threads`), each claiming the next item, results in order.
+/// `transform` over `items` on the shared thread pool (`--threads` of them), each index claimed
+/// by one thread, results in order. `transform` must not use the pool itself.
 func concurrentMap<T: Sendable, R>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
-    let workers = min(ThreadPool.defaultThreads, items.count)
-    guard workers > 1 else { return items.map(transform) }
+    guard items.count > 1 else { return items.map(transform) }
     return [R](unsafeUninitializedCapacity: items.count) { buffer, initialized in
-        // each index is claimed, and written, by exactly one worker
         let base = UncheckedPointer(pointer: buffer.baseAddress!)
-        let next = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while case let i = next.add(1, ordering: .relaxed).oldValue, i < items.count {
-                (base.pointer + i).initialize(to: transform(items[i]))
-            }
-        }
+        ThreadPool.shared.parallelFor(items.count) { i in (base.pointer + i).initialize(to: transform(items[i])) }
         initialized = items.count
     }
 }

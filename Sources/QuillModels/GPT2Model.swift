@@ -261,15 +261,13 @@ extension GPT2Model {
     /// weight this model keeps. Any other tensor in the adapter is an error that names it.
     public func applying(adapter directory: URL) throws -> GPT2Model {
         var adapter = try PEFTAdapter(directory: directory)
-        let scale = adapter.configuration.scale, r = adapter.configuration.rank
         let c = config.hiddenSize, ff = config.intermediateSize
 
         func merged(_ weight: [Float], layer: Int, module: String, inputs: Int, outputs: Int) throws -> [Float] {
             guard let pair = try adapter.pair("transformer.h.\(layer).\(module)", inputs: inputs, outputs: outputs) else { return weight }
             var w = weight
             w.withUnsafeMutableBufferPointer {
-                Matmul.gemm($0.baseAddress!, ldc: inputs, pair.b, lda: r, pair.a, ldb: inputs, m: outputs, n: inputs, k: r,
-                            alpha: scale, beta: 1, transposeB: false)
+                adapter.configuration.merge(into: $0.baseAddress!, a: pair.a, b: pair.b, inputs: inputs, outputs: outputs)
             }
             return w
         }

@@ -4,6 +4,7 @@
 // serving need of them.
 
 import Foundation
+import QuillCore
 import QuillFormats
 import QuillTokenizers
 
@@ -24,6 +25,13 @@ public struct LoRAConfiguration: Sendable, Equatable, Codable {
     }
 
     public var scale: Float { rsLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
+
+    /// Folds one adapter into its weight: W[outputs, inputs] += s · B[outputs, r] · A[r, inputs].
+    public func merge(into weight: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                      inputs: Int, outputs: Int) {
+        Matmul.gemm(weight, ldc: inputs, b, lda: rank, a, ldb: inputs, m: outputs, n: inputs, k: rank,
+                    alpha: scale, beta: 1, transposeB: false)
+    }
 
     /// The configuration of a saved adapter (`adapter_config.json`, PEFT's keys).
     public static func read(adapterDirectory directory: URL) throws -> LoRAConfiguration {

@@ -9,19 +9,22 @@ import QuillCore
 struct ThreadsOption: ParsableArguments {
     @Option(help: "Threads to compute on (default: QUILL_THREADS, else every core).") var threads: Int?
 
+    /// What the user asked for, with where it was asked (nil: every core).
+    private var requested: (count: Int?, source: String)? {
+        if let threads { return (threads, "--threads (\(threads))") }
+        return ProcessInfo.processInfo.environment["QUILL_THREADS"].map { (Int($0), "QUILL_THREADS (\"\($0)\")") }
+    }
+
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
-        if threads == nil, let text = ProcessInfo.processInfo.environment["QUILL_THREADS"], (Int(text) ?? 0) < 1 {
-            throw ValidationError("QUILL_THREADS must be a whole number of at least 1 (got \"\(text)\")")
+        if let requested, (requested.count ?? 0) < 1 {
+            throw ValidationError("\(requested.source) must be a whole number of at least 1")
         }
     }
 
     /// The count chosen, handed to the shared pool before any parallel work starts.
     @discardableResult
     func apply() -> Int {
-        if let count = threads ?? ProcessInfo.processInfo.environment["QUILL_THREADS"].flatMap({ Int($0) }) {
-            ThreadPool.useThreads(count)
-        }
+        if let count = requested?.count { ThreadPool.useThreads(count) }
         return ThreadPool.defaultThreads
     }
 }

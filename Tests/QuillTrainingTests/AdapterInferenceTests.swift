@@ -23,6 +23,19 @@ import QuillFormats
         }.count
     }
 
+    /// Fills every adapter's B (zero in a fresh adapter) with uniform values in ±`scale`, drawn
+    /// from `seed`, and saves the adapter as PEFT does; the caller removes the directory.
+    static func savedWithRandomB(_ trainable: TrainableModel, seed: UInt64, scale: Float, baseModel: String) throws -> URL {
+        let lora = try #require(trainable.lora)
+        var rng = SplitMix64(seed: seed)
+        for a in lora.adapters {
+            lora.parameters.set(a.bName, (0..<(a.outputs * a.rank)).map { _ in (rng.nextUnitFloat() * 2 - 1) * scale })
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quill-adapter-\(UUID())")
+        try trainable.saveAdapter(to: directory, baseModel: baseModel)
+        return directory
+    }
+
     static func tinyLlama() throws -> LlamaModel {
         try LlamaModel(huggingFace: URL(fileURLWithPath: TrainingFixtures.checkpoint("llama")))
     }
@@ -62,15 +75,9 @@ import QuillFormats
 
         let trainable = try TrainableModel(loading: directory)
         try trainable.attach(LoRAConfiguration(rank: 4, alpha: 8, targets: ["c_attn", "c_proj", "c_fc"]))
-        let lora = try #require(trainable.lora)
-        #expect(lora.adapters.count == 4 * model.config.layers)   // c_proj names both attn.c_proj and mlp.c_proj
-        var rng = SplitMix64(seed: 5)
-        for a in lora.adapters {
-            lora.parameters.set(a.bName, (0..<(a.outputs * a.rank)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 0.2 })
-        }
-        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("quill-gpt2-adapter-\(UUID())")
+        #expect(trainable.lora?.adapters.count == 4 * model.config.layers)   // c_proj names both attn.c_proj and mlp.c_proj
+        let saved = try Self.savedWithRandomB(trainable, seed: 5, scale: 0.2, baseModel: directory)
         defer { try? FileManager.default.removeItem(at: saved) }
-        try trainable.saveAdapter(to: saved, baseModel: directory)
         let merged = try Self.logits(try trainable.inferenceModel(), tokens)
         let applied = try Self.logits(try model.applying(adapter: saved), tokens)
         print("tiny gpt2 + random adapter on every projection: applied vs merged max |Δ| \(Self.maxDifference(applied, merged)); the adapter moves logits by \(Self.maxDifference(plain, merged))")
@@ -85,14 +92,8 @@ import QuillFormats
         let path = QuillCache.defaultModel.path
         let trainable = try TrainableModel(loading: path)
         try trainable.attach(LoRAConfiguration(rank: 4, alpha: 8, targets: LlamaModel.adaptableModules.map { String($0.split(separator: ".").last!) }))
-        let lora = try #require(trainable.lora)
-        var rng = SplitMix64(seed: 7)
-        for a in lora.adapters {
-            lora.parameters.set(a.bName, (0..<(a.outputs * a.rank)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 0.05 })
-        }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quill-adapter-\(UUID())")
+        let directory = try Self.savedWithRandomB(trainable, seed: 7, scale: 0.05, baseModel: path)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try trainable.saveAdapter(to: directory, baseModel: path)
 
         let tokens: [Int32] = [504, 3458, 282, 4649, 314, 1345, 30, 378, 5765, 253, 1342, 6096, 281, 2915, 28, 527]
         let merged = try Self.logits(try trainable.inferenceModel(), tokens)

@@ -41,9 +41,8 @@ extension TrainableModel {
             blocks[b].forEachLinear { linear in
                 guard let index = linear.adapter else { return }
                 let adapter = lora.adapters[index]
-                Matmul.gemm(parameters.pointer(linear.weight), ldc: linear.inputs, lora.parameters.pointer(adapter.bName), lda: adapter.rank,
-                            lora.parameters.pointer(adapter.aName), ldb: linear.inputs, m: linear.outputs, n: linear.inputs,
-                            k: adapter.rank, alpha: lora.configuration.scale, beta: 1, transposeB: false)
+                lora.configuration.merge(into: parameters.pointer(linear.weight), a: lora.parameters.pointer(adapter.aName),
+                                         b: lora.parameters.pointer(adapter.bName), inputs: linear.inputs, outputs: linear.outputs)
                 linear.adapter = nil
             }
         }
@@ -109,9 +108,8 @@ extension TrainableModel {
             if let index = l.adapter, let lora {
                 let adapter = lora.adapters[index]
                 w.withUnsafeMutableBufferPointer {
-                    Matmul.gemm($0.baseAddress!, ldc: l.inputs, lora.parameters.pointer(adapter.bName), lda: adapter.rank,
-                                lora.parameters.pointer(adapter.aName), ldb: l.inputs, m: l.outputs, n: l.inputs,
-                                k: adapter.rank, alpha: lora.configuration.scale, beta: 1, transposeB: false)
+                    lora.configuration.merge(into: $0.baseAddress!, a: lora.parameters.pointer(adapter.aName),
+                                             b: lora.parameters.pointer(adapter.bName), inputs: l.inputs, outputs: l.outputs)
                 }
             }
             return w
