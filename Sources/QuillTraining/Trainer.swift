@@ -121,8 +121,9 @@ public final class Trainer {
         let totalSteps = c.steps ?? max(1, Int((Double(train.count) * c.epochs / Double(windowsPerStep)).rounded(.up)))
         let schedule = LearningRateSchedule(c.schedule, peak: c.resolvedLearningRate, warmupSteps: c.warmupSteps,
                                             totalSteps: totalSteps, minimumRatio: c.minimumLearningRateRatio)
-        let (parameters, gradients) = model.trainable
-        let optimizer = AdamW(for: parameters, .init(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, weightDecay: c.weightDecay))
+        let stepper = OptimizerStep(model: model, hyperparameters: .init(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon,
+                                                                           weightDecay: c.weightDecay), clip: c.clip)
+        let optimizer = stepper.optimizer
 
         var state = RunState()
         let checkpoints = Checkpoints(directory: runDirectory.appendingPathComponent("checkpoints"), keep: c.keepCheckpoints)
@@ -189,20 +190,14 @@ public final class Trainer {
         var stoppedEarly = false
         while state.step < totalSteps {
             let t0 = Date()
-            gradients.zero()
             let windows = (0..<windowsPerStep).map { order.window(state.cursor + $0) }
-            let normalizer = windows.reduce(0) { $0 + train.targets[$1].filter { $0 >= 0 }.count }
-            var loss = 0.0
-            for micro in 0..<c.accumulation {
+            let microBatches = (0..<c.accumulation).map { micro in
                 let chosen = windows[(micro * c.batchSize)..<((micro + 1) * c.batchSize)]
-                let x = chosen.flatMap { train.inputs[$0] }, y = chosen.flatMap { train.targets[$0] }
-                loss += try model.step(tokens: x, targets: y, batch: c.batchSize, length: c.sequenceLength,
-                                       normalizer: Float(max(1, normalizer))).sum
+                return OptimizerStep.MicroBatch(tokens: chosen.flatMap { train.inputs[$0] }, targets: chosen.flatMap { train.targets[$0] })
             }
-            loss /= Double(max(1, normalizer))
-            let norm = GradientClipping.clip(gradients, maxNorm: c.clip)
             let lr = schedule.rate(at: state.step)
-            optimizer.update(parameters, gradients: gradients, lr: lr)
+            let taken = try stepper.take(microBatches, batch: c.batchSize, length: c.sequenceLength, lr: lr)
+            let loss = taken.loss, norm = taken.gradientNorm
             state.step += 1
             state.cursor += windowsPerStep
             state.training.append(.init(step: state.step, loss: loss))

@@ -148,8 +148,7 @@ struct TrainCommand: AsyncParsableCommand {
             }
             trainable.activationMemory = activations ?? (lora || qlora ? .keep : .lean)
             let residentAfterLoading = ProcessMemory.residentBytes   // weights only, as PyTorch's figure: no gradients or moments yet
-            let (parameters, gradients) = trainable.trainable
-            let optimizer = AdamW(for: parameters, .init(weightDecay: 0.01))
+            let stepper = OptimizerStep(model: trainable, hyperparameters: .init(weightDecay: 0.01), clip: 1)
             let loaded = Date().timeIntervalSince(start)
             var random = SplitMix64(seed: 1)
             let vocab = UInt64(trainable.shape.vocabularySize)
@@ -158,17 +157,13 @@ struct TrainCommand: AsyncParsableCommand {
                 let tokens = (0..<(batch * length)).map { _ in Int32(random.next() % vocab) }
                 let targets = tokens.indices.map { $0 + 1 < tokens.count ? tokens[$0 + 1] : -1 }
                 let t0 = Date()
-                gradients.zero()
-                let loss = try trainable.step(tokens: tokens, targets: targets, batch: batch, length: length,
-                                              normalizer: Float(targets.filter { $0 >= 0 }.count))
-                GradientClipping.clip(gradients, maxNorm: 1)
-                optimizer.update(parameters, gradients: gradients, lr: 1e-5)
+                let taken = try stepper.take([.init(tokens: tokens, targets: targets)], batch: batch, length: length, lr: 1e-5)
                 let seconds = Date().timeIntervalSince(t0)
                 if step > 0 { times.append(seconds) }
-                print(String(format: "step %d: %.3f s, loss %.4f", step, seconds, loss.mean))
+                print(String(format: "step %d: %.3f s, loss %.4f", step, seconds, taken.loss))
             }
             let mean = times.reduce(0, +) / Double(times.count)
-            let parametersTrained = parameters.count
+            let parametersTrained = trainable.trainable.parameters.count
             print(String(format: "%@ %@ step, batch %d x %d, activations %@, %d threads: %.3f s/step (load %.1f s), %d trainable parameters, RSS after loading %.0f MB, peak RSS %.0f MB",
                          trainable.shape.architecture, qlora ? "QLoRA" : lora ? "LoRA" : "full", batch, length, trainable.activationMemory.rawValue,
                          ThreadPool.defaultThreads, mean, loaded, parametersTrained,

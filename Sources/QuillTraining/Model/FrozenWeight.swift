@@ -49,3 +49,33 @@ struct FrozenWeight: Sendable {
         }
     }
 }
+
+/// QLoRA's frozen base: the linear weights kept in their file's quantized type, by name, and one
+/// fp32 room, as large as the largest of them, that a product reading one dequantizes it into.
+final class QuantizedBase: @unchecked Sendable {
+    // @unchecked: the room is refilled by the training step, one product at a time.
+    private let weights: [String: FrozenWeight]
+    private var room: UnsafeMutableBufferPointer<Float>?
+
+    init(_ weights: [String: FrozenWeight]) { self.weights = weights }
+
+    deinit { room?.deallocate() }
+
+    var isEmpty: Bool { weights.isEmpty }
+
+    /// Bytes of the quantized weights and of the fp32 room.
+    var bytes: Int { weights.values.reduce(0) { $0 + $1.data.count } + 4 * largest }
+
+    private var largest: Int { weights.values.map { $0.rows * $0.cols }.max() ?? 0 }
+
+    /// The weight `name` in fp32, valid until the next call; nil when it is not frozen here.
+    func dequantized(_ name: String, pool: ThreadPool) -> UnsafePointer<Float>? {
+        guard let weight = weights[name] else { return nil }
+        if room == nil { room = .allocate(capacity: largest) }
+        weight.dequantize(into: room!.baseAddress!, pool: pool)
+        return UnsafePointer(room!.baseAddress!)
+    }
+
+    /// The weight `name`'s values in fp32; nil when it is not frozen here.
+    func values(_ name: String, pool: ThreadPool) -> [Float]? { weights[name]?.values(pool: pool) }
+}

@@ -37,8 +37,8 @@ extension TrainableModel {
     public func mergeAdapters() throws {
         guard let lora else { return }
         guard !hasQuantizedBase else { throw LoRAError.invalid("adapters on a quantized base cannot be merged in place; use inferenceModel()") }
-        for b in blocks.indices {
-            blocks[b].forEachLinear { linear in
+        for b in wiring.blocks.indices {
+            wiring.blocks[b].forEachLinear { linear in
                 guard let index = linear.adapter else { return }
                 let adapter = lora.adapters[index]
                 lora.configuration.merge(into: parameters.pointer(linear.weight), a: lora.parameters.pointer(adapter.aName),
@@ -119,21 +119,21 @@ extension TrainableModel {
             guard var config = llamaConfig else { throw LoRAError.invalid("no Llama configuration was loaded with this model") }
             config.vocabularySize = shape.vocabularySize
             config.tiedEmbeddings = shape.tiedEmbeddings
-            let blocks = self.blocks.map { b -> LlamaModel.DenseBlock in
+            let blocks = wiring.blocks.map { b -> LlamaModel.DenseBlock in
                 func bias(_ l: Linear) -> [Float]? { p.contains(l.bias) ? p.tensor(l.bias) : nil }
                 return LlamaModel.DenseBlock(attentionNorm: p.tensor(b.norm1), q: merged(b.attention[0]), k: merged(b.attention[1]),
                                              v: merged(b.attention[2]), output: merged(b.output), qBias: bias(b.attention[0]),
                                              kBias: bias(b.attention[1]), vBias: bias(b.attention[2]), ffnNorm: p.tensor(b.norm2),
                                              gate: merged(b.mlp[0]), up: merged(b.mlp[1]), down: merged(b.down))
             }
-            let embedding = p.tensor(embeddingName)
-            return LlamaModel(config: config, embedding: embedding, blocks: blocks, outputNorm: p.tensor(finalNorm),
-                              outputHead: headName == embeddingName ? embedding : p.tensor(headName))
+            let embedding = p.tensor(wiring.embedding)
+            return LlamaModel(config: config, embedding: embedding, blocks: blocks, outputNorm: p.tensor(wiring.finalNorm),
+                              outputHead: wiring.head == wiring.embedding ? embedding : p.tensor(wiring.head))
         case .gpt2:
             let s = shape
             let config = GPT2Model.Config(vocabularySize: s.vocabularySize, contextLength: s.contextLength, hiddenSize: s.channels,
                                           intermediateSize: s.intermediateSize, layers: s.layers, heads: s.heads, layerNormEpsilon: s.normEpsilon)
-            let blocks = self.blocks.map { b in
+            let blocks = wiring.blocks.map { b in
                 GPT2Model.Block(ln1Weight: p.tensor(b.norm1), ln1Bias: p.tensor(Self.biasName(b.norm1)),
                                 qkv: merged(b.attention[0]), qkvBias: p.tensor(b.attention[0].bias),
                                 proj: merged(b.output), projBias: p.tensor(b.output.bias),
@@ -141,8 +141,8 @@ extension TrainableModel {
                                 fc: merged(b.mlp[0]), fcBias: p.tensor(b.mlp[0].bias),
                                 fcProj: merged(b.down), fcProjBias: p.tensor(b.down.bias))
             }
-            return GPT2Model(config: config, tokenEmbedding: p.tensor(embeddingName), positionEmbedding: p.tensor(positionName),
-                             blocks: blocks, finalWeight: p.tensor(finalNorm), finalBias: p.tensor(Self.biasName(finalNorm)))
+            return GPT2Model(config: config, tokenEmbedding: p.tensor(wiring.embedding), positionEmbedding: p.tensor(wiring.position),
+                             blocks: blocks, finalWeight: p.tensor(wiring.finalNorm), finalBias: p.tensor(Self.biasName(wiring.finalNorm)))
         }
     }
 }

@@ -39,7 +39,7 @@ extension TrainableModel {
             throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: ModelLoader.supportedArchitectures)
         }
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        let store = ParameterStore(layout: Self.layout(shape))
+        let store = ParameterStore(layout: Wiring.layout(shape))
         // older GPT-2 checkpoints name tensors without the "transformer." prefix
         let stripPrefix = shape.family == .gpt2 && checkpoint.info("transformer.wte.weight") == nil
         for entry in store.entries {
@@ -100,7 +100,7 @@ extension TrainableModel {
                 return nil
             }
             let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: rowOrder) : [:]
-            let store = ParameterStore(layout: Self.layout(shape).filter { frozen[$0.name] == nil })
+            let store = ParameterStore(layout: Wiring.layout(shape).filter { frozen[$0.name] == nil })
             try Self.fill(store, from: file, names: names) { name, values in
                 guard permuted else { return values }
                 if name.hasSuffix("q_proj.weight") || name.hasSuffix("q_proj.bias") {
@@ -119,7 +119,7 @@ extension TrainableModel {
             throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ModelLoader.supportedArchitectures)
         }
         let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: { _ in nil }) : [:]
-        let store = ParameterStore(layout: Self.layout(shape).filter { frozen[$0.name] == nil })
+        let store = ParameterStore(layout: Wiring.layout(shape).filter { frozen[$0.name] == nil })
         try Self.fill(store, from: file, names: names) { _, values in values }
         self.init(shape: shape, parameters: store, frozen: frozen, pool: pool)
     }
@@ -152,7 +152,7 @@ extension TrainableModel {
     private static func frozenWeights(_ file: GGUFFile, shape: Shape, names: [String: String],
                                       rowOrder: (String) -> [Int]?) throws -> [String: FrozenWeight] {
         var frozen: [String: FrozenWeight] = [:]
-        for entry in layout(shape) where entry.shape.count == 2 && entry.decays && entry.name != "lm_head.weight" {
+        for entry in Wiring.layout(shape) where entry.shape.count == 2 && entry.decays && entry.name != "lm_head.weight" {
             guard let theirs = names[entry.name], let info = file.tensor(named: theirs), info.type != .f32 else { continue }
             guard info.dimensions == Array(entry.shape.reversed()) else {
                 throw ModelError.shapeMismatch(path: file.path, name: theirs, expected: Array(entry.shape.reversed()), found: info.dimensions)
@@ -177,7 +177,7 @@ extension TrainableModel {
                                   contextLength: Int = 1024, seed: UInt64 = 0, pool: ThreadPool = .shared) -> TrainableModel {
         let shape = Shape(gpt2: GPT2Model.Config(vocabularySize: vocabularySize, contextLength: contextLength, hiddenSize: channels,
                                                  intermediateSize: 4 * channels, layers: layers, heads: heads, layerNormEpsilon: 1e-5))
-        let store = ParameterStore(layout: layout(shape))
+        let store = ParameterStore(layout: Wiring.layout(shape))
         var random = SplitMix64(seed: seed)
         func normal(_ std: Float) -> Float {   // Box–Muller
             let u = max(random.nextUnitFloat(), 1e-7), v = random.nextUnitFloat()

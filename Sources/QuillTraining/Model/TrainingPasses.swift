@@ -55,7 +55,7 @@ extension TrainableModel {
         let v = shape.vocabularySize, c = shape.channels
         var out = [Float](repeating: 0, count: a.n * v)
         out.withUnsafeMutableBufferPointer {
-            Matmul.forward($0.baseAddress!, a.finalNorm, parameters.pointer(headName), nil, n: a.n, c: c, oc: v, pool: pool)
+            Matmul.forward($0.baseAddress!, a.finalNorm, parameters.pointer(wiring.head), nil, n: a.n, c: c, oc: v, pool: pool)
         }
         return out
     }
@@ -70,22 +70,22 @@ extension TrainableModel {
 
     // MARK: forward
 
-    private func forwardBlocks(_ a: Activations, tokens: UnsafePointer<Int32>) {
+    private func forwardBlocks(_ a: ActivationBuffers, tokens: UnsafePointer<Int32>) {
         let s = shape, n = a.n, c = s.channels
-        let embedding = parameters.pointer(embeddingName)
+        let embedding = parameters.pointer(wiring.embedding)
         for i in 0..<n { a.residual[0].advanced(by: i * c).update(from: embedding + Int(tokens[i]) * c, count: c) }
         if s.family == .gpt2 {
-            let wpe = parameters.pointer(positionName)
+            let wpe = parameters.pointer(wiring.position)
             for i in 0..<n { let row = a.residual[0] + i * c, p = wpe + Int(a.positions[i]) * c; for k in 0..<c { row[k] += p[k] } }
         }
-        for l in blocks.indices { forwardBlock(l, a, recompute: false) }
-        normForward(finalNorm, out: a.finalNorm, mean: a.finalMean, rstd: a.finalRstd, x: a.residual[s.layers], n: n)
+        for l in wiring.blocks.indices { forwardBlock(l, a, recompute: false) }
+        normForward(wiring.finalNorm, out: a.finalNorm, mean: a.finalMean, rstd: a.finalRstd, x: a.residual[s.layers], n: n)
     }
 
     /// Block l from residual[l] to residual[l+1], keeping what its backward needs in its slot.
     /// `recompute`: the backward's second run under checkpointing (same dropout masks).
-    private func forwardBlock(_ l: Int, _ a: Activations, recompute: Bool) {
-        let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize, block = blocks[l]
+    private func forwardBlock(_ l: Int, _ a: ActivationBuffers, recompute: Bool) {
+        let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize, block = wiring.blocks[l]
         let slot = a.memory == .checkpointed ? 0 : l, p = a.memory == .keep ? l : 0, x = a.residual[l]
         normForward(block.norm1, out: a.norm, mean: a.mean1[slot], rstd: a.rstd1[slot], x: x, n: n)
         projectQKV(block, a, slot: slot, p: p, recompute: recompute)
@@ -106,7 +106,7 @@ extension TrainableModel {
     }
 
     /// q, k, v [N, ·] of a norm output in a.norm, after RoPE (Llama) or split from c_attn (GPT-2).
-    private func projectQKV(_ block: Block, _ a: Activations, slot: Int, p: Int, recompute: Bool) {
+    private func projectQKV(_ block: Block, _ a: ActivationBuffers, slot: Int, p: Int, recompute: Bool) {
         let s = shape, n = a.n, c = s.channels
         if s.family == .llama {
             linearForward(block.attention[0], out: a.q[p], x: a.norm, a, slot: slot, recompute: recompute)
@@ -130,24 +130,24 @@ extension TrainableModel {
     }
 
     /// The MLP's input projections of a norm output in a.norm: gate and up, or c_fc.
-    private func projectMLP(_ block: Block, _ a: Activations, slot: Int, p: Int, recompute: Bool) {
+    private func projectMLP(_ block: Block, _ a: ActivationBuffers, slot: Int, p: Int, recompute: Bool) {
         linearForward(block.mlp[0], out: a.hidden1[p], x: a.norm, a, slot: slot, recompute: recompute)
         if shape.family == .llama { linearForward(block.mlp[1], out: a.hidden2[p], x: a.norm, a, slot: slot, recompute: recompute) }
     }
 
     /// The output head and loss, a chunk of rows at a time so [N, V] logits never exist at
     /// once; with `backward`, dloss/dlogits goes straight into the head's gradient and dNorm.
-    private func head(_ a: Activations, targets: UnsafePointer<Int32>, normalizer: Float, backward: Bool) -> LossSum {
+    private func head(_ a: ActivationBuffers, targets: UnsafePointer<Int32>, normalizer: Float, backward: Bool) -> LossSum {
         var windows: [LossSum]? = nil
         return head(a, targets: targets, normalizer: normalizer, backward: backward, windows: &windows)
     }
 
     /// The loss over logits taken `a.logitRows` at a time. With `windows`, pieces stop at window
     /// ends and each window's loss is added to its entry.
-    private func head(_ a: Activations, targets: UnsafePointer<Int32>, normalizer: Float, backward: Bool,
+    private func head(_ a: ActivationBuffers, targets: UnsafePointer<Int32>, normalizer: Float, backward: Bool,
                       windows: inout [LossSum]?) -> LossSum {
         let c = shape.channels, v = shape.vocabularySize
-        let weight = parameters.pointer(headName), dweight = gradients?.pointer(headName)
+        let weight = parameters.pointer(wiring.head), dweight = gradients?.pointer(wiring.head)
         if backward { a.dNorm.update(repeating: 0, count: a.n * c) }
         var total = LossSum()
         var first = 0
@@ -170,11 +170,11 @@ extension TrainableModel {
 
     // MARK: backward
 
-    private func backwardBlocks(_ a: Activations, tokens: UnsafePointer<Int32>) {
+    private func backwardBlocks(_ a: ActivationBuffers, tokens: UnsafePointer<Int32>) {
         let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize
         a.dResidual.update(repeating: 0, count: n * c)
-        normBackward(finalNorm, dx: a.dResidual, dout: a.dNorm, x: a.residual[s.layers], mean: a.finalMean, rstd: a.finalRstd, n: n)
-        for (l, block) in blocks.enumerated().reversed() {
+        normBackward(wiring.finalNorm, dx: a.dResidual, dout: a.dNorm, x: a.residual[s.layers], mean: a.finalMean, rstd: a.finalRstd, n: n)
+        for (l, block) in wiring.blocks.enumerated().reversed() {
             let slot = a.memory == .checkpointed ? 0 : l, p = a.memory == .keep ? l : 0
             switch a.memory {
             case .checkpointed:
@@ -237,9 +237,9 @@ extension TrainableModel {
             normBackward(block.norm1, dx: a.dResidual, dout: a.dNorm, x: a.residual[l], mean: a.mean1[slot], rstd: a.rstd1[slot], n: n)
         }
         guard let gradients else { return }
-        Layers.embeddingBackward(gradients.pointer(embeddingName), dout: a.dResidual, tokens: tokens, n: n, c: c)
+        Layers.embeddingBackward(gradients.pointer(wiring.embedding), dout: a.dResidual, tokens: tokens, n: n, c: c)
         if s.family == .gpt2 {
-            let dwpe = gradients.pointer(positionName)
+            let dwpe = gradients.pointer(wiring.position)
             for i in 0..<n { let row = dwpe + Int(a.positions[i]) * c, d = a.dResidual + i * c; for k in 0..<c { row[k] += d[k] } }
         }
     }
@@ -273,7 +273,7 @@ extension TrainableModel {
     static func biasName(_ weight: String) -> String { String(weight.dropLast("weight".count)) + "bias" }
 
     /// out[N, out] = x · Wᵀ + b, plus s · (dropout(x) · Aᵀ) · Bᵀ when the layer has an adapter.
-    private func linearForward(_ linear: Linear, out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ a: Activations,
+    private func linearForward(_ linear: Linear, out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ a: ActivationBuffers,
                                slot: Int, recompute: Bool) {
         let n = a.n
         let bias = parameters.contains(linear.bias) ? parameters.pointer(linear.bias) : nil
@@ -307,7 +307,7 @@ extension TrainableModel {
     /// dinp += dout · W (+ the adapter's path); dW, db += when the base trains; dA, dB += under
     /// LoRA. `x` is only read for the weights' part.
     private func linearBackward(_ linear: Linear, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                                x: UnsafePointer<Float>, _ a: Activations, slot: Int, parts: BackwardParts = .both) {
+                                x: UnsafePointer<Float>, _ a: ActivationBuffers, slot: Int, parts: BackwardParts = .both) {
         let n = a.n, inputs = linear.inputs, outputs = linear.outputs
         let hasBias = parameters.contains(linear.bias)
         let weights = parts.contains(.weights) ? gradients : nil
