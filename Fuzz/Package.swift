@@ -19,6 +19,7 @@ let package = Package(
             .product(name: "QuillTokenizers", package: "Quill"),
             .product(name: "QuillFormats", package: "Quill"),
             .product(name: "QuillModels", package: "Quill"),
+            .product(name: "QuillTraining", package: "Quill"),
             .product(name: "QuillData", package: "Quill"),
             .product(name: "QuillEval", package: "Quill"),
             .product(name: "QuillServer", package: "Quill"),

@@ -25,11 +25,15 @@ public final class GPT2Model: LanguageModel {
         public init(huggingFace json: [String: Any], path: String) throws {
             func int(_ key: String) throws -> Int {
                 guard let v = json[key] as? Int else { throw ModelError.missingKey(path: path, key: key) }
+                guard v > 0 else { throw ModelError.unsupportedValue(path: path, key: key, found: "\(v)", supported: ["a positive size"]) }
                 return v
             }
-            let c = try int("n_embd")
+            let c = try int("n_embd"), heads = try int("n_head")
+            guard c % heads == 0 else {
+                throw ModelError.unsupportedValue(path: path, key: "n_head", found: "\(heads)", supported: ["a divisor of n_embd (\(c))"])
+            }
             self.init(vocabularySize: try int("vocab_size"), contextLength: try int("n_positions"), hiddenSize: c,
-                      intermediateSize: (json["n_inner"] as? Int) ?? 4 * c, layers: try int("n_layer"), heads: try int("n_head"),
+                      intermediateSize: json["n_inner"] is Int ? try int("n_inner") : 4 * c, layers: try int("n_layer"), heads: heads,
                       layerNormEpsilon: Float((json["layer_norm_epsilon"] as? Double) ?? 1e-5))
         }
 
@@ -39,15 +43,23 @@ public final class GPT2Model: LanguageModel {
             guard arch == "gpt2" else { throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ["gpt2"]) }
             func int(_ key: String) throws -> Int {
                 guard let v = file.metadata["gpt2.\(key)"]?.int else { throw ModelError.missingKey(path: file.path, key: "gpt2.\(key)") }
+                guard v > 0 else {
+                    throw ModelError.unsupportedValue(path: file.path, key: "gpt2.\(key)", found: "\(v)", supported: ["a positive size"])
+                }
                 return v
             }
             guard let embedding = file.tensor(named: "token_embd.weight"), embedding.dimensions.count == 2 else {
                 throw ModelError.missingTensor(path: file.path, name: "token_embd.weight")
             }
-            let c = try int("embedding_length")
+            let c = try int("embedding_length"), heads = try int("attention.head_count")
+            guard c % heads == 0 else {
+                throw ModelError.unsupportedValue(path: file.path, key: "gpt2.attention.head_count", found: "\(heads)",
+                                                  supported: ["a divisor of gpt2.embedding_length (\(c))"])
+            }
+            try ModelError.checkLayers(try int("block_count"), key: "gpt2.block_count", tensors: file.tensors.count, path: file.path)
             self.init(vocabularySize: embedding.dimensions[1], contextLength: try int("context_length"), hiddenSize: c,
-                      intermediateSize: (try? int("feed_forward_length")) ?? 4 * c, layers: try int("block_count"),
-                      heads: try int("attention.head_count"),
+                      intermediateSize: file.metadata["gpt2.feed_forward_length"] == nil ? 4 * c : try int("feed_forward_length"),
+                      layers: try int("block_count"), heads: heads,
                       layerNormEpsilon: Float(file.metadata["gpt2.attention.layer_norm_epsilon"]?.double ?? 1e-5))
         }
     }
@@ -100,6 +112,7 @@ public final class GPT2Model: LanguageModel {
         config = try Config(huggingFace: json, path: hf.path)
         let c = config.hiddenSize
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        try ModelError.checkLayers(config.layers, key: "n_layer", tensors: checkpoint.tensorCount, path: hf.path)
         // older checkpoints name tensors without the "transformer." prefix
         let prefix = checkpoint.info("transformer.wte.weight") != nil ? "transformer." : ""
         func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {

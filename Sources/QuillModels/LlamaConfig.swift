@@ -58,6 +58,7 @@ public struct LlamaConfig: Sendable, Equatable {
         architecture = arch
         hiddenSize = try int("embedding_length")
         layers = try int("block_count")
+        try ModelError.checkLayers(layers, key: "\(arch).block_count", tensors: file.tensors.count, path: file.path)
         heads = try int("attention.head_count")
         // optional sizes: absent, the default; present, positive like the others
         func int(_ key: String, default fallback: Int) throws -> Int { file.metadata["\(arch).\(key)"]?.int == nil ? fallback : try int(key) }

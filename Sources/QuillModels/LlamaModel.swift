@@ -193,6 +193,7 @@ public final class LlamaModel: Sendable {
     convenience init(huggingFace directory: URL, config hf: HuggingFaceConfig) throws {
         let config = try LlamaConfig(huggingFace: hf.json, path: hf.path)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        try ModelError.checkLayers(config.layers, key: "num_hidden_layers", tensors: checkpoint.tensorCount, path: hf.path)
         let c = config.hiddenSize, kvDim = config.kvHeads * config.headSize, qDim = config.heads * config.headSize
         let ff = config.intermediateSize, vocab = config.vocabularySize
         func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {

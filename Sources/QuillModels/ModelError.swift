@@ -31,4 +31,12 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
             return "the prompt is empty and the tokenizer adds no BOS token, so there is nothing to continue from; give a prompt"
         }
     }
+
+    /// Refuses a layer count that the file cannot hold (every layer has several tensors), before
+    /// anything is sized by it.
+    public static func checkLayers(_ layers: Int, key: String, tensors: Int, path: String) throws {
+        guard layers <= tensors else {
+            throw ModelError.unreadable(path: path, reason: "\(key) says \(layers) layers, but the model holds only \(tensors) tensors")
+        }
+    }
 }

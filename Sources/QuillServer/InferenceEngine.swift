@@ -215,6 +215,7 @@ public final class InferenceEngine: @unchecked Sendable {
                 let all = waiting
                 waiting = []
                 load.waiting = 0
+                thread = nil   // the thread holds this loop's closure, which holds the engine: let both go
                 condition.unlock()
                 for job in all { job.continuation.finish() }
                 for slot in slots { end(slot, reason: .cancelled) }

@@ -63,6 +63,21 @@ import QuillTokenizers
         }
     }
 
+    /// Found by the gguf fuzz target: `llama.block_count` 16,711,681 in a file of 11 tensors made the
+    /// loader reserve room for that many blocks (6 GB) before it looked for the first one. A layer
+    /// count the file cannot hold is refused first.
+    @Test func layerCountBeyondTheFileIsRefused() throws {
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: Self.path("tiny-llama.gguf")))
+        let key = Data("llama.block_count".utf8)
+        let at = try #require(bytes.range(of: key)).upperBound + 4   // after the key, its uint32 value type
+        withUnsafeBytes(of: UInt32(16_711_681).littleEndian) { bytes.replaceSubrange(at..<(at + 4), with: $0) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("quill-block-count-\(getpid()).gguf").path
+        try bytes.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let error = ModelError.unreadable(path: path, reason: "llama.block_count says 16711681 layers, but the model holds only 11 tensors")
+        #expect(throws: error) { try LlamaModel(gguf: GGUFFile(path: path)) }
+    }
+
     @Test func promptLongerThanTheContextIsAnError() throws {
         let model = try LlamaModel(gguf: GGUFFile(path: Self.path("tiny-llama.gguf")))
         var cache = model.makeCache()

@@ -5,6 +5,7 @@ import QuillFormats
 import QuillModels
 import QuillReview
 import QuillTokenizers
+import QuillTraining
 
 /// One parser of outside bytes under the fuzzer. `run` must return normally for every input:
 /// a refusal is a thrown error (caught here), while a trap, a sanitizer report, a hang or a
@@ -95,15 +96,25 @@ func exercise(_ model: any LanguageModel) {
     _ = try? model.forward([0, Int32(model.vocabularySize - 1)], cache: &cache)
 }
 
+/// What `quill train` does with a model file: load it for training (fp32, or QLoRA's quantized
+/// base with adapters) and take a step forward and back.
+func exerciseTraining(_ path: String, quantizedBase: Bool) {
+    guard let model = try? TrainableModel(loading: path, quantizedBase: quantizedBase) else { return }
+    if quantizedBase { try? model.attach(LoRAConfiguration(rank: 1)) }
+    _ = try? model.step(tokens: [0, 0], targets: [0, -1], batch: 1, length: 2, normalizer: 1)
+}
+
 enum FuzzTargets {
     static let all: [FuzzTarget] = [gguf, safetensors, huggingFace, tokenizerJSON, vocabularyFiles, encode, jinja, records, corpus, text,
                                     ServerFuzz.target, ReviewFuzz.target]
 
-    static let gguf = FuzzTarget(name: "gguf", summary: "GGUF files: header, metadata, tensors, tokenizer, model") { bytes in
-        guard let file = try? GGUFFile(path: Scratch.file("input.gguf", bytes)) else { return }
+    static let gguf = FuzzTarget(name: "gguf", summary: "GGUF files: header, metadata, tensors, tokenizer, model, the model loaded for training") { bytes in
+        let path = Scratch.file("input.gguf", bytes)
+        guard let file = try? GGUFFile(path: path) else { return }
         for tensor in file.tensors { _ = file.data(of: tensor).reduce(0, &+) }
         if let tokenizer = try? Tokenizer(gguf: file) { exercise(tokenizer) }
         if let model = try? ModelLoader.model(gguf: file) { exercise(model) }
+        exerciseTraining(path, quantizedBase: bytes.count % 2 == 1)
     }
 
     static let safetensors = FuzzTarget(name: "safetensors", summary: "safetensors files: header and every tensor") { bytes in
@@ -112,12 +123,13 @@ enum FuzzTargets {
     }
 
     /// config.json, a zero byte, then model.safetensors: a whole Hugging Face checkpoint.
-    static let huggingFace = FuzzTarget(name: "hf-checkpoint", summary: "Hugging Face folders: config.json + model.safetensors") { bytes in
+    static let huggingFace = FuzzTarget(name: "hf-checkpoint", summary: "Hugging Face folders: config.json + model.safetensors, for inference and training") { bytes in
         let p = parts(bytes, 2)
         let folder = Scratch.directory("checkpoint")
         _ = FileManager.default.createFile(atPath: folder.appendingPathComponent("config.json").path, contents: Data(p[0]))
         _ = FileManager.default.createFile(atPath: folder.appendingPathComponent("model.safetensors").path, contents: Data(p[1]))
         if let (model, _) = try? ModelLoader.load(folder.path) { exercise(model) }
+        exerciseTraining(folder.path, quantizedBase: false)
     }
 
     /// tokenizer.json, optionally a zero byte and tokenizer_config.json.

@@ -144,6 +144,9 @@ public struct SafetensorsCheckpoint: Sendable {
 
     public func info(_ name: String) -> SafetensorsFile.TensorInfo? { owner[name].flatMap { files[$0].tensors[name] } }
 
+    /// Tensors over all shards.
+    public var tensorCount: Int { owner.count }
+
     public func floats(_ name: String) throws(SafetensorsError) -> [Float] {
         guard let i = owner[name] else { throw .missingTensor(path: directory.path, name: name) }
         return try files[i].floats(name)

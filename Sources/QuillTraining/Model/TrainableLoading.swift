@@ -39,10 +39,13 @@ extension TrainableModel {
             throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: ModelLoader.supportedArchitectures)
         }
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        let store = ParameterStore(layout: Wiring.layout(shape))
+        try ModelError.checkLayers(shape.layers, key: shape.family == .gpt2 ? "n_layer" : "num_hidden_layers",
+                                   tensors: checkpoint.tensorCount, path: hf.path)
+        let layout = Wiring.layout(shape)
         // older GPT-2 checkpoints name tensors without the "transformer." prefix
         let stripPrefix = shape.family == .gpt2 && checkpoint.info("transformer.wte.weight") == nil
-        for entry in store.entries {
+        // every tensor is found with its shape before the store, sized by config.json's numbers, is allocated
+        let sources = try layout.map { entry -> (name: String, conv1D: Bool, shape: [Int]) in
             let name = stripPrefix ? String(entry.name.dropFirst("transformer.".count)) : entry.name
             guard let info = checkpoint.info(name) else { throw ModelError.missingTensor(path: directory.path, name: name) }
             // GPT-2's Conv1D layers store [in, out]; a Linear's weight is [out, in]
@@ -51,8 +54,12 @@ extension TrainableModel {
             guard info.shape == expected else {
                 throw ModelError.shapeMismatch(path: directory.path, name: name, expected: expected, found: info.shape)
             }
-            let values = try checkpoint.floats(name)
-            store.set(entry.name, conv1D ? Self.transpose(values, rows: expected[0], cols: expected[1]) : values)
+            return (name, conv1D, expected)
+        }
+        let store = ParameterStore(layout: layout)
+        for (entry, source) in zip(store.entries, sources) {
+            let values = try checkpoint.floats(source.name)
+            store.set(entry.name, source.conv1D ? Self.transpose(values, rows: source.shape[0], cols: source.shape[1]) : values)
         }
         self.init(shape: shape, parameters: store, pool: pool)
         self.llamaConfig = llamaConfig
@@ -100,8 +107,7 @@ extension TrainableModel {
                 return nil
             }
             let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: rowOrder) : [:]
-            let store = ParameterStore(layout: Wiring.layout(shape).filter { frozen[$0.name] == nil })
-            try Self.fill(store, from: file, names: names) { name, values in
+            let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names) { name, values in
                 guard permuted else { return values }
                 if name.hasSuffix("q_proj.weight") || name.hasSuffix("q_proj.bias") {
                     return LlamaConfig.unpermuteRotaryRows(values, heads: shape.heads, headSize: shape.headSize)
@@ -119,8 +125,7 @@ extension TrainableModel {
             throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ModelLoader.supportedArchitectures)
         }
         let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: { _ in nil }) : [:]
-        let store = ParameterStore(layout: Wiring.layout(shape).filter { frozen[$0.name] == nil })
-        try Self.fill(store, from: file, names: names) { _, values in values }
+        let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names) { _, values in values }
         self.init(shape: shape, parameters: store, frozen: frozen, pool: pool)
     }
 
@@ -133,19 +138,29 @@ extension TrainableModel {
               slidingWindow: config.slidingWindow, ropeTheta: config.ropeTheta)
     }
 
-    /// Every tensor of `store` from the GGUF tensor `names` maps it to, dequantized (GGUF lists
+    /// The GGUF tensor that `names` maps a layout entry to, with the entry's shape (GGUF lists
     /// dimensions innermost first: [out, in] row-major is [in, out] there).
-    private static func fill(_ store: ParameterStore, from file: GGUFFile, names: [String: String],
-                             convert: (String, [Float]) -> [Float]) throws {
-        for entry in store.entries {
-            guard let theirs = names[entry.name] else { throw ModelError.missingTensor(path: file.path, name: entry.name) }
-            guard let info = file.tensor(named: theirs) else { throw ModelError.missingTensor(path: file.path, name: theirs) }
-            let expected = Array(entry.shape.reversed())
-            guard info.dimensions == expected else {
-                throw ModelError.shapeMismatch(path: file.path, name: theirs, expected: expected, found: info.dimensions)
-            }
+    private static func source(of entry: (name: String, shape: [Int], decays: Bool), in file: GGUFFile,
+                               names: [String: String]) throws -> GGUFFile.TensorInfo {
+        guard let theirs = names[entry.name] else { throw ModelError.missingTensor(path: file.path, name: entry.name) }
+        guard let info = file.tensor(named: theirs) else { throw ModelError.missingTensor(path: file.path, name: theirs) }
+        let expected = Array(entry.shape.reversed())
+        guard info.dimensions == expected else {
+            throw ModelError.shapeMismatch(path: file.path, name: theirs, expected: expected, found: info.dimensions)
+        }
+        return info
+    }
+
+    /// The fp32 store of `layout`, filled from the file's tensors (dequantized, then `convert`ed);
+    /// every tensor is found with its shape before the store, sized by the metadata, is allocated.
+    private static func store(_ layout: [(name: String, shape: [Int], decays: Bool)], from file: GGUFFile, names: [String: String],
+                              convert: (String, [Float]) -> [Float]) throws -> ParameterStore {
+        let sources = try layout.map { try source(of: $0, in: file, names: names) }
+        let store = ParameterStore(layout: layout)
+        for (entry, info) in zip(store.entries, sources) {
             store.set(entry.name, convert(entry.name, Dequantize.array(info.type, file.data(of: info), count: info.elementCount)))
         }
+        return store
     }
 
     /// The block linears' weights of a non-fp32 type, kept as stored (QLoRA).
