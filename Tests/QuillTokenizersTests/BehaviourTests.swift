@@ -89,6 +89,23 @@ import QuillFormats
         catch { return error }
     }
 
+    /// Found by the vocab-files fuzz campaign (1,693 executions): a SentencePiece .model whose piece
+    /// type (or a length) is a varint past Int.max trapped in the protobuf reader. Values are read
+    /// as protobuf reads them (an unknown type is a normal piece), lengths checked against what is left.
+    @Test func sentencePieceVarintsPastIntMaxAreNotACrash() throws {
+        let huge: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]   // 2^64 - 1
+        // pieces { piece: "a", type: 2^64 - 1 }, then a pieces field whose length is 2^64 - 1
+        let piece: [UInt8] = [0x0A, 0x01, 0x61, 0x18] + huge
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("quill-huge-varint-\(getpid()).model")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let bpe: [UInt8] = [0x12, 0x02, 0x18, 0x02]   // trainer_spec { model_type: BPE }
+        try Data([0x0A, UInt8(piece.count)] + piece + bpe).write(to: url)
+        let tokenizer = try Tokenizer(sentencePieceModel: url)
+        #expect(tokenizer.id(for: "a") == 0)
+        try Data([0x0A, UInt8(piece.count)] + piece + bpe + [0x0A] + huge).write(to: url)
+        #expect(throws: TokenizerError.self) { try Tokenizer(sentencePieceModel: url) }
+    }
+
     @Test func malformedJSONSaysWhere() {
         let e = loadJSON(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []"#)
         #expect(e.map { "\($0)".contains("not valid JSON") } == true, "\(String(describing: e))")

@@ -20,7 +20,7 @@ struct SentencePieceModelFile {
                     switch (f, w) {
                     case (1, 2): piece = String(decoding: try sub.message(), as: UTF8.self)
                     case (2, 5): score = Float(bitPattern: try sub.fixed32())
-                    case (3, 0): type = PieceType(rawValue: Int(try sub.varint())) ?? .normal
+                    case (3, 0): type = PieceType(rawValue: Int(truncatingIfNeeded: try sub.varint())) ?? .normal
                     default: try sub.skip(w)
                     }
                 }
@@ -29,7 +29,7 @@ struct SentencePieceModelFile {
                 var sub = ProtobufReader(bytes: try reader.message(), source: source)
                 while let (f, w) = try sub.nextField() {
                     switch (f, w) {
-                    case (3, 0): modelType = Int(try sub.varint())
+                    case (3, 0): modelType = Int(truncatingIfNeeded: try sub.varint())
                     case (40, 0): unkId = Int(Int32(truncatingIfNeeded: try sub.varint()))
                     case (41, 0): bosId = Int(Int32(truncatingIfNeeded: try sub.varint()))
                     case (42, 0): eosId = Int(Int32(truncatingIfNeeded: try sub.varint()))
@@ -80,8 +80,8 @@ struct ProtobufReader {
     }
 
     mutating func message() throws(TokenizerError) -> [UInt8] {
-        let n = Int(try varint())
-        guard n >= 0, at + n <= buffer.count else { throw truncated() }
+        // a length past what is left (or past Int.max) is a truncated or hostile message
+        guard let n = Int(exactly: try varint()), n <= buffer.count - at else { throw truncated() }
         defer { at += n }
         return Array(buffer[at..<(at + n)])
     }
