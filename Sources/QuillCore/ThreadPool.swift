@@ -49,7 +49,10 @@ public final class ThreadPool: @unchecked Sendable {
     /// has no address that lasts past the call in Swift's rules; pthread objects must not move).
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private let callerLock = Mutex<Void>(())
+    /// One caller's job at a time. A pthread mutex rather than Synchronization's `Mutex`, whose
+    /// futexes ThreadSanitizer cannot see: it would report the next caller's write of `body` as
+    /// racing with the last job's reads.
+    private let callerLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     /// Spin iterations before a worker goes to sleep (tens of microseconds).
     private static let spinLimit = 20_000
@@ -58,8 +61,10 @@ public final class ThreadPool: @unchecked Sendable {
         self.threads = max(1, threads)
         mutex.initialize(to: pthread_mutex_t())
         wake.initialize(to: pthread_cond_t())
+        callerLock.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
+        pthread_mutex_init(callerLock, nil)
         for _ in 1..<self.threads {
             var thread = pthread_t()
             let context = Unmanaged.passRetained(self).toOpaque()
@@ -84,26 +89,26 @@ public final class ThreadPool: @unchecked Sendable {
             for base in stride(from: 0, to: count, by: most) { parallelFor(min(most, count - base)) { body(base + $0) } }
             return
         }
-        callerLock.withLock { _ in
-            withoutActuallyEscaping(body) { body in
-                self.body = body
-                completed.store(0, ordering: .relaxed)
-                let generation = (state.load(ordering: .relaxed) >> (2 * Self.chunkBits) &+ 1) & 0xFF_FFFF
-                // store then load: sequentially consistent, so a worker going to sleep is seen
-                state.store(generation << (2 * Self.chunkBits) | UInt64(count) << Self.chunkBits,
-                            ordering: .sequentiallyConsistent)
-                if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                    pthread_mutex_lock(mutex); pthread_cond_broadcast(wake); pthread_mutex_unlock(mutex)
-                }
-                runChunks(of: generation)
-                var spins = 0
-                while completed.load(ordering: .acquiring) < count {
-                    spins += 1
-                    // a worker holding a chunk was preempted: give it the core
-                    if spins % 1024 == 0 { sched_yield() } else { spinPause() }
-                }
-                self.body = nil
+        pthread_mutex_lock(callerLock)
+        defer { pthread_mutex_unlock(callerLock) }
+        withoutActuallyEscaping(body) { body in
+            self.body = body
+            completed.store(0, ordering: .relaxed)
+            let generation = (state.load(ordering: .relaxed) >> (2 * Self.chunkBits) &+ 1) & 0xFF_FFFF
+            // store then load: sequentially consistent, so a worker going to sleep is seen
+            state.store(generation << (2 * Self.chunkBits) | UInt64(count) << Self.chunkBits,
+                        ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(mutex); pthread_cond_broadcast(wake); pthread_mutex_unlock(mutex)
             }
+            runChunks(of: generation)
+            var spins = 0
+            while completed.load(ordering: .acquiring) < count {
+                spins += 1
+                // a worker holding a chunk was preempted: give it the core
+                if spins % 1024 == 0 { sched_yield() } else { spinPause() }
+            }
+            self.body = nil
         }
     }
 
