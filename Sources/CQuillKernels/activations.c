@@ -54,6 +54,15 @@ void quill_silu_mul_backward_ref(float *dgate, float *dup, const float *dout, co
 }
 
 #define GELU_SCALE 0.7978845608028654f   /* sqrt(2/pi) */
+// gelu(v) = ½v(1 + tanh y) = v·σ(2y), y = √(2/π)(v + 0.044715v³): the sigmoid form has no
+// cancellation where tanh y nears -1 (v below about -3), so the product keeps its relative precision
+void quill_gelu_mul_ref(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float v = gate[i], y = GELU_SCALE * (v + 0.044715f * v * v * v);
+        out[i] = v / (1 + expf(-2 * y)) * up[i];
+    }
+}
+
 void quill_gelu_tanh_ref(float *out, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const float v = x[i];
@@ -211,6 +220,17 @@ AVX2 static void gelu_tanh_avx2(float *out, const float *x, int64_t n) {
     quill_gelu_tanh_ref(out + i, x + i, n - i);
 }
 
+AVX2 static void gelu_mul_avx2(float *out, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(gate + i);
+        const __m256 cube = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), _mm256_mul_ps(v, v));
+        const __m256 twice = _mm256_mul_ps(_mm256_set1_ps(2 * GELU_SCALE), _mm256_add_ps(v, cube));   // 2y
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(v, sigmoid8(twice)), _mm256_loadu_ps(up + i)));
+    }
+    quill_gelu_mul_ref(out + i, gate + i, up + i, n - i);
+}
+
 AVX2 static void gelu_tanh_backward_avx2(float *dx, const float *dout, const float *x, int64_t n) {
     const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1);
     int64_t i = 0;
@@ -231,6 +251,7 @@ static void (*silu_mul)(float *, const float *, const float *, int64_t) = quill_
 static float (*exp_sum)(float *, int64_t, float) = quill_exp_sum_ref;
 static double (*log_sum_exp)(const float *, int64_t) = quill_log_sum_exp_ref;
 static void (*silu_mul_backward)(float *, float *, const float *, const float *, const float *, int64_t) = quill_silu_mul_backward_ref;
+static void (*gelu_mul)(float *, const float *, const float *, int64_t) = quill_gelu_mul_ref;
 static void (*gelu_tanh)(float *, const float *, int64_t) = quill_gelu_tanh_ref;
 static void (*gelu_tanh_backward)(float *, const float *, const float *, int64_t) = quill_gelu_tanh_backward_ref;
 static int fast_attention = 0;
@@ -238,7 +259,7 @@ static int fast_attention = 0;
 __attribute__((constructor)) static void choose_activation_kernels(void) {
 #ifdef QUILL_X86
     if (cpu_has_avx2()) { silu_mul = silu_mul_avx2; exp_sum = exp_sum_avx2; log_sum_exp = log_sum_exp_avx2; fast_attention = 1;
-        silu_mul_backward = silu_mul_backward_avx2; gelu_tanh = gelu_tanh_avx2; gelu_tanh_backward = gelu_tanh_backward_avx2; }
+        silu_mul_backward = silu_mul_backward_avx2; gelu_tanh = gelu_tanh_avx2; gelu_mul = gelu_mul_avx2; gelu_tanh_backward = gelu_tanh_backward_avx2; }
 #endif
 }
 
@@ -249,6 +270,7 @@ void quill_silu_mul_backward(float *dgate, float *dup, const float *dout, const 
     silu_mul_backward(dgate, dup, dout, gate, up, n);
 }
 void quill_gelu_tanh(float *out, const float *x, int64_t n) { gelu_tanh(out, x, n); }
+void quill_gelu_mul(float *out, const float *gate, const float *up, int64_t n) { gelu_mul(out, gate, up, n); }
 void quill_gelu_tanh_backward(float *dx, const float *dout, const float *x, int64_t n) { gelu_tanh_backward(dx, dout, x, n); }
 
 void quill_attend_one(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,

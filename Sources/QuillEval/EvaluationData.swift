@@ -61,7 +61,7 @@ public struct EvaluationDataReader {
         self.tokenizer = tokenizer
         self.length = length
         self.prefix = prefix
-        template = try? ChatTemplate(tokenizer.chatTemplate ?? ChatTemplate.chatML)
+        template = try? ChatTemplate(tokenizer.effectiveChatTemplate)
     }
 
     /// A path as the user gave it: a prepare folder resolves to its split's file.

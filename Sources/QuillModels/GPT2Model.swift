@@ -242,7 +242,7 @@ public final class GPT2Model: LanguageModel {
             for i in 0..<(n * c) { x[i] += h[i] }
             Layers.layernorm(&h, x, b.ln2Weight, b.ln2Bias, n: n, c: c, eps: config.layerNormEpsilon)
             Matmul.forward(&fc, h, b.fc, b.fcBias, n: n, c: c, oc: ff)
-            Layers.geluTanh(&fc, count: n * ff)
+            fc.withUnsafeMutableBufferPointer { Layers.geluForward($0.baseAddress!, $0.baseAddress!, count: n * ff) }
             Matmul.forward(&h, fc, b.fcProj, b.fcProjBias, n: n, c: ff, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
         }

@@ -2,8 +2,9 @@ import Foundation
 import QuillCore
 import QuillFormats
 
-/// Hyperparameters of a Llama-family model (Llama 2/3, Mistral, Qwen2, SmolLM), read from GGUF
-/// metadata (`{arch}.embedding_length`, ...) with the fallbacks llama.cpp uses.
+/// Hyperparameters of a Llama-family model (Llama 2/3, Mistral, Qwen2, SmolLM, Gemma 3), read
+/// from GGUF metadata (`{arch}.embedding_length`, ...) with the fallbacks llama.cpp uses, or from
+/// a Hugging Face `config.json`.
 public struct LlamaConfig: Sendable, Equatable {
     public var architecture: String
     public var vocabularySize: Int
@@ -24,6 +25,38 @@ public struct LlamaConfig: Sendable, Equatable {
     /// GGUF (the `rope_freqs.weight` tensor) instead of metadata.
     public var ropeFrequencyFactors: [Float]?
 
+    // Gemma 3's departures from Llama; the defaults are Llama's.
+    /// The gated feed-forward's activation: SiLU (SwiGLU) or GELU's tanh form (GeGLU).
+    public var feedForwardActivation: Activation = .silu
+    /// Token embeddings are multiplied by this (Gemma: √C).
+    public var embeddingScale: Float = 1
+    /// The attention score scale, when it is not 1/√HS (Gemma's `query_pre_attn_scalar`^-½).
+    public var attentionScale: Float?
+    /// Logits become cap · tanh(logits / cap) (Gemma 2's `final_logit_softcapping`).
+    public var finalLogitSoftcap: Float?
+    /// Which layers attend within `slidingWindow`; nil: every layer (Mistral). Gemma 3
+    /// interleaves five sliding-window layers with one global layer.
+    public var slidingWindowLayers: [Bool]?
+    /// The RoPE base of the sliding-window layers, without scaling (Gemma 3: 10,000); nil: the
+    /// same frequencies as every other layer.
+    public var localRopeTheta: Float?
+
+    public enum Activation: Sendable, Equatable { case silu, geluTanh }
+
+    /// The window layer `layer` attends within, nil for all earlier positions.
+    public func window(layer: Int) -> Int? {
+        guard let slidingWindow, let layers = slidingWindowLayers else { return slidingWindow }
+        return layers[layer] ? slidingWindow : nil
+    }
+
+    /// Whether layer `layer` rotates with `localRopeTheta` instead of the model's frequencies.
+    public func usesLocalRope(layer: Int) -> Bool { localRopeTheta != nil && window(layer: layer) != nil }
+
+    /// θ_i = localRopeTheta^(-2i/HS), unscaled: the sliding-window layers' frequencies.
+    public var localInverseFrequencies: [Float]? {
+        localRopeTheta.map { theta in (0..<(headSize / 2)).map { Float(1 / pow(Double(theta), Double(2 * $0) / Double(headSize))) } }
+    }
+
     /// How positions are stretched beyond the trained context (`rope_scaling` in config.json).
     public enum RopeScaling: Sendable, Equatable {
         case none
@@ -43,7 +76,12 @@ public struct LlamaConfig: Sendable, Equatable {
         return 1
     }
 
-    public static let supportedArchitectures = ["llama", "mistral", "qwen2"]
+    /// `general.architecture` values of the GGUF files this config reads.
+    public static let supportedArchitectures = ["llama", "mistral", "qwen2", "gemma3"]
+    /// `model_type` values of the Hugging Face configs it reads.
+    public static let supportedModelTypes = ["llama", "mistral", "qwen2", "gemma3_text"]
+    /// The architectures `quill train` steps through (Gemma 3 runs, but does not train yet).
+    public static let trainableArchitectures = ["llama", "mistral", "qwen2"]
 
     public init(gguf file: GGUFFile) throws {
         let arch = try file.string("general.architecture")
@@ -73,9 +111,10 @@ public struct LlamaConfig: Sendable, Equatable {
             ?? (file.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0)
         // llama.cpp's converter permutes q/k rows of `llama` files for adjacent-pair rotation;
         // qwen2 files keep Hugging Face's rotate-half layout.
-        ropePairing = arch == "qwen2" ? .halves : .adjacent
+        ropePairing = arch == "llama" || arch == "mistral" ? .adjacent : .halves
         slidingWindow = file.metadata["\(arch).attention.sliding_window"]?.int
         ropeScaling = try Self.ropeScaling(gguf: file, arch: arch, contextLength: contextLength)
+        if arch == "gemma3" { try readGemma3(gguf: file) }
         if let factors = file.tensor(named: "rope_freqs.weight") {
             guard factors.dimensions == [headSize / 2] else {
                 throw ModelError.shapeMismatch(path: file.path, name: factors.name, expected: [headSize / 2], found: factors.dimensions)
@@ -105,6 +144,32 @@ public struct LlamaConfig: Sendable, Equatable {
         default:
             throw ModelError.unsupportedValue(path: file.path, key: "\(arch).rope.scaling.type", found: kind, supported: ["none", "linear", "yarn"])
         }
+    }
+
+    /// Gemma 3 in llama.cpp's terms: GeGLU, √C embedding scale, sliding-window layers in the
+    /// pattern `{arch}.attention.sliding_window_pattern` (a period, every last layer of it global,
+    /// default 6; or one flag per layer), their RoPE base `rope.freq_base_swa` (default 10,000),
+    /// and the 27B model's attention scale (1/√(C/NH) instead of 1/√HS).
+    private mutating func readGemma3(gguf file: GGUFFile) throws {
+        let arch = architecture
+        feedForwardActivation = .geluTanh
+        embeddingScale = Float(hiddenSize).squareRoot()
+        if let cap = file.metadata["\(arch).final_logit_softcapping"]?.double, cap > 0 { finalLogitSoftcap = Float(cap) }
+        if layers == 62 { attentionScale = 1 / Float(hiddenSize / heads).squareRoot() }
+        guard let window = slidingWindow, window > 0 else { slidingWindow = nil; return }
+        let key = "\(arch).attention.sliding_window_pattern"
+        if let flags = file.metadata[key]?.array {
+            let bools = flags.compactMap { $0.bool }
+            guard bools.count == layers else {
+                throw ModelError.unsupportedValue(path: file.path, key: key, found: "\(flags.count) entries", supported: ["one flag per layer (\(layers))"])
+            }
+            slidingWindowLayers = bools
+        } else {
+            let period = file.metadata[key]?.int ?? 6
+            guard period > 0 else { throw ModelError.unsupportedValue(path: file.path, key: key, found: "\(period)", supported: ["a positive period"]) }
+            slidingWindowLayers = (0..<layers).map { $0 % period < period - 1 }
+        }
+        localRopeTheta = Float(file.metadata["\(arch).rope.freq_base_swa"]?.double ?? 10_000)
     }
 
     /// θ_i = base^(-2i/HS), i < HS/2, then the scaling.
@@ -164,19 +229,20 @@ public struct LlamaConfig: Sendable, Equatable {
         }
     }
 
-    /// From a Hugging Face `config.json` (model_type llama, mistral or qwen2).
+    /// From a Hugging Face `config.json` (model_type llama, mistral, qwen2 or gemma3_text).
     public init(huggingFace json: [String: Any], path: String) throws {
         let type = json["model_type"] as? String ?? "?"
-        guard Self.supportedArchitectures.contains(type) else {
-            throw ModelError.unsupportedArchitecture(path: path, found: type, supported: Self.supportedArchitectures)
+        guard Self.supportedModelTypes.contains(type) else {
+            throw ModelError.unsupportedArchitecture(path: path, found: type, supported: Self.supportedModelTypes)
         }
         func int(_ key: String) throws -> Int {
             guard let v = json[key] as? Int else { throw ModelError.missingKey(path: path, key: key) }
             guard v > 0 else { throw ModelError.unsupportedValue(path: path, key: key, found: "\(v)", supported: ["a positive size"]) }
             return v
         }
-        func number(_ key: String, _ fallback: Double) -> Double { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) ?? fallback }
-        architecture = type
+        func number(_ key: String) -> Double? { Self.number(json[key]) }
+        let gemma = type == "gemma3_text"
+        architecture = gemma ? "gemma3" : type
         hiddenSize = try int("hidden_size")
         layers = try int("num_hidden_layers")
         heads = try int("num_attention_heads")
@@ -186,49 +252,96 @@ public struct LlamaConfig: Sendable, Equatable {
         try Self.checkGrouping(heads: heads, kvHeads: kvHeads, path: path, key: "num_key_value_heads")
         headSize = try int("head_dim", default: hiddenSize / heads)
         intermediateSize = try int("intermediate_size")
-        rmsNormEpsilon = Float(number("rms_norm_eps", 1e-6))
-        // transformers 5 writes `rope_parameters` (rope_theta inside); earlier versions
-        // `rope_theta` and `rope_scaling` at the top level
-        let ropeParameters = json["rope_parameters"] as? [String: Any]
-        ropeTheta = Float((ropeParameters?["rope_theta"] as? Double) ?? number("rope_theta", 10_000))
+        rmsNormEpsilon = Float(number("rms_norm_eps") ?? 1e-6)
         contextLength = (json["max_position_embeddings"] as? Int) ?? 2048
         vocabularySize = try int("vocab_size")
         ropePairing = .halves   // Hugging Face checkpoints rotate halves
-        let usesWindow = (json["use_sliding_window"] as? Bool) ?? (type == "mistral")
-        slidingWindow = usesWindow ? json["sliding_window"] as? Int : nil
-        tiedEmbeddings = (json["tie_word_embeddings"] as? Bool) ?? false
-        if let scaling = (json["rope_scaling"] as? [String: Any]) ?? ropeParameters {
-            let kind = (scaling["rope_type"] as? String) ?? (scaling["type"] as? String) ?? "default"
-            let factor = Float((scaling["factor"] as? Double) ?? (scaling["factor"] as? Int).map(Double.init) ?? 1)
-            switch kind {
-            case "default": ropeScaling = .none
-            case "linear": ropeScaling = .linear(factor: factor)
-            case "dynamic":
-                ropeScaling = .dynamic(factor: factor, originalContext: contextLength)
-                contextLength = Int(Float(contextLength) * max(factor, 1))
-            case "yarn":
-                func value(_ key: String) -> Double? { (scaling[key] as? Double) ?? (scaling[key] as? Int).map(Double.init) }
-                let original = (scaling["original_max_position_embeddings"] as? Int) ?? contextLength
-                let f = value("factor") ?? Double(contextLength) / Double(original)
-                func mscale(_ scale: Double, _ m: Double = 1) -> Double { scale <= 1 ? 1 : 0.1 * m * log(scale) + 1 }
-                var attention = value("attention_factor")
-                if attention == nil {
-                    if let m = value("mscale"), let all = value("mscale_all_dim"), m != 0, all != 0 {
-                        attention = mscale(f, m) / mscale(f, all)
-                    } else { attention = mscale(f) }
-                }
-                ropeScaling = .yarn(factor: Float(f), originalContext: original, betaFast: Float(value("beta_fast") ?? 32),
-                                    betaSlow: Float(value("beta_slow") ?? 1), attentionFactor: Float(attention!),
-                                    truncate: (scaling["truncate"] as? Bool) ?? true)
-            case "llama3":
-                ropeScaling = .llama3(factor: factor,
-                                      lowFrequencyFactor: Float((scaling["low_freq_factor"] as? Double) ?? 1),
-                                      highFrequencyFactor: Float((scaling["high_freq_factor"] as? Double) ?? 4),
-                                      originalContext: (scaling["original_max_position_embeddings"] as? Int) ?? 8192)
-            default:
-                throw ModelError.unsupportedValue(path: path, key: "rope_scaling type", found: kind,
-                                                  supported: ["default", "linear", "dynamic", "llama3", "yarn"])
+        tiedEmbeddings = (json["tie_word_embeddings"] as? Bool) ?? gemma
+        // transformers 5 writes `rope_parameters` (rope_theta inside; for Gemma 3 one entry per
+        // layer type); earlier versions `rope_theta` and `rope_scaling` at the top level
+        let ropeParameters = json["rope_parameters"] as? [String: Any]
+        var rope = ropeParameters
+        if gemma {
+            rope = ropeParameters?["full_attention"] as? [String: Any] ?? (json["rope_scaling"] as? [String: Any])
+            ropeTheta = Float(Self.number(rope?["rope_theta"]) ?? number("rope_theta") ?? 1_000_000)
+            let local = ropeParameters?["sliding_attention"] as? [String: Any]
+            localRopeTheta = Float(Self.number(local?["rope_theta"]) ?? number("rope_local_base_freq") ?? 10_000)
+            try readGemma3(huggingFace: json, path: path)
+        } else {
+            ropeTheta = Float(Self.number(ropeParameters?["rope_theta"]) ?? number("rope_theta") ?? 10_000)
+            let usesWindow = (json["use_sliding_window"] as? Bool) ?? (type == "mistral")
+            slidingWindow = usesWindow ? json["sliding_window"] as? Int : nil
+            rope = (json["rope_scaling"] as? [String: Any]) ?? ropeParameters
+        }
+        if let rope { try readRopeScaling(rope, path: path) }
+    }
+
+    private static func number(_ value: Any?) -> Double? { (value as? Double) ?? (value as? Int).map(Double.init) }
+
+    /// Gemma 3 from its `config.json`: `hidden_activation`, `query_pre_attn_scalar`,
+    /// `layer_types` (or the older `sliding_window_pattern`), `final_logit_softcapping`. Gemma 2's
+    /// attention soft-capping is refused: no kernel of ours applies it.
+    private mutating func readGemma3(huggingFace json: [String: Any], path: String) throws {
+        let activation = json["hidden_activation"] as? String ?? json["hidden_act"] as? String ?? "gelu_pytorch_tanh"
+        guard ["gelu_pytorch_tanh", "gelu_tanh"].contains(activation) else {
+            throw ModelError.unsupportedValue(path: path, key: "hidden_activation", found: activation, supported: ["gelu_pytorch_tanh"])
+        }
+        if let cap = Self.number(json["attn_logit_softcapping"]) {
+            throw ModelError.unsupportedValue(path: path, key: "attn_logit_softcapping", found: "\(cap)", supported: ["null"])
+        }
+        feedForwardActivation = .geluTanh
+        embeddingScale = Float(hiddenSize).squareRoot()
+        let scalar = Self.number(json["query_pre_attn_scalar"]) ?? Double(headSize)
+        guard scalar > 0 else { throw ModelError.unsupportedValue(path: path, key: "query_pre_attn_scalar", found: "\(scalar)", supported: ["a positive number"]) }
+        if scalar != Double(headSize) { attentionScale = Float(1 / scalar.squareRoot()) }
+        finalLogitSoftcap = Self.number(json["final_logit_softcapping"]).map(Float.init)
+        slidingWindow = json["sliding_window"] as? Int
+        if let types = json["layer_types"] as? [String] {
+            guard types.count == layers, types.allSatisfy({ ["sliding_attention", "full_attention"].contains($0) }) else {
+                throw ModelError.unsupportedValue(path: path, key: "layer_types", found: "\(types.count) entries",
+                                                  supported: ["sliding_attention or full_attention for each of \(layers) layers"])
             }
+            slidingWindowLayers = types.map { $0 == "sliding_attention" }
+        } else {
+            let period = (json["sliding_window_pattern"] as? Int) ?? 6
+            guard period > 0 else { throw ModelError.unsupportedValue(path: path, key: "sliding_window_pattern", found: "\(period)", supported: ["a positive period"]) }
+            slidingWindowLayers = (0..<layers).map { ($0 + 1) % period != 0 }
+        }
+        if slidingWindow == nil || slidingWindow! <= 0 { slidingWindow = nil; localRopeTheta = nil }
+    }
+
+    /// `rope_scaling` (or transformers 5's `rope_parameters`): its `rope_type` and parameters.
+    private mutating func readRopeScaling(_ scaling: [String: Any], path: String) throws {
+        let kind = (scaling["rope_type"] as? String) ?? (scaling["type"] as? String) ?? "default"
+        let factor = Float(Self.number(scaling["factor"]) ?? 1)
+        switch kind {
+        case "default": ropeScaling = .none
+        case "linear": ropeScaling = .linear(factor: factor)
+        case "dynamic":
+            ropeScaling = .dynamic(factor: factor, originalContext: contextLength)
+            contextLength = Int(Float(contextLength) * max(factor, 1))
+        case "yarn":
+            func value(_ key: String) -> Double? { Self.number(scaling[key]) }
+            let original = (scaling["original_max_position_embeddings"] as? Int) ?? contextLength
+            let f = value("factor") ?? Double(contextLength) / Double(original)
+            func mscale(_ scale: Double, _ m: Double = 1) -> Double { scale <= 1 ? 1 : 0.1 * m * log(scale) + 1 }
+            var attention = value("attention_factor")
+            if attention == nil {
+                if let m = value("mscale"), let all = value("mscale_all_dim"), m != 0, all != 0 {
+                    attention = mscale(f, m) / mscale(f, all)
+                } else { attention = mscale(f) }
+            }
+            ropeScaling = .yarn(factor: Float(f), originalContext: original, betaFast: Float(value("beta_fast") ?? 32),
+                                betaSlow: Float(value("beta_slow") ?? 1), attentionFactor: Float(attention!),
+                                truncate: (scaling["truncate"] as? Bool) ?? true)
+        case "llama3":
+            ropeScaling = .llama3(factor: factor,
+                                  lowFrequencyFactor: Float(Self.number(scaling["low_freq_factor"]) ?? 1),
+                                  highFrequencyFactor: Float(Self.number(scaling["high_freq_factor"]) ?? 4),
+                                  originalContext: (scaling["original_max_position_embeddings"] as? Int) ?? 8192)
+        default:
+            throw ModelError.unsupportedValue(path: path, key: "rope_scaling type", found: kind,
+                                              supported: ["default", "linear", "dynamic", "llama3", "yarn"])
         }
     }
 }

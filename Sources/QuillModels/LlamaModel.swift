@@ -2,7 +2,8 @@ import Foundation
 import QuillCore
 import QuillFormats
 
-/// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) loaded from a GGUF file. Weights
+/// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM, Gemma 3) loaded from a GGUF file
+/// or a Hugging Face directory. Weights
 /// of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16 and BF16 stay in their type (in the
 /// file mapping, or Q4_0 / Q4_1 interleaved for decoding) and run on our kernels; others (and
 /// everything, with `.dense`) are dequantized to fp32 and run on BLAS. Names follow GGUF
@@ -74,6 +75,10 @@ public final class LlamaModel: Sendable {
         let attentionNorm: [Float], q: Weight, k: Weight, v: Weight, output: Weight
         let qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
         let ffnNorm: [Float], gate: Weight, up: Weight, down: Weight
+        /// Gemma 3's: RMSNorm of each query and key head [HS] before RoPE, and of the attention
+        /// and feed-forward outputs [C] before their residual sums.
+        var queryNorm: [Float]? = nil, keyNorm: [Float]? = nil
+        var postAttentionNorm: [Float]? = nil, postFeedForwardNorm: [Float]? = nil
     }
 
     /// A block's weights in fp32, [out, in] each (a trained model's): what `init(config:embedding:
@@ -103,6 +108,7 @@ public final class LlamaModel: Sendable {
     let outputNorm: [Float]         // [C]
     let outputHead: Weight          // [V, C]; the embedding when tied
     let inverseFrequencies: [Float]
+    let localInverseFrequencies: [Float]?     // Gemma 3's sliding-window layers
     public let weightFormat: WeightFormat
     /// Batches of at least this many tokens multiply quantized weights kept in their file's row
     /// layout as fp32 on BLAS (interleaved ones stay int8).
@@ -119,6 +125,7 @@ public final class LlamaModel: Sendable {
         self.weightFormat = weightFormat
         self.denseBatchThreshold = denseBatchThreshold
         self.inverseFrequencies = config.inverseFrequencies
+        self.localInverseFrequencies = config.localInverseFrequencies
     }
 
     /// A model from fp32 weights already in memory (a trained model), every product on BLAS.
@@ -176,7 +183,12 @@ public final class LlamaModel: Sendable {
                 ffnNorm: try tensor(p + "ffn_norm.weight", [c]),
                 gate: try weight(p + "ffn_gate.weight", [c, config.intermediateSize]),
                 up: try weight(p + "ffn_up.weight", [c, config.intermediateSize]),
-                down: try weight(p + "ffn_down.weight", [config.intermediateSize, c]))
+                down: try weight(p + "ffn_down.weight", [config.intermediateSize, c]),
+                // Gemma's norms (llama.cpp's converter already added Gemma's +1 to each weight)
+                queryNorm: try optional(p + "attn_q_norm.weight", [config.headSize]),
+                keyNorm: try optional(p + "attn_k_norm.weight", [config.headSize]),
+                postAttentionNorm: try optional(p + "post_attention_norm.weight", [c]),
+                postFeedForwardNorm: try optional(p + "post_ffw_norm.weight", [c]))
         }
         self.init(config: config, embedding: .gguf(embeddingInfo), blocks: blocks,
                   outputNorm: try tensor("output_norm.weight", [c]),
@@ -206,24 +218,36 @@ public final class LlamaModel: Sendable {
         func optional(_ name: String, _ shape: [Int]) throws -> [Float]? {
             checkpoint.info(name) == nil ? nil : try tensor(name, shape)
         }
+        // Gemma's RMSNorm multiplies by 1 + weight: stored here as that sum, as GGUF files have it
+        let gemma = config.architecture == "gemma3"
+        func norm(_ name: String, _ width: Int) throws -> [Float] {
+            let weight = try tensor(name, [width])
+            return gemma ? weight.map { $0 + 1 } : weight
+        }
         let blocks = try (0..<config.layers).map { l in
             let p = "model.layers.\(l)."
             return Block(
-                attentionNorm: try tensor(p + "input_layernorm.weight", [c]),
+                attentionNorm: try norm(p + "input_layernorm.weight", c),
                 q: .dense(try tensor(p + "self_attn.q_proj.weight", [qDim, c])),
                 k: .dense(try tensor(p + "self_attn.k_proj.weight", [kvDim, c])),
                 v: .dense(try tensor(p + "self_attn.v_proj.weight", [kvDim, c])),
                 output: .dense(try tensor(p + "self_attn.o_proj.weight", [c, qDim])),
                 qBias: try optional(p + "self_attn.q_proj.bias", [qDim]), kBias: try optional(p + "self_attn.k_proj.bias", [kvDim]),
                 vBias: try optional(p + "self_attn.v_proj.bias", [kvDim]),
-                ffnNorm: try tensor(p + "post_attention_layernorm.weight", [c]),
+                // Gemma's post_attention_layernorm normalizes the attention output; Llama's is the
+                // norm before the feed-forward (Gemma's pre_feedforward_layernorm)
+                ffnNorm: try norm(p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), c),
                 gate: .dense(try tensor(p + "mlp.gate_proj.weight", [ff, c])),
                 up: .dense(try tensor(p + "mlp.up_proj.weight", [ff, c])),
-                down: .dense(try tensor(p + "mlp.down_proj.weight", [c, ff])))
+                down: .dense(try tensor(p + "mlp.down_proj.weight", [c, ff])),
+                queryNorm: gemma ? try norm(p + "self_attn.q_norm.weight", config.headSize) : nil,
+                keyNorm: gemma ? try norm(p + "self_attn.k_norm.weight", config.headSize) : nil,
+                postAttentionNorm: gemma ? try norm(p + "post_attention_layernorm.weight", c) : nil,
+                postFeedForwardNorm: gemma ? try norm(p + "post_feedforward_layernorm.weight", c) : nil)
         }
         let embedding = try tensor("model.embed_tokens.weight", [vocab, c])
         let head = config.tiedEmbeddings || checkpoint.info("lm_head.weight") == nil ? embedding : try tensor("lm_head.weight", [vocab, c])
-        self.init(config: config, embedding: .dense(embedding), blocks: blocks, outputNorm: try tensor("model.norm.weight", [c]),
+        self.init(config: config, embedding: .dense(embedding), blocks: blocks, outputNorm: try norm("model.norm.weight", c),
                   outputHead: .dense(head), file: nil, weightFormat: .dense, denseBatchThreshold: 32)
     }
 
@@ -262,7 +286,7 @@ public final class LlamaModel: Sendable {
             cache.store(layer: l, at: start, keys: k, values: v, count: n)
             cache.withLayer(l) { keys, values in
                 Layers.attention(att, q: q, keys: keys, values: values, start: start, n: n, heads: cfg.heads,
-                                 kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
+                                 kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.window(layer: l))
             }
         }
         cache.count = start + n
@@ -287,7 +311,7 @@ public final class LlamaModel: Sendable {
             }
             KVCache.withLayer(l, of: caches) { keys, values in
                 Layers.decodeAttention(att, q: q, keys: keys, values: values, positions: rows, heads: cfg.heads,
-                                       kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.slidingWindow)
+                                       kvHeads: cfg.kvHeads, headSize: cfg.headSize, window: cfg.window(layer: l))
             }
         }
         for b in caches.indices { caches[b].count += 1 }
@@ -311,6 +335,7 @@ public final class LlamaModel: Sendable {
                 }
             }
         }
+        if config.embeddingScale != 1 { for i in x.indices { x[i] *= config.embeddingScale } }
         return x
     }
 
@@ -353,20 +378,31 @@ public final class LlamaModel: Sendable {
                     }
                 }
             }
+            if let norm = block.queryNorm { Self.normalize(&q, norm, rows: n * cfg.heads, eps: cfg.rmsNormEpsilon) }
+            if let norm = block.keyNorm { Self.normalize(&k, norm, rows: n * cfg.kvHeads, eps: cfg.rmsNormEpsilon) }
+            // Gemma 3's sliding-window layers rotate with their own base, unscaled
+            let local = cfg.usesLocalRope(layer: l)
+            let runs = local ? [(rows: 0..<n, frequencies: localInverseFrequencies!)] : ropeRuns
+            let attentionFactor = local ? 1 : cfg.ropeAttentionFactor
             q.withUnsafeMutableBufferPointer { qb in
                 k.withUnsafeMutableBufferPointer { kb in
                     positions.withUnsafeBufferPointer { pb in
-                        for (rows, frequencies) in ropeRuns {
+                        for (rows, frequencies) in runs {
                             let at = pb.baseAddress! + rows.lowerBound
                             Layers.rope(qb.baseAddress! + rows.lowerBound * qDim, positions: at, n: rows.count, heads: cfg.heads,
                                         headSize: cfg.headSize, inverseFrequencies: frequencies, pairing: cfg.ropePairing,
-                                        attentionFactor: cfg.ropeAttentionFactor)
+                                        attentionFactor: attentionFactor)
                             Layers.rope(kb.baseAddress! + rows.lowerBound * kvDim, positions: at, n: rows.count, heads: cfg.kvHeads,
                                         headSize: cfg.headSize, inverseFrequencies: frequencies, pairing: cfg.ropePairing,
-                                        attentionFactor: cfg.ropeAttentionFactor)
+                                        attentionFactor: attentionFactor)
                         }
                     }
                 }
+            }
+            // the attention kernels scale scores by 1/√HS: a different scale goes into the queries
+            if let scale = cfg.attentionScale {
+                let factor = scale * Float(cfg.headSize).squareRoot()
+                for i in 0..<(n * qDim) { q[i] *= factor }
             }
             try q.withUnsafeBufferPointer { qb in
                 try k.withUnsafeBufferPointer { kb in
@@ -378,6 +414,7 @@ public final class LlamaModel: Sendable {
                 }
             }
             block.output.apply(&h, att, nil, n: n, c: qDim, oc: c, denseFrom: denseBatchThreshold)
+            if let norm = block.postAttentionNorm { Self.normalize(&h, norm, rows: n, eps: cfg.rmsNormEpsilon) }
             for i in 0..<(n * c) { x[i] += h[i] }
 
             Layers.rmsnorm(&h, x, block.ffnNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
@@ -387,10 +424,19 @@ public final class LlamaModel: Sendable {
                                n: n, c: c, denseFrom: denseBatchThreshold)
                 }
             }
-            Layers.swiglu(&gate, gate, up, count: n * ff)
+            switch cfg.feedForwardActivation {
+            case .silu: Layers.swiglu(&gate, gate, up, count: n * ff)
+            case .geluTanh: Layers.geglu(&gate, gate, up, count: n * ff)
+            }
             block.down.apply(&h, gate, nil, n: n, c: ff, oc: c, denseFrom: denseBatchThreshold)
+            if let norm = block.postFeedForwardNorm { Self.normalize(&h, norm, rows: n, eps: cfg.rmsNormEpsilon) }
             for i in 0..<(n * c) { x[i] += h[i] }
         }
+    }
+
+    /// RMSNorm in place over the first `rows` rows of x, each as wide as `weight`.
+    private static func normalize(_ x: inout [Float], _ weight: [Float], rows: Int, eps: Float) {
+        x.withUnsafeMutableBufferPointer { Layers.rmsnorm($0.baseAddress!, $0.baseAddress!, weight, n: rows, c: weight.count, eps: eps) }
     }
 
     /// Final norm and output head for the given rows of x: logits [rows, V].
@@ -402,9 +448,11 @@ public final class LlamaModel: Sendable {
         }
         // every element is written by the product: no zeroing pass, whose page faults (hundreds of
         // megabytes for a scored window) would all fall on one thread
-        return [Float](unsafeUninitializedCapacity: rows.count * vocab) { logits, initialized in
+        var logits = [Float](unsafeUninitializedCapacity: rows.count * vocab) { logits, initialized in
             outputHead.apply(logits.baseAddress!, final, nil, n: rows.count, c: c, oc: vocab, denseFrom: denseBatchThreshold)
             initialized = rows.count * vocab
         }
+        if let cap = config.finalLogitSoftcap { for i in logits.indices { logits[i] = cap * tanh(logits[i] / cap) } }
+        return logits
     }
 }

@@ -35,8 +35,8 @@ public enum ModelLoader {
             let model: any LanguageModel
             switch config.modelType {
             case "gpt2": model = try GPT2Model(huggingFace: url, config: config)
-            case let type where LlamaConfig.supportedArchitectures.contains(type): model = try LlamaModel(huggingFace: url, config: config)
-            case let type: throw ModelError.unsupportedArchitecture(path: config.path, found: type, supported: supportedArchitectures)
+            case let type where LlamaConfig.supportedModelTypes.contains(type): model = try LlamaModel(huggingFace: url, config: config)
+            case let type: throw ModelError.unsupportedArchitecture(path: config.path, found: type, supported: supportedModelTypes)
             }
             return (model, try Tokenizer(contentsOf: url))
         }
@@ -44,8 +44,10 @@ public enum ModelLoader {
         return (try model(gguf: file, weights: weights, denseBatchThreshold: denseBatchThreshold), try Tokenizer(gguf: file))
     }
 
-    /// Every `model_type` (config.json) and `general.architecture` (GGUF) Quill runs.
+    /// Every `general.architecture` (GGUF) Quill runs.
     public static let supportedArchitectures = ["gpt2"] + LlamaConfig.supportedArchitectures
+    /// Every `model_type` (config.json) Quill runs.
+    public static let supportedModelTypes = ["gpt2"] + LlamaConfig.supportedModelTypes
 
     /// The architecture a GGUF file names, loaded.
     public static func model(gguf file: GGUFFile, weights: LlamaModel.WeightFormat = .quantized,

@@ -26,7 +26,7 @@ public struct TrainingDataReader {
 
     public init(tokenizer: Tokenizer?) {
         self.tokenizer = tokenizer
-        template = tokenizer.flatMap { try? ChatTemplate($0.chatTemplate ?? ChatTemplate.chatML) }
+        template = tokenizer.flatMap { try? ChatTemplate($0.effectiveChatTemplate) }
     }
 
     public mutating func read(_ path: String) throws -> [TokenizedExample] {

@@ -333,6 +333,19 @@ import CQuillKernels
         #expect(abs(sum - sumTwin) <= 1e-5 * sumTwin)
     }
 
+    /// Gemma's GeGLU against its expf twin, both in GELU's sigmoid form (relative error; absolute
+    /// below 1e-6, where the far negative tail underflows).
+    @Test func geluGateMatchesLibm() {
+        let n = 1_003
+        let gate = Self.values(n, seed: 7, range: 12), up = Self.values(n, seed: 8, range: 3)
+        var fast = [Float](repeating: 0, count: n), twin = fast
+        quill_gelu_mul(&fast, gate, up, Int64(n))
+        quill_gelu_mul_ref(&twin, gate, up, Int64(n))
+        let error = zip(fast, twin).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()!
+        print("gelu·up max relative error \(error)")
+        #expect(error < 1e-5)
+    }
+
     @Test(arguments: [64, 24, 36])   // 36: not a multiple of 8, the twin runs
     func attendOneMatchesItsTwin(_ hs: Int) {
         let count = 37, stride = 3 * hs

@@ -5,8 +5,11 @@ import QuillModels
 
 /// Tiny random Hugging Face checkpoints (Fixtures/make_tiny_checkpoints.py) against the logits
 /// PyTorch computed: GPT-2 (Conv1D weights, learned positions, tanh GELU), Llama, Llama with
-/// Llama 3.1, YaRN and dynamic NTK rope scaling, Mistral (sliding window, sharded safetensors)
-/// and Qwen2 (q/k/v biases); in one pass, and token by token through the KV cache.
+/// Llama 3.1, YaRN and dynamic NTK rope scaling, Mistral (sliding window, sharded safetensors),
+/// Qwen2 (q/k/v biases) and Gemma 3 (sliding-window and global layers with their own RoPE, q/k
+/// norms, post-norms, GeGLU; with a query scale and logit soft-capping in "gemma3-capped"); in
+/// one pass, and token by token through the KV cache. Prompts of 5, 11 and 20 tokens meet the
+/// sliding windows of 8 shorter and longer.
 @Suite struct HuggingFaceParityTests {
     struct Expected: Decodable { let tokens: [Int32]; let logits: [[Float]]; let cached_logits: [[Float]]? }
 
@@ -15,7 +18,7 @@ import QuillModels
     /// GPT-2's Conv1D weights transposed), loaded through the architecture factory and held to
     /// the same PyTorch logits.
     @Test(arguments: ["gpt2", "gpt2.gguf", "llama", "llama3-scaled", "llama3-scaled.gguf", "llama-yarn", "llama-yarn.gguf",
-                      "llama-dynamic", "mistral", "qwen2"])
+                      "llama-dynamic", "mistral", "qwen2", "gemma3", "gemma3.gguf", "gemma3-capped"])
     func logitsMatchPyTorch(_ name: String) throws {
         let checkpoint = name.replacingOccurrences(of: ".gguf", with: "")
         let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/\(checkpoint)", withExtension: nil))
@@ -47,9 +50,12 @@ import QuillModels
             }
         }
         print("\(name): max |Δlogit| vs PyTorch \(maxPrefill) (one pass), \(maxCached) (KV cache, token by token)")
-        // measured 2.1e-7 to 3.6e-7 (AVX2 and AVX-512): the tolerance sits within 10x of it
-        #expect(maxPrefill < 3e-6)
-        #expect(maxCached < 3e-6)
+        // measured 2.1e-7 to 3.6e-7 (AVX2 and AVX-512): the tolerance sits within 10x of it. Gemma 3's
+        // residual stream (√C embedding scale, post-norms) is less well conditioned: PyTorch's own
+        // fp32 logits are 3.2e-6 from its fp64 ones, and Quill's 2.2e-6 to 3.0e-6 from PyTorch's.
+        let tolerance: Float = name.hasPrefix("gemma3") ? 3e-5 : 3e-6
+        #expect(maxPrefill < tolerance)
+        #expect(maxCached < tolerance)
     }
 
     @Test func brokenSafetensorsSayWhatIsWrong() throws {
@@ -95,6 +101,11 @@ import QuillModels
 
     @Test func denseModel() throws {
         let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/qwen2", withExtension: nil))
+        try Self.check(try LlamaModel(huggingFace: dir), tolerance: 1e-5)
+    }
+
+    @Test func gemma3SlidingAndGlobalLayers() throws {
+        let dir = try #require(Bundle.module.url(forResource: "Fixtures/tiny-checkpoints/gemma3", withExtension: nil))
         try Self.check(try LlamaModel(huggingFace: dir), tolerance: 1e-5)
     }
 

@@ -45,6 +45,24 @@ import QuillFormats
         #expect(prompt.hasSuffix("<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n"))
     }
 
+    /// A Gemma vocabulary without a template gets Gemma's turns: as Gemma 2's own template renders
+    /// them (less its BOS, which the tokenizer adds), and Gemma 3's system turn folded into the
+    /// first user turn.
+    @Test func gemmaTurnsWhereTheFileHasNoTemplate() throws {
+        let f = Self.fixture, template = try ChatTemplate(ChatTemplate.gemmaTurns)
+        for c in f.cases where c.template == "google-gemma-2-2b-it" && c.expected != nil {
+            let text = try template.render(f.conversations[c.conversation], addGenerationPrompt: c.add_generation_prompt)
+            #expect("<s>" + text == c.expected!, "conversation \(c.conversation)")
+        }
+        let system = try template.render([ChatMessage(role: "system", content: "Be brief. "), ChatMessage(role: "user", content: "你好"),
+                                          ChatMessage(role: "assistant", content: "你好！"), ChatMessage(role: "user", content: "Hi")],
+                                         addGenerationPrompt: true)
+        #expect(system == "<start_of_turn>user\nBe brief.\n\n你好<end_of_turn>\n<start_of_turn>model\n你好！<end_of_turn>\n"
+                + "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+        let smolLM2 = try Tokenizer(ggufPath: try Assets.path("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        #expect(smolLM2.effectiveChatTemplate == smolLM2.chatTemplate)   // a file's own template comes first
+    }
+
     @Test func templateErrorsSayWhere() {
         #expect(throws: JinjaError.self) { try ChatTemplate("{% if x %}no end") }
         #expect(throws: JinjaError.self) { try ChatTemplate("{{ x + }}") }

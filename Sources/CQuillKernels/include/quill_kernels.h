@@ -113,6 +113,9 @@ float quill_exp_sum(float *x, int64_t n, float shift);
 void quill_attend_one(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
                       int64_t hs, float scale, float *scores, float *out);
 void quill_silu_mul_ref(float *out, const float *gate, const float *up, int64_t n);
+// out = gelu(gate) · up with GELU's tanh approximation (Gemma's GeGLU), and its plain twin
+void quill_gelu_mul(float *out, const float *gate, const float *up, int64_t n);
+void quill_gelu_mul_ref(float *out, const float *gate, const float *up, int64_t n);
 // log Σ e^x over n values, the exponentials (of x - max) summed in double: a log-softmax's
 // normalizer over a vocabulary; and its plain twin (expf)
 double quill_log_sum_exp(const float *x, int64_t n);

@@ -83,13 +83,10 @@ public enum Layers {
         quill_silu_mul(out, gate, up, Int64(count))   // AVX2 exponentials; twin quill_silu_mul_ref
     }
 
-    /// GELU, tanh approximation (GPT-2), in place.
-    public static func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let s = Float((2 / Double.pi).squareRoot())
-        for i in 0..<count {
-            let v = x[i]
-            x[i] = 0.5 * v * (1 + tanh(s * (v + 0.044715 * v * v * v)))
-        }
+    /// GELU-gated MLP activation (Gemma's GeGLU): out = gelu(gate) · up, GELU's tanh form.
+    public static func geglu(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
+                             _ up: UnsafePointer<Float>, count: Int) {
+        quill_gelu_mul(out, gate, up, Int64(count))   // AVX2 exponentials; twin quill_gelu_mul_ref
     }
 
     /// Causal attention for one sequence over its KV cache.

@@ -23,6 +23,13 @@ public struct ChatTemplate: Sendable {
         {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
         """
 
+    /// Gemma's turns (`<start_of_turn>user` ... `<end_of_turn>`, the assistant named `model`, a
+    /// system message folded into the first user turn), the fallback for Gemma files that carry
+    /// no template. No BOS: the tokenizer adds it.
+    public static let gemmaTurns = """
+        {% if messages and messages[0]['role'] == 'system' %}{% set system = (messages[0]['content'] | trim) + '\n\n' %}{% set turns = messages[1:] %}{% else %}{% set system = '' %}{% set turns = messages %}{% endif %}{% for message in turns %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' + (system if loop.first else '') + (message['content'] | trim) + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}
+        """
+
     public init(_ source: String) throws(JinjaError) {
         self.source = source
         nodes = try JinjaParser.parse(source)
@@ -44,9 +51,16 @@ public struct ChatTemplate: Sendable {
 }
 
 extension Tokenizer {
-    /// The prompt for `messages` from the model's own chat template (ChatML when it has none).
+    /// The model's own chat template, or, when its files carry none, the turn format its
+    /// vocabulary is made for: Gemma's where it has `<start_of_turn>`, ChatML otherwise.
+    public var effectiveChatTemplate: String {
+        if let chatTemplate { return chatTemplate }
+        return id(for: "<start_of_turn>") != nil && id(for: "<end_of_turn>") != nil ? ChatTemplate.gemmaTurns : ChatTemplate.chatML
+    }
+
+    /// The prompt for `messages` from `effectiveChatTemplate`.
     public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws(JinjaError) -> String {
-        let template = try ChatTemplate(chatTemplate ?? ChatTemplate.chatML)
+        let template = try ChatTemplate(effectiveChatTemplate)
         return try template.render(messages, addGenerationPrompt: addGenerationPrompt,
                                    bosToken: bosTokenId.flatMap { token(for: $0) } ?? "",
                                    eosToken: eosTokenId.flatMap { token(for: $0) } ?? "")

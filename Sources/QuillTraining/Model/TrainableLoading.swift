@@ -4,6 +4,9 @@ import QuillCore
 import QuillFormats
 
 extension TrainableModel {
+    /// The architectures (and Hugging Face model types) training steps through.
+    public static let trainableArchitectures = ["gpt2"] + LlamaConfig.trainableArchitectures
+
     /// A model to train from a Hugging Face directory (GPT-2 or the Llama family; F32, F16 or
     /// BF16 safetensors) or a GGUF file (any tensor type, dequantized to fp32). GGUF `llama`
     /// files have their q/k rows un-permuted back to Hugging Face's rotate-half layout, so
@@ -32,11 +35,11 @@ extension TrainableModel {
         var llamaConfig: LlamaConfig?
         if hf.modelType == "gpt2" {
             shape = Shape(gpt2: try GPT2Model.Config(huggingFace: json, path: hf.path))
-        } else if LlamaConfig.supportedArchitectures.contains(hf.modelType) {
+        } else if LlamaConfig.trainableArchitectures.contains(hf.modelType) {
             llamaConfig = try LlamaConfig(huggingFace: json, path: hf.path)
             shape = Self.shape(llamaConfig!, attentionBias: hf.modelType == "qwen2")
         } else {
-            throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: ModelLoader.supportedArchitectures)
+            throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: Self.trainableArchitectures)
         }
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         try ModelError.checkLayers(shape.layers, key: shape.family == .gpt2 ? "n_layer" : "num_hidden_layers",
@@ -81,7 +84,7 @@ extension TrainableModel {
                     names[ours + a + ".bias"] = theirs + b + ".bias"
                 }
             }
-        } else if LlamaConfig.supportedArchitectures.contains(arch) {
+        } else if LlamaConfig.trainableArchitectures.contains(arch) {
             var config = try LlamaConfig(gguf: file)
             if let e = file.tensor(named: "token_embd.weight"), e.dimensions.count == 2 { config.vocabularySize = e.dimensions[1] }
             config.tiedEmbeddings = file.tensor(named: "output.weight") == nil
@@ -122,7 +125,7 @@ extension TrainableModel {
             llamaConfig = config
             return
         } else {
-            throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: ModelLoader.supportedArchitectures)
+            throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: Self.trainableArchitectures)
         }
         let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: { _ in nil }) : [:]
         let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names) { _, values in values }

@@ -5,7 +5,10 @@
     python3 Tests/QuillModelsTests/Fixtures/make_tiny_checkpoints.py [NAME ...]
 
 For GPT-2, Llama (plus variants with Llama 3.1, YaRN and dynamic NTK rope scaling), Mistral (sliding
-window 8) and Qwen2 (q/k/v biases): a 2-layer fp32 model with random weights saved with
+window 8), Qwen2 (q/k/v biases) and Gemma 3 (6 layers: five with a sliding window of 8 and their
+own RoPE base, one global with linear rope scaling; q/k norms, post-norms, GeGLU, √C embedding
+scale; "gemma3-capped" adds a query_pre_attn_scalar other than head_dim and final logit
+soft-capping): a 2-layer fp32 model with random weights saved with
 save_pretrained (the Mistral one in shards, to exercise the safetensors index), and the logits
 transformers computes for three prompts of 5, 11 and 20 tokens (tiny-checkpoints/NAME/expected.json).
 Dynamic NTK scaling depends on the sequence length of each forward call, so for it the logits of
@@ -14,8 +17,8 @@ Names given on the command line are remade alone.
 """
 import json, os, shutil, sys
 import torch
-from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
-                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+                          LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny-checkpoints")
 COMMON = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -33,6 +36,13 @@ MODELS = {
     "mistral": (MistralConfig, MistralForCausalLM, dict(sliding_window=8, rope_theta=10000.0)),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM, dict(rope_theta=1000000.0, use_sliding_window=False)),
 }
+GEMMA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=6, head_dim=16, sliding_window=8,
+             query_pre_attn_scalar=16, hidden_activation="gelu_pytorch_tanh",
+             rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                              "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})
+MODELS["gemma3"] = (Gemma3TextConfig, Gemma3ForCausalLM, GEMMA)
+MODELS["gemma3-capped"] = (Gemma3TextConfig, Gemma3ForCausalLM, {**GEMMA, "query_pre_attn_scalar": 24,
+                                                                 "final_logit_softcapping": 3.0})
 
 def main():
     g = torch.Generator().manual_seed(0)

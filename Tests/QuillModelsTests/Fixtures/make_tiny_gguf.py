@@ -6,6 +6,10 @@ writes them; the tests load each and compare with the checkpoint's PyTorch logit
   stored as the `rope_freqs.weight` tensor of per-frequency divisors, not as metadata;
 - tiny-llama-yarn.gguf: YaRN as metadata (`llama.rope.scaling.type` = yarn, factor, original
   context length);
+- tiny-gemma3.gguf: architecture gemma3 as llama.cpp's Gemma3Model writes it: every norm weight
+  plus 1 (Gemma's RMSNorm multiplies by 1 + w), q/k rows unpermuted (NeoX rotation), the sliding
+  window in metadata and the layer pattern and local RoPE base left to llama.cpp's defaults (every
+  sixth layer global, 10,000), the global layers' linear scaling as metadata;
 - tiny-gpt2.gguf: architecture gpt2, Conv1D weights transposed to [out, in], `output.weight` a
   copy of the token embedding.
 
@@ -116,11 +120,46 @@ def gpt2():
             w.add_tensor("output.weight", value)
     write(w)
 
+def gemma3():
+    cfg, t = load("gemma3")
+    w = gguf.GGUFWriter(os.path.join(HERE, "tiny-gemma3.gguf"), "gemma3")
+    full = cfg["rope_parameters"]["full_attention"]
+    assert cfg["query_pre_attn_scalar"] == cfg["head_dim"] and cfg["layer_types"][5] == "full_attention"
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_key_length(cfg["head_dim"])
+    w.add_value_length(cfg["head_dim"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_freq_base(full["rope_theta"])
+    w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    w.add_rope_scaling_factor(full["factor"])
+    w.add_sliding_window(cfg["sliding_window"])
+    names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+             "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+             "self_attn.k_norm": "attn_k_norm", "post_attention_layernorm": "post_attention_norm",
+             "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    def shifted(name):
+        return t[name] + 1 if name.endswith("norm.weight") else t[name]
+    w.add_tensor("token_embd.weight", t["model.embed_tokens.weight"])
+    w.add_tensor("output_norm.weight", shifted("model.norm.weight"))
+    if "lm_head.weight" in t and not cfg.get("tie_word_embeddings"):
+        w.add_tensor("output.weight", t["lm_head.weight"])
+    for l in range(cfg["num_hidden_layers"]):
+        for hf, ours in names.items():
+            w.add_tensor(f"blk.{l}.{ours}.weight", shifted(f"model.layers.{l}.{hf}.weight"))
+    write(w)
+
 def main():
     llama("llama3-scaled", llama3_scaling)
     llama("llama-yarn", yarn_scaling)
     gpt2()
-    print("tiny-llama3-scaled.gguf, tiny-llama-yarn.gguf, tiny-gpt2.gguf written")
+    gemma3()
+    print("tiny-llama3-scaled.gguf, tiny-llama-yarn.gguf, tiny-gpt2.gguf, tiny-gemma3.gguf written")
 
 if __name__ == "__main__":
     main()
