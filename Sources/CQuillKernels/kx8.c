@@ -153,6 +153,15 @@ void quill_gemv_kx8_ref(int type, const void *w, const void *y, int64_t cols, fl
 #ifdef QUILL_X86
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
+// Asks for every cache line of a group block before its first load. The Q6_K kernels read a
+// block's lines out of order (ql, ql 256 bytes on, qh, back to ql...), which the hardware
+// prefetchers do not follow: with all its lines requested at once, a Q6_K matrix streams from
+// memory at 18-19 GB/s on one Zen 3 core instead of 8.7 (the 1.5B model's output head, 191 MB).
+// Q4_K reads its blocks in order and gains nothing from it.
+AVX2 static inline void prefetch_block(const void *block, int bytes) {
+    for (int line = 0; line < bytes; line += 64) _mm_prefetch((const char *)block + line, _MM_HINT_T0);
+}
+
 // eight bytes, each twice: 16 int16 lanes with row r's value at lanes 2r and 2r + 1 (the pair
 // maddubs leaves for row r), zero-extended (u8) or sign-extended (i8)
 AVX2 static inline __m256i pairs_u8(const uint8_t *eight) {
@@ -286,6 +295,7 @@ TARGET static void NAME(const block_q6Kx8 *x, const block_q8_K *const *ys, int64
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();                                          \
     for (int64_t b = 0; b < nb; b++) {                                                                  \
         const block_q6Kx8 *w = x + b;                                                                   \
+        prefetch_block(w, sizeof *w);                                                                   \
         const int8_t *a[NR];                                                                            \
         __m256i isum[NR];                                                                               \
         for (int r = 0; r < NR; r++) { a[r] = ys[r][b].qs; isum[r] = _mm256_setzero_si256(); }          \
