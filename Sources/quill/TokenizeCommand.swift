@@ -11,11 +11,11 @@ import QuillTokenizers
 
 struct TokenizerOption: ParsableArguments {
     @Option(name: [.customShort("t"), .customLong("tokenizer"), .customShort("m"), .customLong("model")],
-            help: "GGUF file, HF directory or tokenizer.json, vocab.json, .tiktoken, SentencePiece .model or vocab.txt (default: SmolLM2 from the cache).")
+            help: "GGUF file, HF directory or tokenizer.json, vocab.json, .tiktoken, SentencePiece .model or vocab.txt, or the name of a model in the cache (default: SmolLM2 from the cache).")
     var path: String?
 
     func load() throws -> Tokenizer {
-        try TokenizerLoader.load(path ?? QuillCache.defaultModel.path)
+        try TokenizerLoader.load(try path.map(QuillCache.resolveModel) ?? QuillCache.defaultModel.path)
     }
 }
 

@@ -132,7 +132,7 @@ extension Tokenizer {
         let mergeable = scoredPieces.enumerated().filter { $0.element.2 == 1 || $0.element.2 == 4 }
         let merges = Self.mergesFromSplits(mergeable.map { ($0.element.0, rank[$0.offset]) }, known: vocab)
         let unk = unkId >= 0 && unkId < scoredPieces.count ? scoredPieces[unkId].0 : nil
-        let model = try BPEModel(vocab: vocab, merges: merges, unkToken: unk, fuseUnk: true,
+        let model = try BPEModel(vocab: vocab, idMerges: merges, unkToken: unk, fuseUnk: true,
                                  byteFallback: byteFallback, source: source)
         var added: [AddedToken] = []
         for (i, p) in scoredPieces.enumerated() where p.2 == 2 || p.2 == 3 || p.2 == 4 {

@@ -51,7 +51,7 @@ extension Tokenizer {
         // result from rank-ordered merges: every split of every token into two known tokens,
         // ranked by the token's own rank.
         let merges = Self.mergesFromSplits(ranks.map { (ByteLevelAlphabet.mapped($0.key), $0.value) }, known: vocab)
-        let model = try BPEModel(vocab: vocab, merges: merges, source: url.lastPathComponent)
+        let model = try BPEModel(vocab: vocab, idMerges: merges, source: url.lastPathComponent)
         let added = specialTokens.map { AddedToken(content: $0.key, id: $0.value, special: true) }.sorted { $0.id < $1.id }
         self.init(normalizer: nil,
                   preTokenizer: .sequence([.split(try PatternMatcher(.regex(pattern ?? WordScanner.cl100kPattern)), behavior: .isolated, invert: false),
@@ -60,22 +60,25 @@ extension Tokenizer {
         eosTokenId = specialTokens["<|endoftext|>"]
     }
 
-    /// Merges implied by a vocabulary ranked by score: every split of a token into two known
-    /// tokens, best-ranked (lowest `rank`) token first, splits by (left id, right id).
-    static func mergesFromSplits(_ ranked: [(String, Int32)], known vocab: [String: Int32]) -> [(String, String)] {
-        var merges: [(Int32, Int32, Int32, String, String)] = []
+    /// Merges implied by a vocabulary ranked by score: every split of a token (at a scalar
+    /// boundary) into two known tokens, best-ranked (lowest `rank`) token first, splits by
+    /// (left id, right id). As ids: (left, right, merged).
+    static func mergesFromSplits(_ ranked: [(String, Int32)], known vocab: [String: Int32]) -> [(Int32, Int32, Int32)] {
+        let table = TokenBytesTable(vocab)
+        var merges: [(rank: Int32, left: Int32, right: Int32, merged: Int32)] = []
         for (token, rank) in ranked {
-            let scalars = Array(token.unicodeScalars)
-            guard scalars.count > 1 else { continue }
-            for cut in 1..<scalars.count {
-                var left = String.UnicodeScalarView(), right = String.UnicodeScalarView()
-                left.append(contentsOf: scalars[..<cut]); right.append(contentsOf: scalars[cut...])
-                let l = String(left), r = String(right)
-                if let il = vocab[l], let ir = vocab[r] { merges.append((rank, il, ir, l, r)) }
+            Array(token.utf8).withUnsafeBufferPointer { bytes in
+                guard bytes.count > 1, let merged = table.id(bytes) else { return }
+                for cut in 1..<bytes.count where bytes[cut] & 0xC0 != 0x80 {   // not a continuation byte
+                    if let left = table.id(UnsafeBufferPointer(rebasing: bytes[..<cut])),
+                       let right = table.id(UnsafeBufferPointer(rebasing: bytes[cut...])) {
+                        merges.append((rank, left, right, merged))
+                    }
+                }
             }
         }
-        merges.sort { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }
-        return merges.map { ($0.3, $0.4) }
+        merges.sort { ($0.rank, $0.left, $0.right) < ($1.rank, $1.left, $1.right) }
+        return merges.map { ($0.left, $0.right, $0.merged) }
     }
 
     /// A BERT `vocab.txt` (one token a line, id = line number) with BERT's usual pipeline.

@@ -25,10 +25,9 @@ public struct BPEModel: Sendable {
                  fuseUnk: Bool = false, byteFallback: Bool = false, ignoreMerges: Bool = false,
                  continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil,
                  source: String = "BPE") throws(TokenizerError) {
-        self.vocab = vocab
-        self.tokens = try tokenList(vocab, source: source)
-        var table = PairTable(capacity: merges.count)
         let prefixLength = continuingSubwordPrefix?.count ?? 0
+        var idMerges: [(Int32, Int32, Int32)] = []
+        idMerges.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = vocab[a], let ib = vocab[b] else {
                 throw .malformed(source: source, at: "model.merges[\(rank)]",
@@ -40,10 +39,25 @@ public struct BPEModel: Sendable {
                 throw .malformed(source: source, at: "model.merges[\(rank)]",
                                  problem: "merged token \"\(mergedString)\" is missing from the vocabulary")
             }
-            table.insert(ia, ib, rank: Int32(rank), merged: merged)
+            idMerges.append((ia, ib, merged))
         }
+        try self.init(vocab: vocab, idMerges: idMerges, unkToken: unkToken, fuseUnk: fuseUnk, byteFallback: byteFallback,
+                      ignoreMerges: ignoreMerges, continuingSubwordPrefix: continuingSubwordPrefix,
+                      endOfWordSuffix: endOfWordSuffix, source: source)
+    }
+
+    /// - Parameter idMerges: (left, right, merged) token ids, in rank order.
+    package init(vocab: [String: Int32], idMerges: [(Int32, Int32, Int32)], unkToken: String? = nil,
+                 fuseUnk: Bool = false, byteFallback: Bool = false, ignoreMerges: Bool = false,
+                 continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil,
+                 source: String = "BPE") throws(TokenizerError) {
+        self.vocab = vocab
+        let tokens = try tokenList(vocab, source: source)
+        self.tokens = tokens
+        var table = PairTable(capacity: idMerges.count)
+        for (rank, (a, b, merged)) in idMerges.enumerated() { table.insert(a, b, rank: Int32(rank), merged: merged) }
         self.merges = table
-        self.mergeList = merges
+        self.mergeList = idMerges.map { (tokens[Int($0.0)], tokens[Int($0.1)]) }
         self.unkId = unkToken.flatMap { vocab[$0] }
         self.fuseUnk = fuseUnk
         self.byteFallback = byteFallback
