@@ -85,8 +85,9 @@ public struct HTMLText: Sendable {
             guard pendingBreak > 0 else { return }
             if !bytes.isEmpty {
                 while bytes.last == 0x20 { bytes.removeLast() }
+                // preformatted text may already end in more newlines than the break asks for
                 let newlines = bytes.reversed().prefix(while: { $0 == 0x0A }).count
-                for _ in newlines..<pendingBreak { bytes.append(0x0A) }
+                if newlines < pendingBreak { bytes.append(contentsOf: repeatElement(0x0A, count: pendingBreak - newlines)) }
             }
             pendingBreak = 0
             pendingSpace = false

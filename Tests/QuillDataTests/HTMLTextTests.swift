@@ -44,6 +44,9 @@ import Testing
             _ = HTMLText().extract(html)
         }
         #expect(HTMLText().extract("<p>a < b</p>").text == "a < b")
+        // found by the text fuzz target: a paragraph break after preformatted text that already
+        // ends in three newlines trapped (Fuzz/Regressions/text/pre-newlines-before-paragraph)
+        #expect(HTMLText().extract("<pre>a\n\n\n</pre><p>b").text == "a\n\n\nb")
         #expect(HTMLText().extract("x &#150; y &#0; &unknown;").text == "x \u{2013} y \u{FFFD} &unknown;")
     }
 
