@@ -260,7 +260,7 @@ public struct LlamaConfig: Sendable, Equatable {
         // transformers 5 writes `rope_parameters` (rope_theta inside; for Gemma 3 one entry per
         // layer type); earlier versions `rope_theta` and `rope_scaling` at the top level
         let ropeParameters = json["rope_parameters"] as? [String: Any]
-        var rope = ropeParameters
+        let rope: [String: Any]?   // the rope_scaling entry that applies (Gemma: its global layers')
         if gemma {
             rope = ropeParameters?["full_attention"] as? [String: Any] ?? (json["rope_scaling"] as? [String: Any])
             ropeTheta = Float(Self.number(rope?["rope_theta"]) ?? number("rope_theta") ?? 1_000_000)
