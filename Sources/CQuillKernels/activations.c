@@ -44,7 +44,7 @@ void quill_attend_one_ref(const float *q, const float *keys, const float *values
     }
 }
 
-// training: the SiLU-gated activation's gradients, and GPT-2's tanh GELU forward and backward
+// training: the SiLU- and GELU-gated activations' gradients, and GPT-2's tanh GELU forward and backward
 void quill_silu_mul_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const float s = 1 / (1 + expf(-gate[i])), silu = gate[i] * s;
@@ -60,6 +60,16 @@ void quill_gelu_mul_ref(float *out, const float *gate, const float *up, int64_t 
     for (int64_t i = 0; i < n; i++) {
         const float v = gate[i], y = GELU_SCALE * (v + 0.044715f * v * v * v);
         out[i] = v / (1 + expf(-2 * y)) * up[i];
+    }
+}
+
+// the GeGLU's gradients: with g = v·σ(2y), g' = σ(2y) + 2v·σ(2y)(1 − σ(2y))·y'(v)
+void quill_gelu_mul_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float v = gate[i], y = GELU_SCALE * (v + 0.044715f * v * v * v);
+        const float s = 1 / (1 + expf(-2 * y)), slope = GELU_SCALE * (1 + 3 * 0.044715f * v * v);
+        dup[i] = dout[i] * v * s;
+        dgate[i] = dout[i] * up[i] * (s + 2 * v * s * (1 - s) * slope);
     }
 }
 
@@ -231,6 +241,21 @@ AVX2 static void gelu_mul_avx2(float *out, const float *gate, const float *up, i
     quill_gelu_mul_ref(out + i, gate + i, up + i, n - i);
 }
 
+AVX2 static void gelu_mul_backward_avx2(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(gate + i), d = _mm256_loadu_ps(dout + i), vv = _mm256_mul_ps(v, v);
+        const __m256 twice = _mm256_mul_ps(_mm256_set1_ps(2 * GELU_SCALE), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), _mm256_mul_ps(vv, v), v));
+        const __m256 s = sigmoid8(twice);
+        const __m256 slope = _mm256_mul_ps(_mm256_set1_ps(2 * GELU_SCALE), _mm256_fmadd_ps(_mm256_set1_ps(3 * 0.044715f), vv, one));
+        const __m256 local = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(v, s), _mm256_sub_ps(one, s)), slope, s);
+        _mm256_storeu_ps(dup + i, _mm256_mul_ps(d, _mm256_mul_ps(v, s)));
+        _mm256_storeu_ps(dgate + i, _mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(up + i)), local));
+    }
+    quill_gelu_mul_backward_ref(dgate + i, dup + i, dout + i, gate + i, up + i, n - i);
+}
+
 AVX2 static void gelu_tanh_backward_avx2(float *dx, const float *dout, const float *x, int64_t n) {
     const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1);
     int64_t i = 0;
@@ -252,6 +277,7 @@ static float (*exp_sum)(float *, int64_t, float) = quill_exp_sum_ref;
 static double (*log_sum_exp)(const float *, int64_t) = quill_log_sum_exp_ref;
 static void (*silu_mul_backward)(float *, float *, const float *, const float *, const float *, int64_t) = quill_silu_mul_backward_ref;
 static void (*gelu_mul)(float *, const float *, const float *, int64_t) = quill_gelu_mul_ref;
+static void (*gelu_mul_backward)(float *, float *, const float *, const float *, const float *, int64_t) = quill_gelu_mul_backward_ref;
 static void (*gelu_tanh)(float *, const float *, int64_t) = quill_gelu_tanh_ref;
 static void (*gelu_tanh_backward)(float *, const float *, const float *, int64_t) = quill_gelu_tanh_backward_ref;
 static int fast_attention = 0;
@@ -259,7 +285,8 @@ static int fast_attention = 0;
 __attribute__((constructor)) static void choose_activation_kernels(void) {
 #ifdef QUILL_X86
     if (cpu_has_avx2()) { silu_mul = silu_mul_avx2; exp_sum = exp_sum_avx2; log_sum_exp = log_sum_exp_avx2; fast_attention = 1;
-        silu_mul_backward = silu_mul_backward_avx2; gelu_tanh = gelu_tanh_avx2; gelu_mul = gelu_mul_avx2; gelu_tanh_backward = gelu_tanh_backward_avx2; }
+        silu_mul_backward = silu_mul_backward_avx2; gelu_tanh = gelu_tanh_avx2; gelu_mul = gelu_mul_avx2;
+        gelu_mul_backward = gelu_mul_backward_avx2; gelu_tanh_backward = gelu_tanh_backward_avx2; }
 #endif
 }
 
@@ -272,6 +299,9 @@ void quill_silu_mul_backward(float *dgate, float *dup, const float *dout, const 
 void quill_gelu_tanh(float *out, const float *x, int64_t n) { gelu_tanh(out, x, n); }
 void quill_gelu_mul(float *out, const float *gate, const float *up, int64_t n) { gelu_mul(out, gate, up, n); }
 void quill_gelu_tanh_backward(float *dx, const float *dout, const float *x, int64_t n) { gelu_tanh_backward(dx, dout, x, n); }
+void quill_gelu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    gelu_mul_backward(dgate, dup, dout, gate, up, n);
+}
 
 void quill_attend_one(const float *q, const float *keys, const float *values, size_t kv_stride, int64_t count,
                       int64_t hs, float scale, float *scores, float *out) {

@@ -80,8 +80,8 @@ public struct LlamaConfig: Sendable, Equatable {
     public static let supportedArchitectures = ["llama", "mistral", "qwen2", "gemma3"]
     /// `model_type` values of the Hugging Face configs it reads.
     public static let supportedModelTypes = ["llama", "mistral", "qwen2", "gemma3_text"]
-    /// The architectures `quill train` steps through (Gemma 3 runs, but does not train yet).
-    public static let trainableArchitectures = ["llama", "mistral", "qwen2"]
+    /// The architectures `quill train` steps through.
+    public static let trainableArchitectures = ["llama", "mistral", "qwen2", "gemma3"]
 
     public init(gguf file: GGUFFile) throws {
         let arch = try file.string("general.architecture")

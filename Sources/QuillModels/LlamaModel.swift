@@ -87,6 +87,9 @@ public final class LlamaModel: Sendable {
         public var attentionNorm: [Float], q: [Float], k: [Float], v: [Float], output: [Float]
         public var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
         public var ffnNorm: [Float], gate: [Float], up: [Float], down: [Float]
+        /// Gemma's norms, as `Block` holds them (1 + w).
+        public var queryNorm: [Float]? = nil, keyNorm: [Float]? = nil
+        public var postAttentionNorm: [Float]? = nil, postFeedForwardNorm: [Float]? = nil
 
         public init(attentionNorm: [Float], q: [Float], k: [Float], v: [Float], output: [Float], qBias: [Float]?, kBias: [Float]?,
                     vBias: [Float]?, ffnNorm: [Float], gate: [Float], up: [Float], down: [Float]) {
@@ -133,7 +136,8 @@ public final class LlamaModel: Sendable {
         let blocks = blocks.map { b in
             Block(attentionNorm: b.attentionNorm, q: .dense(b.q), k: .dense(b.k), v: .dense(b.v), output: .dense(b.output),
                   qBias: b.qBias, kBias: b.kBias, vBias: b.vBias, ffnNorm: b.ffnNorm, gate: .dense(b.gate), up: .dense(b.up),
-                  down: .dense(b.down))
+                  down: .dense(b.down), queryNorm: b.queryNorm, keyNorm: b.keyNorm, postAttentionNorm: b.postAttentionNorm,
+                  postFeedForwardNorm: b.postFeedForwardNorm)
         }
         self.init(config: config, embedding: .dense(embedding), blocks: blocks, outputNorm: outputNorm, outputHead: .dense(outputHead),
                   file: nil, weightFormat: .dense, denseBatchThreshold: 32)

@@ -120,21 +120,31 @@ import Testing
         var dx = [Float](repeating: 0, count: count)
         Layers.geluBackward(dx: &dx, dout: dout, x: g, count: count)
         check("gelu", g, analytic: dx, loss: gelu)
+        func geglu(_ g: [Float], _ u: [Float]) -> Double {
+            var out = [Float](repeating: 0, count: count)
+            Layers.geglu(&out, g, u, count: count)
+            return Self.dot(out, dout)
+        }
+        Layers.gegluBackward(dgate: &dg, dup: &du, dout: dout, gate: g, up: u, count: count)
+        check("geglu dgate", g, analytic: dg) { geglu($0, u) }
+        check("geglu dup", u, analytic: du) { geglu(g, $0) }
     }
 
+    /// With a window, also with a score scale of its own (Gemma's query_pre_attn_scalar).
     @Test(arguments: [nil, 3] as [Int?]) func attention(_ window: Int?) {
         var r = Random(state: 6)
         let (batch, t, heads, kvHeads, hs) = (2, 5, 4, 2, 4)
         let q = r.array(batch * t * heads * hs), k = r.array(batch * t * kvHeads * hs), v = r.array(batch * t * kvHeads * hs)
-        let dout = r.array(batch * t * heads * hs)
+        let dout = r.array(batch * t * heads * hs), scale: Float? = window == nil ? nil : 0.7
         func forward(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
             var out = [Float](repeating: 0, count: q.count)
-            Layers.causalAttentionForward(&out, q: q, k: k, v: v, batch: batch, length: t, heads: heads, kvHeads: kvHeads, headSize: hs, window: window)
+            Layers.causalAttentionForward(&out, q: q, k: k, v: v, batch: batch, length: t, heads: heads, kvHeads: kvHeads, headSize: hs,
+                                          window: window, scale: scale)
             return Self.dot(out, dout)
         }
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
         Layers.causalAttentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: dout, q: q, k: k, v: v, batch: batch, length: t,
-                                       heads: heads, kvHeads: kvHeads, headSize: hs, window: window)
+                                       heads: heads, kvHeads: kvHeads, headSize: hs, window: window, scale: scale)
         check("attention dq", q, analytic: dq) { forward($0, k, v) }
         check("attention dk", k, analytic: dk) { forward(q, $0, v) }
         check("attention dv", v, analytic: dv) { forward(q, k, $0) }

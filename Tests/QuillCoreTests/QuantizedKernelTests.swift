@@ -346,6 +346,18 @@ import CQuillKernels
         #expect(error < 1e-5)
     }
 
+    /// The GeGLU's backward (training Gemma) against its expf twin.
+    @Test func geluGateBackwardMatchesLibm() {
+        let n = 1_003
+        let gate = Self.values(n, seed: 9, range: 12), up = Self.values(n, seed: 10, range: 3), dout = Self.values(n, seed: 11, range: 1)
+        var dgate = [Float](repeating: 0, count: n), dup = dgate, dgateTwin = dgate, dupTwin = dgate
+        quill_gelu_mul_backward(&dgate, &dup, dout, gate, up, Int64(n))
+        quill_gelu_mul_backward_ref(&dgateTwin, &dupTwin, dout, gate, up, Int64(n))
+        func error(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) / max(abs($1), 1e-6) }.max()! }
+        print("geglu backward max relative error: dgate \(error(dgate, dgateTwin)), dup \(error(dup, dupTwin))")
+        #expect(error(dgate, dgateTwin) < 1e-5 && error(dup, dupTwin) < 1e-5)
+    }
+
     @Test(arguments: [64, 24, 36])   // 36: not a multiple of 8, the twin runs
     func attendOneMatchesItsTwin(_ hs: Int) {
         let count = 37, stride = 3 * hs

@@ -21,9 +21,12 @@ enum TrainingFixtures {
             let losses: [Double], grad_norms: [Double]
         }
         struct LoRA: Decodable { let rank: Int, alpha: Float, targets: [String], loss: Double }
+        /// Where the reference is float64 (the tiny Gemma 3s): PyTorch's own fp32 figures against it.
+        struct PyTorchFP32: Decodable { let loss: Double, worst_gradient_error: Double, losses: [Double], grad_norms: [Double] }
         let tokens: [[Int32]], targets: [[Int32]], loss: Double
         let adamw: AdamW
         let lora: LoRA?
+        let pytorch_fp32: PyTorchFP32?
     }
 
     static func reference(_ name: String) throws -> Reference {
@@ -47,7 +50,7 @@ enum TrainingFixtures {
 }
 
 @Suite("Training against PyTorch") struct TrainingParityTests {
-    static let models = ["gpt2", "llama", "mistral", "qwen2"]
+    static let models = ["gpt2", "llama", "mistral", "qwen2", "gemma3", "gemma3-capped"]
 
     @Test("loss and every parameter gradient", arguments: models)
     func gradients(_ name: String) throws {
@@ -58,22 +61,26 @@ enum TrainingFixtures {
         let loss = try model.step(tokens: reference.tokens.flatMap { $0 }, targets: targets, batch: 2, length: 12,
                                   normalizer: Float(count))
         #expect(loss.count == count)
-        // measured (AMD EPYC, AVX2): losses within 6e-7, gradients within 8.3e-7 relative;
-        // the tolerances sit within 10x of that
+        // measured (AMD EPYC, AVX2): losses within 6e-7, gradients within 8.3e-7 relative of
+        // PyTorch fp32; the tolerances sit within 10x of that. The Gemma 3 references are float64,
+        // and PyTorch's own fp32 gradients are 1.0e-5 to 2.7e-5 from them: ours are held to 4x
+        // what PyTorch fp32 gets (measured: 9.4e-6 and 2.3e-5)
         #expect(abs(loss.mean - reference.loss) < 3e-6, "loss \(loss.mean) vs PyTorch \(reference.loss)")
         let (worst, tensor) = try TrainingFixtures.worstRelative(model.gradients!, against: TrainingFixtures.file(name, "gradients.safetensors"))
-        print("\(name): loss \(loss.mean) vs \(reference.loss); worst gradient error \(worst) relative (\(tensor))")
-        #expect(worst < 5e-6, "\(tensor): gradient off by \(worst) relative")
+        let tolerance = reference.pytorch_fp32.map { 4 * $0.worst_gradient_error } ?? 5e-6
+        print("\(name): loss \(loss.mean) vs \(reference.loss); worst gradient error \(worst) relative (\(tensor))"
+              + (reference.pytorch_fp32.map { "; PyTorch fp32 \($0.worst_gradient_error) against the same float64 reference" } ?? ""))
+        #expect(worst < tolerance, "\(tensor): gradient off by \(worst) relative")
     }
 
     @Test("ten AdamW steps with accumulation, clipping and a cosine schedule", arguments: models)
     func adamw(_ name: String) throws {
-        let r = try TrainingFixtures.reference(name).adamw
+        let reference = try TrainingFixtures.reference(name), r = reference.adamw
         let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
         let (parameters, gradients) = model.trainable
         let optimizer = AdamW(for: parameters, .init(beta1: r.betas[0], beta2: r.betas[1], epsilon: r.eps, weightDecay: r.weight_decay))
         let schedule = LearningRateSchedule(.cosine, peak: r.lr, warmupSteps: r.warmup, totalSteps: r.steps, minimumRatio: r.min_lr_ratio)
-        var worst = 0.0, worstNorm = 0.0
+        var worst = 0.0, worstNorm = 0.0, pytorchWorst = 0.0, pytorchWorstNorm = 0.0
         for step in 0..<r.steps {
             gradients.zero()
             let micro = r.batches[step]
@@ -88,14 +95,28 @@ enum TrainingFixtures {
             optimizer.update(parameters, gradients: gradients, lr: schedule.rate(at: step))
             worst = max(worst, abs(loss - r.losses[step]))
             worstNorm = max(worstNorm, abs(norm - r.grad_norms[step]) / max(1, r.grad_norms[step]))
+            if let fp32 = reference.pytorch_fp32 {
+                // a float64 reference: ten steps at lr 1e-2 on the tiny Gemma 3s amplify rounding
+                // (PyTorch fp32 itself ends up to 2.6e-2 in loss and 27% in gradient norm from float64;
+                // Adam turns noise-level gradient entries into full-size steps); ours stay within
+                // 10x of PyTorch fp32's drift over the run (measured: 5.1e-2 and 5.0e-3 in loss)
+                let drift = zip(fp32.losses, r.losses).map { abs($0 - $1) }.max()!
+                let normDrift = zip(fp32.grad_norms, r.grad_norms).map { abs($0 - $1) / max(1, $1) }.max()!
+                pytorchWorst = drift; pytorchWorstNorm = normDrift
+                #expect(abs(loss - r.losses[step]) < 10 * drift, "step \(step): loss \(loss) vs \(r.losses[step]) (PyTorch fp32 \(fp32.losses[step]))")
+                #expect(abs(norm - r.grad_norms[step]) < 10 * normDrift * max(1, r.grad_norms[step]),
+                        "step \(step): norm \(norm) vs \(r.grad_norms[step]) (PyTorch fp32 \(fp32.grad_norms[step]))")
+                continue
+            }
             // measured: losses within 5.5e-6 of PyTorch's after ten steps, gradient norms within 2.2e-5 relative
             #expect(abs(loss - r.losses[step]) < 3e-5, "step \(step): loss \(loss) vs PyTorch \(r.losses[step])")
             #expect(abs(norm - r.grad_norms[step]) < 1e-4 * max(1, r.grad_norms[step]), "step \(step): norm \(norm) vs \(r.grad_norms[step])")
         }
-        print("\(name): 10 AdamW steps, losses \(r.losses.first!) → \(r.losses.last!), worst difference \(worst), gradient norm \(worstNorm) relative")
+        print("\(name): 10 AdamW steps, losses \(r.losses.first!) → \(r.losses.last!), worst difference \(worst), gradient norm \(worstNorm) relative"
+              + (reference.pytorch_fp32 == nil ? "" : "; PyTorch fp32 against the same float64 reference: \(pytorchWorst), \(pytorchWorstNorm)"))
     }
 
-    @Test("LoRA gradients against HF PEFT", arguments: ["llama", "gpt2"])
+    @Test("LoRA gradients against HF PEFT", arguments: ["llama", "gpt2", "gemma3"])
     func lora(_ name: String) throws {
         let reference = try TrainingFixtures.reference(name)
         let settings = try #require(reference.lora)
@@ -114,12 +135,12 @@ enum TrainingFixtures {
         #expect(model.gradients == nil, "the base is frozen")
         let (worst, tensor) = try TrainingFixtures.worstRelative(lora.gradients, against: TrainingFixtures.file(name, "lora-gradients.safetensors"))
         print("\(name) LoRA: loss \(loss.mean) vs \(settings.loss); worst adapter gradient error \(worst) relative (\(tensor))")
-        #expect(worst < 5e-6, "\(tensor): adapter gradient off by \(worst) relative")
+        #expect(worst < reference.pytorch_fp32.map { 4 * $0.worst_gradient_error } ?? 5e-6, "\(tensor): adapter gradient off by \(worst) relative")
     }
 }
 
 @Suite("Activation memory") struct ActivationMemoryTests {
-    @Test("the same gradients whatever is kept or recomputed, LoRA dropout included", arguments: ["llama", "gpt2"])
+    @Test("the same gradients whatever is kept or recomputed, LoRA dropout included", arguments: ["llama", "gpt2", "gemma3"])
     func sameGradients(_ name: String) throws {
         let reference = try TrainingFixtures.reference(name)
         let tokens = reference.tokens.flatMap { $0 }, targets = reference.targets.flatMap { $0 }

@@ -121,12 +121,14 @@ void quill_gelu_mul_ref(float *out, const float *gate, const float *up, int64_t 
 double quill_log_sum_exp(const float *x, int64_t n);
 double quill_log_sum_exp_ref(const float *x, int64_t n);
 
-// training: dgate, dup = the gradients of silu(gate) · up given dout; GPT-2's tanh GELU
+// training: dgate, dup = the gradients of silu(gate) · up or gelu(gate) · up given dout; GPT-2's tanh GELU
 // (out = gelu(x)) and its backward (dx += gelu'(x) · dout)
 void quill_silu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+void quill_gelu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
 void quill_gelu_tanh(float *out, const float *x, int64_t n);
 void quill_gelu_tanh_backward(float *dx, const float *dout, const float *x, int64_t n);
 void quill_silu_mul_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+void quill_gelu_mul_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
 void quill_gelu_tanh_ref(float *out, const float *x, int64_t n);
 void quill_gelu_tanh_backward_ref(float *dx, const float *dout, const float *x, int64_t n);
 float quill_exp_sum_ref(float *x, int64_t n, float shift);

@@ -118,6 +118,15 @@ extension Layers {
         }
     }
 
+    /// dgate, dup (overwritten) of out = gelu_tanh(gate) · up (Gemma's GeGLU).
+    public static func gegluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
+                                     dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                     count: Int, pool: ThreadPool = .shared) {
+        forEachSpan(count, pool: pool) { from, length in
+            quill_gelu_mul_backward(dgate + from, dup + from, dout + from, gate + from, up + from, length)
+        }
+    }
+
     /// out = gelu_tanh(x), out of place (the backward needs x).
     public static func geluForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, pool: ThreadPool = .shared) {
         forEachSpan(count, pool: pool) { from, length in quill_gelu_tanh(out + from, x + from, length) }
@@ -135,17 +144,18 @@ extension Layers {
     /// [N, NKV, HS] (after RoPE); out [N, NH, HS]. Each (sequence, head) is two BLAS products
     /// around a masked softmax. The probabilities are not kept: the backward recomputes them
     /// (one more T×T×HS product per head, against B·NH·T² floats per layer held until then).
+    /// Scores are scaled by `scale`, 1/√HS unless given (Gemma's `query_pre_attn_scalar`^-½).
     public static func causalAttentionForward(_ out: UnsafeMutablePointer<Float>,
                                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                               batch: Int, length t: Int, heads: Int, kvHeads: Int, headSize hs: Int,
-                                              window: Int? = nil, pool: ThreadPool = .shared) {
+                                              window: Int? = nil, scale: Float? = nil, pool: ThreadPool = .shared) {
         let group = heads / kvHeads, qDim = heads * hs, kvDim = kvHeads * hs
         pool.parallelFor(batch * heads) { unit in
             let b = unit / heads, h = unit % heads, kvh = h / group
             withUnsafeTemporaryAllocation(of: Float.self, capacity: t * t) { buffer in
                 let p = buffer.baseAddress!
                 attentionProbabilities(p, q: q + b * t * qDim + h * hs, k: k + b * t * kvDim + kvh * hs,
-                                       length: t, headSize: hs, qStride: qDim, kvStride: kvDim, window: window)
+                                       length: t, headSize: hs, qStride: qDim, kvStride: kvDim, window: window, scale: scale)
                 Matmul.gemm(out + b * t * qDim + h * hs, ldc: qDim, p, lda: t, v + b * t * kvDim + kvh * hs, ldb: kvDim,
                             m: t, n: hs, k: t, transposeB: false)
             }
@@ -155,8 +165,9 @@ extension Layers {
     /// p[T, T] = the causal softmax of one head's scaled scores (zero above the diagonal and
     /// outside the window).
     static func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                                       length t: Int, headSize hs: Int, qStride: Int, kvStride: Int, window: Int?) {
-        Matmul.gemm(p, ldc: t, q, lda: qStride, k, ldb: kvStride, m: t, n: t, k: hs, alpha: 1 / Float(hs).squareRoot(), transposeB: true)
+                                       length t: Int, headSize hs: Int, qStride: Int, kvStride: Int, window: Int?, scale: Float?) {
+        Matmul.gemm(p, ldc: t, q, lda: qStride, k, ldb: kvStride, m: t, n: t, k: hs, alpha: scale ?? 1 / Float(hs).squareRoot(),
+                    transposeB: true)
         for i in 0..<t {
             let row = p + i * t, first = window.map { max(0, i - $0 + 1) } ?? 0
             var maxScore = -Float.infinity
@@ -180,9 +191,9 @@ extension Layers {
                                                dout: UnsafePointer<Float>,
                                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                                batch: Int, length t: Int, heads: Int, kvHeads: Int, headSize hs: Int,
-                                               window: Int? = nil, pool: ThreadPool = .shared) {
+                                               window: Int? = nil, scale: Float? = nil, pool: ThreadPool = .shared) {
         let group = heads / kvHeads, qDim = heads * hs, kvDim = kvHeads * hs
-        let scale = 1 / Float(hs).squareRoot()
+        let scale = scale ?? 1 / Float(hs).squareRoot()
         pool.parallelFor(batch * kvHeads) { unit in
             let b = unit / kvHeads, kvh = unit % kvHeads
             let kb = k + b * t * kvDim + kvh * hs, vb = v + b * t * kvDim + kvh * hs
@@ -192,7 +203,7 @@ extension Layers {
                 let p = buffer.baseAddress!, dp = p + t * t
                 for h in (kvh * group)..<((kvh + 1) * group) {
                     let qb = q + b * t * qDim + h * hs, dqb = dq + b * t * qDim + h * hs, dob = dout + b * t * qDim + h * hs
-                    attentionProbabilities(p, q: qb, k: kb, length: t, headSize: hs, qStride: qDim, kvStride: kvDim, window: window)
+                    attentionProbabilities(p, q: qb, k: kb, length: t, headSize: hs, qStride: qDim, kvStride: kvDim, window: window, scale: scale)
                     if let out {
                         Matmul.gemm(out + b * t * qDim + h * hs, ldc: qDim, p, lda: t, vb, ldb: kvDim, m: t, n: hs, k: t, transposeB: false)
                     }

@@ -34,6 +34,12 @@ final class ActivationBuffers {
     var q: [UnsafeMutablePointer<Float>] = [], k: [UnsafeMutablePointer<Float>] = [], v: [UnsafeMutablePointer<Float>] = []
     var hidden1: [UnsafeMutablePointer<Float>] = []    // [N, FF] llama: gate; gpt2: c_fc output
     var hidden2: [UnsafeMutablePointer<Float>] = []    // [N, FF] llama: up
+    // Gemma's per-head query and key norms: their inputs and rstd (per projection slot)
+    var qPre: [UnsafeMutablePointer<Float>] = [], kPre: [UnsafeMutablePointer<Float>] = []
+    var qRstd: [UnsafeMutablePointer<Float>] = [], kRstd: [UnsafeMutablePointer<Float>] = []
+    // Gemma's post-attention and post-feed-forward norms: their inputs [N, C] and rstd (per layer slot)
+    var attentionOut: [UnsafeMutablePointer<Float>] = [], rstd3: [UnsafeMutablePointer<Float>] = []
+    var feedForwardOut: [UnsafeMutablePointer<Float>] = [], rstd4: [UnsafeMutablePointer<Float>] = []
     // per adapter, under dropout: the mask (0 or 1 / (1 - p)) and x ⊙ mask
     var adapterMasks: [UnsafeMutablePointer<Float>?] = [], adapterInputs: [UnsafeMutablePointer<Float>?] = []
     let finalNorm: UnsafeMutablePointer<Float>, finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>
@@ -45,6 +51,9 @@ final class ActivationBuffers {
     let dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>
     let dHidden1: UnsafeMutablePointer<Float>, dHidden2: UnsafeMutablePointer<Float>, dActivated: UnsafeMutablePointer<Float>
     let scratch: UnsafeMutablePointer<Float>   // [N, max(FF, 3C, qDim)]: a linear's output before the residual add, dQKV
+    let dPost: UnsafeMutablePointer<Float>     // [N, C] a post-norm's input gradient (Gemma)
+    let dqPre: UnsafeMutablePointer<Float>, dkPre: UnsafeMutablePointer<Float>   // before the q/k norms (Gemma)
+    let capped: UnsafeMutablePointer<Float>    // [logitRows, V] tanh(logits / cap) under soft-capping
     let adapterScratch: UnsafeMutablePointer<Float>  // [N, r]
     let dropoutScratch: UnsafeMutablePointer<Float>  // [N, max in] under dropout
     let logits: UnsafeMutablePointer<Float>    // [logitRows, V]
@@ -74,6 +83,11 @@ final class ActivationBuffers {
         mean1 = each(n); rstd1 = each(n); mean2 = each(n); rstd2 = each(n)
         q = eachProjection(n * s.qDim); k = eachProjection(n * s.kvDim); v = eachProjection(n * s.kvDim)
         hidden1 = eachProjection(n * ff); hidden2 = s.family == .gpt2 ? [] : eachProjection(n * ff)
+        if s.gemmaNorms {
+            qPre = eachProjection(n * s.qDim); kPre = eachProjection(n * s.kvDim)
+            qRstd = eachProjection(n * s.heads); kRstd = eachProjection(n * s.kvHeads)
+            attentionOut = each(n * c); rstd3 = each(n); feedForwardOut = each(n * c); rstd4 = each(n)
+        }
         adapterHidden = (0..<slots).map { slot in
             (checkpointing ? adapters.max(by: { $0.count < $1.count }) ?? [] : adapters[slot]).map { take(n * $0.rank) }
         }
@@ -88,7 +102,10 @@ final class ActivationBuffers {
         dq = take(n * s.qDim); dk = take(n * s.kvDim); dv = take(n * s.kvDim)
         dHidden1 = take(n * ff); dHidden2 = take(n * ff); dActivated = take(n * ff)
         scratch = take(n * max(ff, 3 * c, s.qDim))
+        dPost = take(s.gemmaNorms ? n * c : 0)
+        dqPre = take(s.gemmaNorms ? n * s.qDim : 0); dkPre = take(s.gemmaNorms ? n * s.kvDim : 0)
         logits = take(logitRows * s.vocabularySize)
+        capped = take(s.finalLogitSoftcap == nil ? 0 : logitRows * s.vocabularySize)
         positions = (0..<n).map { Int32($0 % length) }
         self.allocations = allocations
     }

@@ -75,29 +75,54 @@ extension TrainableModel {
                       "tie_word_embeddings": s.tiedEmbeddings, "hidden_act": "silu", "attention_bias": s.attentionBias,
                       "rope_theta": Double(s.ropeTheta)]
             if let window = s.slidingWindow { config["sliding_window"] = window; config["use_sliding_window"] = true }
+            if s.gemmaNorms { try gemmaConfig(into: &config) }
         }
         config["torch_dtype"] = "float32"
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
                              to: directory.appendingPathComponent("config.json"))
-        // GPT-2's Conv1D weights are written transposed, from a store of their own
+        // GPT-2's Conv1D weights are written transposed and Gemma's norms as w of 1 + w, from a
+        // store of their own
         let conv1D = s.family == .gpt2
             ? parameters.entries.filter { $0.shape.count == 2 && !$0.name.hasSuffix("wte.weight") && !$0.name.hasSuffix("wpe.weight") } : []
-        let transposed = ParameterStore(layout: conv1D.map { ($0.name, [$0.shape[1], $0.shape[0]], false) })
+        let gemmaNorms = parameters.entries.filter { Self.isGemmaNorm($0.name, s) }
+        let rewritten = ParameterStore(layout: conv1D.map { ($0.name, [$0.shape[1], $0.shape[0]], false) }
+                                               + gemmaNorms.map { ($0.name, $0.shape, false) })
         for entry in conv1D {
-            transposed.set(entry.name, Self.transpose(parameters.tensor(entry.name), rows: entry.shape[0], cols: entry.shape[1]))
+            rewritten.set(entry.name, Self.transpose(parameters.tensor(entry.name), rows: entry.shape[0], cols: entry.shape[1]))
         }
+        for entry in gemmaNorms { rewritten.set(entry.name, parameters.tensor(entry.name).map { $0 - 1 }) }
         let tensors = parameters.entries.map { entry in
-            let (store, written) = transposed.entry(entry.name).map { (transposed, $0) } ?? (parameters, entry)
+            let (store, written) = rewritten.entry(entry.name).map { (rewritten, $0) } ?? (parameters, entry)
             return SafetensorsWriter.Tensor(name: written.name, shape: written.shape,
                                             data: UnsafeBufferPointer(start: store.base + written.offset, count: written.count))
         }
-        try withExtendedLifetime(transposed) {
+        try withExtendedLifetime(rewritten) {
             try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
         }
     }
 }
 
 extension TrainableModel {
+    /// Gemma 3's `config.json` entries beyond Llama's, in the keys transformers reads for
+    /// `gemma3_text` (rope_theta and rope_local_base_freq, rope_scaling for the global layers).
+    private func gemmaConfig(into config: inout [String: Any]) throws {
+        guard let llama = llamaConfig else { throw LoRAError.invalid("no Gemma configuration was loaded with this model") }
+        let s = shape
+        config["model_type"] = "gemma3_text"
+        config["architectures"] = ["Gemma3ForCausalLM"]
+        config["hidden_act"] = nil
+        config["use_sliding_window"] = nil
+        config["hidden_activation"] = "gelu_pytorch_tanh"
+        config["query_pre_attn_scalar"] = Double(s.attentionScale.map { 1 / ($0 * $0) } ?? Float(s.headSize)).rounded()
+        config["final_logit_softcapping"] = s.finalLogitSoftcap.map { Double($0) } ?? NSNull()
+        config["attn_logit_softcapping"] = NSNull()
+        config["rope_local_base_freq"] = Double(llama.localRopeTheta ?? llama.ropeTheta)
+        if case let .linear(factor) = llama.ropeScaling { config["rope_scaling"] = ["rope_type": "linear", "factor": Double(factor)] }
+        if let layers = s.slidingWindowLayers {
+            config["layer_types"] = layers.map { $0 ? "sliding_attention" : "full_attention" }
+        }
+    }
+
     /// A model for generation from the current weights (adapters folded into its copies): fp32
     /// weights on BLAS, as a Hugging Face directory would load.
     public func inferenceModel() throws -> any LanguageModel {
@@ -121,10 +146,13 @@ extension TrainableModel {
             config.tiedEmbeddings = shape.tiedEmbeddings
             let blocks = wiring.blocks.map { b -> LlamaModel.DenseBlock in
                 func bias(_ l: Linear) -> [Float]? { p.contains(l.bias) ? p.tensor(l.bias) : nil }
-                return LlamaModel.DenseBlock(attentionNorm: p.tensor(b.norm1), q: merged(b.attention[0]), k: merged(b.attention[1]),
-                                             v: merged(b.attention[2]), output: merged(b.output), qBias: bias(b.attention[0]),
-                                             kBias: bias(b.attention[1]), vBias: bias(b.attention[2]), ffnNorm: p.tensor(b.norm2),
-                                             gate: merged(b.mlp[0]), up: merged(b.mlp[1]), down: merged(b.down))
+                var block = LlamaModel.DenseBlock(attentionNorm: p.tensor(b.norm1), q: merged(b.attention[0]), k: merged(b.attention[1]),
+                                                  v: merged(b.attention[2]), output: merged(b.output), qBias: bias(b.attention[0]),
+                                                  kBias: bias(b.attention[1]), vBias: bias(b.attention[2]), ffnNorm: p.tensor(b.norm2),
+                                                  gate: merged(b.mlp[0]), up: merged(b.mlp[1]), down: merged(b.down))
+                block.queryNorm = b.queryNorm.map(p.tensor); block.keyNorm = b.keyNorm.map(p.tensor)
+                block.postAttentionNorm = b.postAttentionNorm.map(p.tensor); block.postFeedForwardNorm = b.postFeedForwardNorm.map(p.tensor)
+                return block
             }
             let embedding = p.tensor(wiring.embedding)
             return LlamaModel(config: config, embedding: embedding, blocks: blocks, outputNorm: p.tensor(wiring.finalNorm),

@@ -35,9 +35,13 @@ extension TrainableModel {
         var llamaConfig: LlamaConfig?
         if hf.modelType == "gpt2" {
             shape = Shape(gpt2: try GPT2Model.Config(huggingFace: json, path: hf.path))
-        } else if LlamaConfig.trainableArchitectures.contains(hf.modelType) {
-            llamaConfig = try LlamaConfig(huggingFace: json, path: hf.path)
-            shape = Self.shape(llamaConfig!, attentionBias: hf.modelType == "qwen2")
+        } else if LlamaConfig.supportedModelTypes.contains(hf.modelType) {
+            let config = try LlamaConfig(huggingFace: json, path: hf.path)
+            guard LlamaConfig.trainableArchitectures.contains(config.architecture) else {
+                throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: Self.trainableArchitectures)
+            }
+            llamaConfig = config
+            shape = Self.shape(config, attentionBias: hf.modelType == "qwen2")
         } else {
             throw ModelError.unsupportedArchitecture(path: hf.path, found: hf.modelType, supported: Self.trainableArchitectures)
         }
@@ -62,6 +66,7 @@ extension TrainableModel {
         let store = ParameterStore(layout: layout)
         for (entry, source) in zip(store.entries, sources) {
             let values = try checkpoint.floats(source.name)
+            if Self.isGemmaNorm(entry.name, shape) { store.set(entry.name, values.map { $0 + 1 }); continue }
             store.set(entry.name, source.conv1D ? Self.transpose(values, rows: source.shape[0], cols: source.shape[1]) : values)
         }
         self.init(shape: shape, parameters: store, pool: pool)
@@ -91,12 +96,17 @@ extension TrainableModel {
             shape = Self.shape(config, attentionBias: file.tensor(named: "blk.0.attn_q.bias") != nil)
             names = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
                      "lm_head.weight": "output.weight"]
+            // Gemma's post_attention_layernorm is llama.cpp's post_attention_norm; its
+            // pre_feedforward_layernorm is ffn_norm, where Llama's post_attention_layernorm is
+            let norms = shape.gemmaNorms
+                ? [("post_attention_layernorm", "post_attention_norm"), ("pre_feedforward_layernorm", "ffn_norm"),
+                   ("post_feedforward_layernorm", "post_ffw_norm"), ("self_attn.q_norm", "attn_q_norm"), ("self_attn.k_norm", "attn_k_norm")]
+                : [("post_attention_layernorm", "ffn_norm")]
             for l in 0..<shape.layers {
                 let ours = "model.layers.\(l).", theirs = "blk.\(l)."
-                for (a, b) in [("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
-                               ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"),
-                               ("post_attention_layernorm", "ffn_norm"), ("mlp.gate_proj", "ffn_gate"),
-                               ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")] {
+                for (a, b) in norms + [("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+                                       ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"),
+                                       ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")] {
                     names[ours + a + ".weight"] = theirs + b + ".weight"
                     names[ours + a + ".bias"] = theirs + b + ".bias"
                 }
@@ -133,12 +143,26 @@ extension TrainableModel {
     }
 
     static func shape(_ config: LlamaConfig, attentionBias: Bool) -> Shape {
-        Shape(family: .llama, architecture: config.architecture, vocabularySize: config.vocabularySize,
-              contextLength: config.contextLength, channels: config.hiddenSize, layers: config.layers, heads: config.heads,
-              kvHeads: config.kvHeads, headSize: config.headSize, intermediateSize: config.intermediateSize,
-              normEpsilon: config.rmsNormEpsilon, tiedEmbeddings: config.tiedEmbeddings, attentionBias: attentionBias,
-              inverseFrequencies: config.inverseFrequencies, ropeAttentionFactor: config.ropeAttentionFactor,
-              slidingWindow: config.slidingWindow, ropeTheta: config.ropeTheta)
+        var shape = Shape(family: .llama, architecture: config.architecture, vocabularySize: config.vocabularySize,
+                          contextLength: config.contextLength, channels: config.hiddenSize, layers: config.layers, heads: config.heads,
+                          kvHeads: config.kvHeads, headSize: config.headSize, intermediateSize: config.intermediateSize,
+                          normEpsilon: config.rmsNormEpsilon, tiedEmbeddings: config.tiedEmbeddings, attentionBias: attentionBias,
+                          inverseFrequencies: config.inverseFrequencies, ropeAttentionFactor: config.ropeAttentionFactor,
+                          slidingWindow: config.slidingWindow, ropeTheta: config.ropeTheta)
+        shape.feedForwardActivation = config.feedForwardActivation
+        shape.embeddingScale = config.embeddingScale
+        shape.attentionScale = config.attentionScale
+        shape.finalLogitSoftcap = config.finalLogitSoftcap
+        shape.slidingWindowLayers = config.slidingWindowLayers
+        shape.localInverseFrequencies = config.localInverseFrequencies
+        shape.gemmaNorms = config.architecture == "gemma3"
+        return shape
+    }
+
+    /// Whether `name` is one of Gemma's RMSNorm weights, which Hugging Face checkpoints store as
+    /// w in x̂ · (1 + w): Quill holds (and trains) 1 + w, as GGUF files store it.
+    static func isGemmaNorm(_ name: String, _ shape: Shape) -> Bool {
+        shape.gemmaNorms && name.hasSuffix("norm.weight")
     }
 
     /// The GGUF tensor that `names` maps a layout entry to, with the entry's shape (GGUF lists

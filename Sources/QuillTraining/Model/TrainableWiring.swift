@@ -18,9 +18,37 @@ extension TrainableModel {
         public var slidingWindow: Int?
         /// RoPE's base (for exported config.json).
         public var ropeTheta: Float = 10_000
+        // Gemma 3's departures from Llama; the defaults are Llama's.
+        /// GeGLU instead of SwiGLU.
+        public var feedForwardActivation: LlamaConfig.Activation = .silu
+        /// Token embeddings are multiplied by this (Gemma: √C).
+        public var embeddingScale: Float = 1
+        /// The attention score scale when it is not 1/√HS.
+        public var attentionScale: Float?
+        /// Logits become cap · tanh(logits / cap).
+        public var finalLogitSoftcap: Float?
+        /// Which layers attend within `slidingWindow` (nil: all of them, when there is one).
+        public var slidingWindowLayers: [Bool]?
+        /// The sliding-window layers' own RoPE frequencies (nil: the model's).
+        public var localInverseFrequencies: [Float]?
+        /// RMSNorm of each query and key head before RoPE, and of the attention and feed-forward
+        /// outputs before their residual sums (Gemma's q_norm, k_norm and sandwich norms).
+        public var gemmaNorms = false
         public var qDim: Int { heads * headSize }
 
         public var kvDim: Int { kvHeads * headSize }
+
+        /// The window layer `layer` attends within, nil for all earlier positions.
+        func window(layer: Int) -> Int? {
+            guard let slidingWindow, let layers = slidingWindowLayers else { return slidingWindow }
+            return layers[layer] ? slidingWindow : nil
+        }
+
+        /// The RoPE frequencies of layer `layer`.
+        func inverseFrequencies(layer: Int) -> [Float] {
+            if let local = localInverseFrequencies, slidingWindow != nil, window(layer: layer) != nil { return local }
+            return inverseFrequencies
+        }
     }
 
     /// A linear layer: where its weight [out, in] and bias live, and its adapter if it has one.
@@ -39,6 +67,10 @@ extension TrainableModel {
         var output: Linear
         var mlp: [Linear]           // llama: gate, up; gpt2: c_fc
         var down: Linear
+        /// Gemma's: the per-head query and key norms [HS], and the norms of the attention and
+        /// feed-forward outputs [C].
+        var queryNorm: String? = nil, keyNorm: String? = nil
+        var postAttentionNorm: String? = nil, postFeedForwardNorm: String? = nil
 
         /// Every linear layer in the order they run.
         mutating func forEachLinear(_ body: (inout Linear) -> Void) {
@@ -63,15 +95,22 @@ extension TrainableModel {
                 embedding = "model.embed_tokens.weight"; position = ""; finalNorm = "model.norm.weight"
                 head = shape.tiedEmbeddings ? embedding : "lm_head.weight"
                 blocks = (0..<shape.layers).map { l in
-                    let p = "model.layers.\(l)."
-                    return Block(norm1: p + "input_layernorm.weight", norm2: p + "post_attention_layernorm.weight",
+                    let p = "model.layers.\(l).", gemma = shape.gemmaNorms
+                    // Gemma's post_attention_layernorm normalizes the attention output; Llama's is
+                    // the norm before the feed-forward (Gemma's pre_feedforward_layernorm)
+                    return Block(norm1: p + "input_layernorm.weight",
+                                 norm2: p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"),
                                  attention: [Linear(module: p + "self_attn.q_proj", inputs: c, outputs: shape.qDim),
                                              Linear(module: p + "self_attn.k_proj", inputs: c, outputs: shape.kvDim),
                                              Linear(module: p + "self_attn.v_proj", inputs: c, outputs: shape.kvDim)],
                                  output: Linear(module: p + "self_attn.o_proj", inputs: shape.qDim, outputs: c),
                                  mlp: [Linear(module: p + "mlp.gate_proj", inputs: c, outputs: ff),
                                        Linear(module: p + "mlp.up_proj", inputs: c, outputs: ff)],
-                                 down: Linear(module: p + "mlp.down_proj", inputs: ff, outputs: c))
+                                 down: Linear(module: p + "mlp.down_proj", inputs: ff, outputs: c),
+                                 queryNorm: gemma ? p + "self_attn.q_norm.weight" : nil,
+                                 keyNorm: gemma ? p + "self_attn.k_norm.weight" : nil,
+                                 postAttentionNorm: gemma ? p + "post_attention_layernorm.weight" : nil,
+                                 postFeedForwardNorm: gemma ? p + "post_feedforward_layernorm.weight" : nil)
                 }
             case .gpt2:
                 embedding = "transformer.wte.weight"; position = "transformer.wpe.weight"
@@ -102,8 +141,13 @@ extension TrainableModel {
                         items.append((p + "self_attn.\(name).weight", [out, c], true))
                         if s.attentionBias { items.append((p + "self_attn.\(name).bias", [out], false)) }
                     }
-                    items += [(p + "self_attn.o_proj.weight", [c, s.qDim], true), (p + "post_attention_layernorm.weight", [c], false),
-                              (p + "mlp.gate_proj.weight", [ff, c], true), (p + "mlp.up_proj.weight", [ff, c], true),
+                    if s.gemmaNorms {
+                        items += [(p + "self_attn.q_norm.weight", [s.headSize], false), (p + "self_attn.k_norm.weight", [s.headSize], false)]
+                    }
+                    items.append((p + "self_attn.o_proj.weight", [c, s.qDim], true))
+                    items += (s.gemmaNorms ? ["post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"]
+                                           : ["post_attention_layernorm"]).map { (p + $0 + ".weight", [c], false) }
+                    items += [(p + "mlp.gate_proj.weight", [ff, c], true), (p + "mlp.up_proj.weight", [ff, c], true),
                               (p + "mlp.down_proj.weight", [c, ff], true)]
                 }
                 items.append(("model.norm.weight", [c], false))

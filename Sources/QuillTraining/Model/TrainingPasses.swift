@@ -56,6 +56,7 @@ extension TrainableModel {
         var out = [Float](repeating: 0, count: a.n * v)
         out.withUnsafeMutableBufferPointer {
             Matmul.forward($0.baseAddress!, a.finalNorm, parameters.pointer(wiring.head), nil, n: a.n, c: c, oc: v, pool: pool)
+            if let cap = shape.finalLogitSoftcap { for i in $0.indices { $0[i] = cap * tanh($0[i] / cap) } }
         }
         return out
     }
@@ -74,6 +75,7 @@ extension TrainableModel {
         let s = shape, n = a.n, c = s.channels
         let embedding = parameters.pointer(wiring.embedding)
         for i in 0..<n { a.residual[0].advanced(by: i * c).update(from: embedding + Int(tokens[i]) * c, count: c) }
+        if s.embeddingScale != 1 { for i in 0..<(n * c) { a.residual[0][i] *= s.embeddingScale } }
         if s.family == .gpt2 {
             let wpe = parameters.pointer(wiring.position)
             for i in 0..<n { let row = a.residual[0] + i * c, p = wpe + Int(a.positions[i]) * c; for k in 0..<c { row[k] += p[k] } }
@@ -88,35 +90,63 @@ extension TrainableModel {
         let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize, block = wiring.blocks[l]
         let slot = a.memory == .checkpointed ? 0 : l, p = a.memory == .keep ? l : 0, x = a.residual[l]
         normForward(block.norm1, out: a.norm, mean: a.mean1[slot], rstd: a.rstd1[slot], x: x, n: n)
-        projectQKV(block, a, slot: slot, p: p, recompute: recompute)
+        projectQKV(l, a, slot: slot, p: p, recompute: recompute)
         Layers.causalAttentionForward(a.attention, q: a.q[p], k: a.k[p], v: a.v[p],
                                       batch: a.batch, length: a.length, heads: s.heads, kvHeads: s.kvHeads,
-                                      headSize: s.headSize, window: s.slidingWindow, pool: pool)
-        linearForward(block.output, out: a.scratch, x: a.attention, a, slot: slot, recompute: recompute)
+                                      headSize: s.headSize, window: s.window(layer: l), scale: s.attentionScale, pool: pool)
+        if let post = block.postAttentionNorm {   // Gemma: the output projection's result is normalized first
+            linearForward(block.output, out: a.attentionOut[slot], x: a.attention, a, slot: slot, recompute: recompute)
+            Layers.rmsnormForward(a.scratch, rstd: a.rstd3[slot], a.attentionOut[slot], parameters.pointer(post), n: n, c: c,
+                                  eps: s.normEpsilon, pool: pool)
+        } else {
+            linearForward(block.output, out: a.scratch, x: a.attention, a, slot: slot, recompute: recompute)
+        }
         add(a.mid[slot], x, a.scratch, count: n * c)
         normForward(block.norm2, out: a.norm, mean: a.mean2[slot], rstd: a.rstd2[slot], x: a.mid[slot], n: n)
         projectMLP(block, a, slot: slot, p: p, recompute: recompute)
-        if s.family == .llama {
-            Layers.swiglu(a.activated, a.hidden1[p], a.hidden2[p], count: n * ff)
+        activate(a, p: p)
+        if let post = block.postFeedForwardNorm {
+            linearForward(block.down, out: a.feedForwardOut[slot], x: a.activated, a, slot: slot, recompute: recompute)
+            Layers.rmsnormForward(a.scratch, rstd: a.rstd4[slot], a.feedForwardOut[slot], parameters.pointer(post), n: n, c: c,
+                                  eps: s.normEpsilon, pool: pool)
         } else {
-            Layers.geluForward(a.activated, a.hidden1[p], count: n * ff, pool: pool)
+            linearForward(block.down, out: a.scratch, x: a.activated, a, slot: slot, recompute: recompute)
         }
-        linearForward(block.down, out: a.scratch, x: a.activated, a, slot: slot, recompute: recompute)
         add(a.residual[l + 1], a.mid[slot], a.scratch, count: n * c)
     }
 
+    /// The MLP's activation of its inputs into a.activated: silu(gate)·up, gelu(gate)·up or gelu(fc).
+    private func activate(_ a: ActivationBuffers, p: Int) {
+        let count = a.n * shape.intermediateSize
+        switch (shape.family, shape.feedForwardActivation) {
+        case (.llama, .silu): Layers.swiglu(a.activated, a.hidden1[p], a.hidden2[p], count: count)
+        case (.llama, .geluTanh): Layers.geglu(a.activated, a.hidden1[p], a.hidden2[p], count: count)
+        case (.gpt2, _): Layers.geluForward(a.activated, a.hidden1[p], count: count, pool: pool)
+        }
+    }
+
     /// q, k, v [N, ·] of a norm output in a.norm, after RoPE (Llama) or split from c_attn (GPT-2).
-    private func projectQKV(_ block: Block, _ a: ActivationBuffers, slot: Int, p: Int, recompute: Bool) {
-        let s = shape, n = a.n, c = s.channels
+    private func projectQKV(_ l: Int, _ a: ActivationBuffers, slot: Int, p: Int, recompute: Bool) {
+        let s = shape, n = a.n, c = s.channels, block = wiring.blocks[l]
         if s.family == .llama {
-            linearForward(block.attention[0], out: a.q[p], x: a.norm, a, slot: slot, recompute: recompute)
-            linearForward(block.attention[1], out: a.k[p], x: a.norm, a, slot: slot, recompute: recompute)
+            if let queryNorm = block.queryNorm, let keyNorm = block.keyNorm {   // Gemma: each head normalized before RoPE
+                linearForward(block.attention[0], out: a.qPre[p], x: a.norm, a, slot: slot, recompute: recompute)
+                linearForward(block.attention[1], out: a.kPre[p], x: a.norm, a, slot: slot, recompute: recompute)
+                Layers.rmsnormForward(a.q[p], rstd: a.qRstd[p], a.qPre[p], parameters.pointer(queryNorm), n: n * s.heads,
+                                      c: s.headSize, eps: s.normEpsilon, pool: pool)
+                Layers.rmsnormForward(a.k[p], rstd: a.kRstd[p], a.kPre[p], parameters.pointer(keyNorm), n: n * s.kvHeads,
+                                      c: s.headSize, eps: s.normEpsilon, pool: pool)
+            } else {
+                linearForward(block.attention[0], out: a.q[p], x: a.norm, a, slot: slot, recompute: recompute)
+                linearForward(block.attention[1], out: a.k[p], x: a.norm, a, slot: slot, recompute: recompute)
+            }
             linearForward(block.attention[2], out: a.v[p], x: a.norm, a, slot: slot, recompute: recompute)
+            let frequencies = s.inverseFrequencies(layer: l)
             a.positions.withUnsafeBufferPointer { positions in
                 Layers.rope(a.q[p], positions: positions.baseAddress!, n: n, heads: s.heads, headSize: s.headSize,
-                            inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                            inverseFrequencies: frequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
                 Layers.rope(a.k[p], positions: positions.baseAddress!, n: n, heads: s.kvHeads, headSize: s.headSize,
-                            inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                            inverseFrequencies: frequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
             }
         } else {
             linearForward(block.attention[0], out: a.scratch, x: a.norm, a, slot: slot, recompute: recompute)
@@ -156,8 +186,14 @@ extension TrainableModel {
             defer { first += rows }
             guard (0..<rows).contains(where: { targets[first + $0] >= 0 }) else { continue }
             Matmul.forward(a.logits, a.finalNorm + first * c, weight, nil, n: rows, c: c, oc: v, pool: pool)
+            if let cap = shape.finalLogitSoftcap {   // logits = cap · t with t = tanh(raw / cap), t kept
+                for i in 0..<(rows * v) { a.capped[i] = tanh(a.logits[i] / cap); a.logits[i] = cap * a.capped[i] }
+            }
             let (sum, count) = Layers.crossEntropyBackward(a.logits, targets: targets + first, n: rows, vocabulary: v,
                                                            normalizer: normalizer, pool: pool)
+            if backward, shape.finalLogitSoftcap != nil {   // d raw = d logits · (1 − t²)
+                for i in 0..<(rows * v) { a.logits[i] *= 1 - a.capped[i] * a.capped[i] }
+            }
             total = total + LossSum(sum: sum, count: count)
             windows?[first / a.length].add(sum: sum, count: count)
             if backward {
@@ -185,19 +221,24 @@ extension TrainableModel {
             case .keep:
                 normForward(block.norm2, out: a.norm, mean: a.mean2[slot], rstd: a.rstd2[slot], x: a.mid[slot], n: n)
             }
-            // residual[l+1] = mid + down(mlp(norm2(mid)))
+            // residual[l+1] = mid + [postnorm](down(mlp(norm2(mid))))
             a.dActivated.update(repeating: 0, count: n * ff)
             a.dNorm.update(repeating: 0, count: n * c)
+            let dDown = postNormBackward(block.postFeedForwardNorm, a, dout: a.dResidual, x: a.feedForwardOut, rstd: a.rstd4, slot: slot)
+            activate(a, p: p)
             if s.family == .llama {
-                Layers.swiglu(a.activated, a.hidden1[p], a.hidden2[p], count: n * ff)
-                linearBackward(block.down, dinp: a.dActivated, dout: a.dResidual, x: a.activated, a, slot: slot)
-                Layers.swigluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p],
-                                      up: a.hidden2[p], count: n * ff, pool: pool)
+                linearBackward(block.down, dinp: a.dActivated, dout: dDown, x: a.activated, a, slot: slot)
+                if s.feedForwardActivation == .geluTanh {
+                    Layers.gegluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p],
+                                         up: a.hidden2[p], count: n * ff, pool: pool)
+                } else {
+                    Layers.swigluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p],
+                                          up: a.hidden2[p], count: n * ff, pool: pool)
+                }
                 linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm, a, slot: slot)
                 linearBackward(block.mlp[1], dinp: a.dNorm, dout: a.dHidden2, x: a.norm, a, slot: slot)
             } else {
-                Layers.geluForward(a.activated, a.hidden1[p], count: n * ff, pool: pool)
-                linearBackward(block.down, dinp: a.dActivated, dout: a.dResidual, x: a.activated, a, slot: slot)
+                linearBackward(block.down, dinp: a.dActivated, dout: dDown, x: a.activated, a, slot: slot)
                 a.dHidden1.update(repeating: 0, count: n * ff)
                 Layers.geluBackward(dx: a.dHidden1, dout: a.dActivated, x: a.hidden1[p], count: n * ff, pool: pool)
                 linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm, a, slot: slot)
@@ -207,23 +248,36 @@ extension TrainableModel {
             // mid = residual[l] + output(attention(norm1(residual[l])))
             // the output projection's input gradient first: the attention's backward recomputes its input
             a.dAttention.update(repeating: 0, count: n * s.qDim)
-            linearBackward(block.output, dinp: a.dAttention, dout: a.dResidual, x: a.attention, a, slot: slot, parts: .input)
+            let dOutput = postNormBackward(block.postAttentionNorm, a, dout: a.dResidual, x: a.attentionOut, rstd: a.rstd3, slot: slot)
+            linearBackward(block.output, dinp: a.dAttention, dout: dOutput, x: a.attention, a, slot: slot, parts: .input)
             normForward(block.norm1, out: a.norm, mean: a.mean1[slot], rstd: a.rstd1[slot], x: a.residual[l], n: n)
-            if a.memory == .lean { projectQKV(block, a, slot: slot, p: p, recompute: true) }
+            if a.memory == .lean { projectQKV(l, a, slot: slot, p: p, recompute: true) }
             Layers.causalAttentionBackward(dq: a.dq, dk: a.dk, dv: a.dv, out: a.attention, dout: a.dAttention,
                                            q: a.q[p], k: a.k[p], v: a.v[p], batch: a.batch, length: a.length,
-                                           heads: s.heads, kvHeads: s.kvHeads, headSize: s.headSize, window: s.slidingWindow, pool: pool)
-            linearBackward(block.output, dinp: a.dAttention, dout: a.dResidual, x: a.attention, a, slot: slot, parts: .weights)
+                                           heads: s.heads, kvHeads: s.kvHeads, headSize: s.headSize, window: s.window(layer: l),
+                                           scale: s.attentionScale, pool: pool)
+            linearBackward(block.output, dinp: a.dAttention, dout: dOutput, x: a.attention, a, slot: slot, parts: .weights)
             a.dNorm.update(repeating: 0, count: n * c)
             if s.family == .llama {
+                let frequencies = s.inverseFrequencies(layer: l)
                 a.positions.withUnsafeBufferPointer { positions in
                     Layers.ropeBackward(a.dq, positions: positions.baseAddress!, n: n, heads: s.heads, headSize: s.headSize,
-                                        inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                                        inverseFrequencies: frequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
                     Layers.ropeBackward(a.dk, positions: positions.baseAddress!, n: n, heads: s.kvHeads, headSize: s.headSize,
-                                        inverseFrequencies: s.inverseFrequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
+                                        inverseFrequencies: frequencies, pairing: .halves, attentionFactor: s.ropeAttentionFactor)
                 }
-                linearBackward(block.attention[0], dinp: a.dNorm, dout: a.dq, x: a.norm, a, slot: slot)
-                linearBackward(block.attention[1], dinp: a.dNorm, dout: a.dk, x: a.norm, a, slot: slot)
+                var dq = UnsafePointer(a.dq), dk = UnsafePointer(a.dk)
+                if let queryNorm = block.queryNorm, let keyNorm = block.keyNorm {   // Gemma: through the per-head norms
+                    a.dqPre.update(repeating: 0, count: n * s.qDim)
+                    a.dkPre.update(repeating: 0, count: n * s.kvDim)
+                    Layers.rmsnormBackward(dx: a.dqPre, dweight: gradients?.pointer(queryNorm), dout: a.dq, x: a.qPre[p],
+                                           weight: parameters.pointer(queryNorm), rstd: a.qRstd[p], n: n * s.heads, c: s.headSize, pool: pool)
+                    Layers.rmsnormBackward(dx: a.dkPre, dweight: gradients?.pointer(keyNorm), dout: a.dk, x: a.kPre[p],
+                                           weight: parameters.pointer(keyNorm), rstd: a.kRstd[p], n: n * s.kvHeads, c: s.headSize, pool: pool)
+                    dq = UnsafePointer(a.dqPre); dk = UnsafePointer(a.dkPre)
+                }
+                linearBackward(block.attention[0], dinp: a.dNorm, dout: dq, x: a.norm, a, slot: slot)
+                linearBackward(block.attention[1], dinp: a.dNorm, dout: dk, x: a.norm, a, slot: slot)
                 linearBackward(block.attention[2], dinp: a.dNorm, dout: a.dv, x: a.norm, a, slot: slot)
             } else {
                 for i in 0..<n {
@@ -237,6 +291,7 @@ extension TrainableModel {
             normBackward(block.norm1, dx: a.dResidual, dout: a.dNorm, x: a.residual[l], mean: a.mean1[slot], rstd: a.rstd1[slot], n: n)
         }
         guard let gradients else { return }
+        if s.embeddingScale != 1 { for i in 0..<(n * c) { a.dResidual[i] *= s.embeddingScale } }
         Layers.embeddingBackward(gradients.pointer(wiring.embedding), dout: a.dResidual, tokens: tokens, n: n, c: c)
         if s.family == .gpt2 {
             let dwpe = gradients.pointer(wiring.position)
@@ -268,6 +323,17 @@ extension TrainableModel {
             Layers.layernormBackward(dx: dx, dweight: gradients?.pointer(weight), dbias: gradients?.pointer(Self.biasName(weight)),
                                      dout: dout, x: x, weight: w, mean: mean, rstd: rstd, n: n, c: c, pool: pool)
         }
+    }
+
+    /// The gradient reaching the layer below a post-norm (Gemma): into a.dPost through the norm
+    /// of x[slot]; without a norm, `dout` itself.
+    private func postNormBackward(_ norm: String?, _ a: ActivationBuffers, dout: UnsafePointer<Float>,
+                                  x: [UnsafeMutablePointer<Float>], rstd: [UnsafeMutablePointer<Float>], slot: Int) -> UnsafePointer<Float> {
+        guard let norm else { return dout }
+        a.dPost.update(repeating: 0, count: a.n * shape.channels)
+        Layers.rmsnormBackward(dx: a.dPost, dweight: gradients?.pointer(norm), dout: dout, x: x[slot], weight: parameters.pointer(norm),
+                               rstd: rstd[slot], n: a.n, c: shape.channels, pool: pool)
+        return UnsafePointer(a.dPost)
     }
 
     static func biasName(_ weight: String) -> String { String(weight.dropLast("weight".count)) + "bias" }
