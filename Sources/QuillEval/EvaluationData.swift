@@ -113,8 +113,8 @@ public struct EvaluationDataReader {
             do { pieces = try ExampleRecords.chatPieces(turns, template: template, tokenizer: tokenizer) }
             catch { throw DataIssue(file: file, line: line, problem: error.problem) }
             var tokens: [Int32] = [], scored: [Bool] = []
-            for (index, piece) in pieces.enumerated() where !piece.text.isEmpty {
-                let ids = tokenizer.encode(piece.text, addSpecialTokens: index == 0)
+            for piece in pieces where !piece.text.isEmpty {
+                let ids = tokenizer.encode(piece.text, addSpecialTokens: false)   // the template writes BOS where the model wants it
                 tokens += ids
                 scored += [Bool](repeating: piece.assistant, count: ids.count)
             }

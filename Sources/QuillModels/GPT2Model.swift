@@ -56,10 +56,11 @@ public final class GPT2Model: LanguageModel {
                 throw ModelError.unsupportedValue(path: file.path, key: "gpt2.attention.head_count", found: "\(heads)",
                                                   supported: ["a divisor of gpt2.embedding_length (\(c))"])
             }
-            try ModelError.checkLayers(try int("block_count"), key: "gpt2.block_count", tensors: file.tensors.count, path: file.path)
+            let layers = try int("block_count")
+            try ModelError.checkLayers(layers, key: "gpt2.block_count", tensors: file.tensors.count, path: file.path)
             self.init(vocabularySize: embedding.dimensions[1], contextLength: try int("context_length"), hiddenSize: c,
                       intermediateSize: file.metadata["gpt2.feed_forward_length"] == nil ? 4 * c : try int("feed_forward_length"),
-                      layers: try int("block_count"), heads: heads,
+                      layers: layers, heads: heads,
                       layerNormEpsilon: Float(file.metadata["gpt2.attention.layer_norm_epsilon"]?.double ?? 1e-5))
         }
     }

@@ -144,8 +144,7 @@ public struct AnswerWriter: Sendable {
         var options = options
         options.sampling.seed = seed &+ UInt64(index)
         let messages = prompt.messages ?? (chat ? [ChatMessage(role: "user", content: prompt.text)] : nil)
-        let text = try messages.map { try tokenizer.applyChatTemplate($0) } ?? prompt.text
-        let ids = tokenizer.encode(text)
+        let ids = try messages.map { try tokenizer.encodeChat($0) } ?? tokenizer.encode(prompt.text)
         let room = model.contextLength - ids.count
         guard room > 0 else { throw ModelError.contextOverflow(tokens: ids.count + 1, context: model.contextLength) }
         options.maxNewTokens = min(options.maxNewTokens, room)

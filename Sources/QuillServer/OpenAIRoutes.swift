@@ -35,7 +35,7 @@ extension QuillServer {
             do { prompt = try b.tokenizer.applyChatTemplate(messages) } catch {
                 throw APIError.invalid("messages", "the model's chat template failed on them: \(error)")
             }
-            promptIds = b.tokenizer.encode(prompt)
+            promptIds = b.tokenizer.encode(prompt, addSpecialTokens: false)   // the template wrote its special tokens (Tokenizer.encodeChat)
             generation.stopTokenIds = b.tokenizer.endOfTurnTokenIds
             if let tools = try f.array("tools"), !tools.isEmpty { throw APIError.invalid("tools", "tool calls are not supported") }
             if let format = try f.object("response_format"), format["type"] != .string("text") {

@@ -38,8 +38,7 @@ struct ChatCommand: AsyncParsableCommand {
             if input == "/exit" { break }
             if input == "/reset" { messages.removeAll { $0.role != "system" }; continue }
             messages.append(ChatMessage(role: "user", content: input))
-            let prompt = try tokenizer.applyChatTemplate(messages)
-            let result = try generator.generate(prompt: prompt, options: options) { piece in
+            let result = try generator.generate(promptIds: try tokenizer.encodeChat(messages), options: options) { piece in
                 FileHandle.standardOutput.write(Data(piece.utf8))
             }
             FileHandle.standardOutput.write(Data("\n".utf8))

@@ -37,9 +37,9 @@ struct GenerateCommand: AsyncParsableCommand {
         if let repeatPenalty { options.sampling.repetitionPenalty = repeatPenalty }
         options.sampling.seed = seed
         options.stopStrings = stops
-        let text = chat ? try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: prompt)]) : prompt
+        let promptIds = chat ? try tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)]) : tokenizer.encode(prompt)
         if !chat { FileHandle.standardOutput.write(Data(prompt.utf8)) }
-        let result = try Generator(model: llama, tokenizer: tokenizer).generate(prompt: text, options: options) { piece in
+        let result = try Generator(model: llama, tokenizer: tokenizer).generate(promptIds: promptIds, options: options) { piece in
             FileHandle.standardOutput.write(Data(piece.utf8))
         }
         FileHandle.standardOutput.write(Data("\n".utf8))

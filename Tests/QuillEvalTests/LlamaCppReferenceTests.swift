@@ -39,14 +39,32 @@ import QuillTokenizers
         }
     }
 
+    /// A chat rendered by the file's own template and encoded (`encodeChat`) gives the ids of the
+    /// same turns written out and encoded by llama.cpp: one BOS where the template writes it and
+    /// the tokenizer would add it too, none where neither does.
+    @Test(arguments: models)
+    func chatIdsEqualLlamaCpp(_ name: String) throws {
+        let (references, file) = try Self.load(name)
+        let tokenizer = try Tokenizer(gguf: file)
+        let written = try #require(references.tokens.last, "the last encoding is the chat turn")
+        #expect(written.text.contains("Hello!"))
+        #expect(try tokenizer.encodeChat([ChatMessage(role: "user", content: "Hello!")]) == written.ids)
+    }
+
+    /// How far llama.cpp's own margin between its first and second choice moves from one CPU to
+    /// the other on these prompts: the largest change over the steps where its AVX2 and its
+    /// AVX-512 builds (0c1e570, GGML_NATIVE) decode the same tokens (measured 2026-12-07 with the
+    /// generator on both machines: Gemma 3 270M 0.72 nats, Qwen2.5-Coder-1.5B 0.41).
+    static let llamaCppMarginSpread: [String: Float] = ["gemma-3-270m": 0.75, "qwen2.5-coder-1.5b": 0.45]
+
     /// Greedy decoding token for token as llama.cpp decodes, until a step where llama.cpp's own
-    /// first and second choices were within `nearTie` nats of each other: there the 8-bit
-    /// activations of either tool may pick the other one, and the texts part.
+    /// first and second choices were nearer than llama.cpp's margins move between CPUs: there the
+    /// 8-bit activations of either tool may pick the other one, and the texts part.
     @Test(arguments: models)
     func greedyTextEqualsLlamaCppUpToNearTies(_ name: String) throws {
         let (references, file) = try Self.load(name)
         let model = try LlamaModel(gguf: file)
-        let nearTie: Float = 0.25
+        let nearTie = try #require(Self.llamaCppMarginSpread[name])
         var agreed = 0, total = 0
         for run in references.greedy {
             var cache = model.makeCache(capacity: run.prompt_ids.count + run.tokens.count + 1)

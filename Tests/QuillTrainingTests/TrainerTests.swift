@@ -191,6 +191,14 @@ import Testing
         let trainedText = tokenizer.decode(zip(example.tokens, example.trained).filter(\.1).map(\.0))
         #expect(trainedText == "Blue.<|im_end|>\n", "\(trainedText)")
         #expect(tokenizer.decode(example.tokens).hasSuffix("<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\nBlue.<|im_end|>\n"))
+
+        // Gemma's template writes BOS and its tokenizer adds one too: an example holds it once
+        let gemmaPath = QuillCache.root.appendingPathComponent("models/gemma-3-270m-q4_k_m.gguf").path
+        try #require(FileManager.default.fileExists(atPath: gemmaPath), "QUILL_MODELS=gemma-3-270m scripts/setup fetches \(gemmaPath)")
+        let gemma = try Tokenizer(gguf: GGUFFile(path: gemmaPath))
+        var gemmaReader = TrainingDataReader(tokenizer: gemma)
+        let gemmaExample = try #require(try gemmaReader.read(file.path).first)
+        #expect(gemmaExample.tokens.prefix(2) == [gemma.bosTokenId!, 105], "\(gemmaExample.tokens.prefix(4))")   // <bos><start_of_turn>
     }
 
     @Test("TOML configuration, with errors that name the line")

@@ -25,9 +25,9 @@ public struct ChatTemplate: Sendable {
 
     /// Gemma's turns (`<start_of_turn>user` ... `<end_of_turn>`, the assistant named `model`, a
     /// system message folded into the first user turn), the fallback for Gemma files that carry
-    /// no template. No BOS: the tokenizer adds it.
+    /// no template. It opens with BOS, as Gemma's own templates do.
     public static let gemmaTurns = """
-        {% if messages and messages[0]['role'] == 'system' %}{% set system = (messages[0]['content'] | trim) + '\n\n' %}{% set turns = messages[1:] %}{% else %}{% set system = '' %}{% set turns = messages %}{% endif %}{% for message in turns %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' + (system if loop.first else '') + (message['content'] | trim) + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}
+        {{ bos_token }}{% if messages and messages[0]['role'] == 'system' %}{% set system = (messages[0]['content'] | trim) + '\n\n' %}{% set turns = messages[1:] %}{% else %}{% set system = '' %}{% set turns = messages %}{% endif %}{% for message in turns %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' + (system if loop.first else '') + (message['content'] | trim) + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}
         """
 
     public init(_ source: String) throws(JinjaError) {
@@ -58,12 +58,20 @@ extension Tokenizer {
         return id(for: "<start_of_turn>") != nil && id(for: "<end_of_turn>") != nil ? ChatTemplate.gemmaTurns : ChatTemplate.chatML
     }
 
-    /// The prompt for `messages` from `effectiveChatTemplate`.
+    /// The prompt for `messages` from `effectiveChatTemplate`, as text; `encodeChat` gives its ids.
     public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws(JinjaError) -> String {
         let template = try ChatTemplate(effectiveChatTemplate)
         return try template.render(messages, addGenerationPrompt: addGenerationPrompt,
                                    bosToken: bosTokenId.flatMap { token(for: $0) } ?? "",
                                    eosToken: eosTokenId.flatMap { token(for: $0) } ?? "")
+    }
+
+    /// The token ids of `messages` as a prompt, as transformers' `apply_chat_template(...,
+    /// tokenize=True)` gives them: the template writes every special token it wants, BOS
+    /// included, and encoding adds none (a template that opens with `{{ bos_token }}` gives one
+    /// BOS, not two).
+    public func encodeChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws(JinjaError) -> [Int32] {
+        encode(try applyChatTemplate(messages, addGenerationPrompt: addGenerationPrompt), addSpecialTokens: false)
     }
 
     /// The end-of-turn markers of the common chat templates that this vocabulary has
