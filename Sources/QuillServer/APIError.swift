@@ -11,6 +11,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     public var param: String?
     public var code: String?
     public var retryAfter: Int?
+    /// The connection cannot carry another request (see `QuillServer.cancelledIfClientLeaves`).
+    public var closesConnection = false
 
     public init(_ status: HTTPResponse.Status, _ message: String, type: String? = nil, param: String? = nil, code: String? = nil,
                 retryAfter: Int? = nil) {
@@ -33,6 +35,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if closesConnection { headers[.connection] = "close" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json.data)))
     }
 }

@@ -135,12 +135,10 @@ extension QuillServer {
         }
 
         if !stream {
-            let summaries = try await request.body.consumeWithCancellationOnInboundClose { _ in
-                try await collect(events, count: n, arrived: arrived)
-            }
+            let summaries = try await cancelledIfClientLeaves(request) { try await collect(events, count: n, arrived: arrived) }
             var body: [String: JSONValue] = ["generated_texts": .array(summaries.map { .string((fullText ? prompt : "") + $0.text) })]
             if details { body["details"] = .array(summaries.map(detailsJSON)) }
-            return json(.object(body))
+            return json(.object(body)).closingConnection()
         }
         return sse(events: events, arrived: arrived) { event in
             switch event {
@@ -181,6 +179,15 @@ extension QuillServer {
             }
         }
         return .object(o)
+    }
+
+    /// Runs `work`, cancelled (its slots freed) if the client closes its connection first.
+    /// Hummingbird notices that by reading on from the request's body into the connection, which
+    /// then cannot carry another request: the response, an error's too, says `Connection: close`,
+    /// so that a keep-alive client opens a new connection instead of writing into a closed one.
+    func cancelledIfClientLeaves<Value: Sendable>(_ request: Request, _ work: () async throws -> Value) async throws -> Value {
+        do { return try await request.body.consumeWithCancellationOnInboundClose { _ in try await work() } }
+        catch var error as APIError { error.closesConnection = true; throw error }
     }
 
     /// Waits for every choice to finish (cancelled when the client goes away); a model failure is a 500.

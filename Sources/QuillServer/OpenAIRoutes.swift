@@ -90,7 +90,7 @@ extension QuillServer {
         let tokenizer = b.tokenizer
 
         if !stream {
-            let answers = try await request.body.consumeWithCancellationOnInboundClose { _ in
+            let answers = try await cancelledIfClientLeaves(request) {
                 var all: [[InferenceEngine.Summary]] = []
                 for stream in [events] + moreEvents { all.append(try await collect(stream, count: n, arrived: arrived)) }
                 return all
@@ -113,7 +113,7 @@ extension QuillServer {
             var body = head
             body["choices"] = .array(choices)
             body["usage"] = Self.usage(prompt: prompts.reduce(0) { $0 + $1.1.count }, completion: summaries.reduce(0) { $0 + $1.tokens.count })
-            return json(.object(body))
+            return json(.object(body)).closingConnection()
         }
 
         // streamed: chat opens each choice with its role; text waits until it is whole UTF-8, and

@@ -232,6 +232,15 @@ struct ModelLoaderService: Service {
 
 func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response { value.response(status: status) }
 
+extension Response {
+    /// This response with `Connection: close` (see `QuillServer.cancelledIfClientLeaves`).
+    func closingConnection() -> Response {
+        var response = self
+        response.headers[.connection] = "close"
+        return response
+    }
+}
+
 extension JSONValue {
     /// This value as an `application/json` response.
     public func response(status: HTTPResponse.Status = .ok) -> Response {

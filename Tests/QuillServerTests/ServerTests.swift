@@ -159,6 +159,8 @@ enum Default {
         try await withServer { client in
             let reply = try await client.request("POST", "/generate", body: #"{"prompt": "The capital of France is", "max_new_tokens": 8, "do_sample": false, "details": true}"#)
             #expect(reply.status == 200, "\(reply.text)")
+            // the connection was watched for the client leaving, and cannot carry another request: it says so
+            #expect(reply.headers["connection"] == "close")
             let texts = reply.json["generated_texts"] as? [String] ?? []
             #expect(texts.count == 1 && texts[0].hasPrefix("The capital of France is") && texts[0].count > 24)
             let details = (reply.json["details"] as? [[String: Any]])?.first

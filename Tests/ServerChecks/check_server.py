@@ -142,6 +142,27 @@ def curl_check(server):
     texts = json.loads(out)["generated_texts"]
     check(len(texts) == 1 and texts[0].startswith("Once upon a time") and len(texts[0]) > 20, f"curl /generate: {texts[0][:60]!r}")
 
+def keep_alive_check(server):
+    """One keep-alive connection (http.client reconnects only when a response says Connection:
+    close): a non-streamed generation closes its connection, since the server watched it for the
+    client leaving, and says so; everything else leaves it open for the next request."""
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    said = []
+    for method, path, body in [("GET", "/health", None), ("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 2}),
+                               ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}),
+                               ("POST", "/generate", {"prompt": "Hi", "max_new_tokens": 2}),
+                               ("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 2, "stream": True}),
+                               ("POST", "/tokenize", {"text": "你好"}), ("GET", "/health", None)]:
+        c.request(method, path, body=json.dumps(body) if body is not None else None, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        check(r.status == 200, f"keep-alive: {method} {path} on the same client: {r.status}")
+        said.append((path, r.will_close))
+    c.close()
+    closing = [path for path, closes in said if closes]
+    check(closing == ["/v1/completions", "/v1/chat/completions", "/generate"],
+          f"keep-alive: only the non-streamed generations close their connection, and say so ({closing})")
+
 def utf8_stream_check(server):
     for path, body in [("/v1/completions", {"prompt": "床前明月光，疑是地上霜。", "max_tokens": 64, "temperature": 0.9, "seed": 3, "stream": True}),
                        ("/generate_stream", {"prompt": "春眠不觉晓，", "max_new_tokens": 64, "seed": 5})]:
@@ -239,6 +260,7 @@ def main():
     try:
         openai_checks(server)
         curl_check(server)
+        keep_alive_check(server)
         utf8_stream_check(server)
         if not args.skip_browser:
             browser_check(server)
