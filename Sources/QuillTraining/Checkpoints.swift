@@ -108,17 +108,9 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
         return "\(gb(total)) (weights \(gb(weights)), gradients \(gb(gradients)), optimizer \(gb(optimizer)), activations \(gb(activations)))"
     }
 
-    /// Memory the system can give us now (MemAvailable), or nil where unknown.
-    public static var available: Int? {
-        guard let info = FileContents.text(atPath: "/proc/meminfo"),
-              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-              let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
-        return kb * 1024
-    }
-
     /// Refuses, with what to change, when the run would not fit in memory.
     public func check(lora: Bool, accumulation: Int) throws {
-        guard let available = Self.available, total > available else { return }
+        guard let available = ProcessMemory.availableBytes, total > available else { return }
         var advice: [String] = []
         if !lora { advice.append("train LoRA adapters (--lora) instead of every weight") }
         advice.append("lower --batch-size and raise --accumulation to keep the same tokens per step")

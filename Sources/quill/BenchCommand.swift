@@ -22,6 +22,15 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var threads: ThreadsOption
 
+    func validate() throws {
+        guard promptTokens >= 0, generatedTokens >= 0 else { throw ValidationError("-p and -n count tokens: 0 or more") }
+        guard repetitions >= 1 else { throw ValidationError("-r: at least 1 repetition") }
+        if let b = batch.first(where: { $0 < 1 }) { throw ValidationError("-b \(b): at least 1 sequence") }
+        guard generatedTokens > 0 || (promptTokens > 0 && batch.isEmpty) else {
+            throw ValidationError(batch.isEmpty ? "-p 0 -n 0 measures nothing" : "-b measures generation: give -n 1 or more")
+        }
+    }
+
     func run() async throws {
         threads.apply()
         let path = try model.path
@@ -38,25 +47,27 @@ struct BenchCommand: AsyncParsableCommand {
         print("model: \((path as NSString).lastPathComponent), weights: \(dense ? "fp32" : "quantized"), threads: \(ThreadPool.defaultThreads)")
         var pp: [Double] = [], tg: [Double] = []
         for _ in 0..<(repetitions + 1) {   // the first run warms caches and is not counted
-            var cache = llama.makeCache(capacity: promptTokens + generatedTokens)
-            let prompt = (0..<promptTokens).map { _ in token() }
-            let t0 = Date()
-            _ = try llama.forward(prompt, cache: &cache)
-            let t1 = Date()
-            var cache2 = llama.makeCache(capacity: generatedTokens + 1)
-            var next = token()
-            let t2 = Date()
-            for _ in 0..<generatedTokens {
-                let logits = try llama.forward([next], cache: &cache2)
-                next = Int32(Sampler.argmax(logits))
+            if promptTokens > 0 {
+                var cache = llama.makeCache(capacity: promptTokens)
+                let prompt = (0..<promptTokens).map { _ in token() }
+                let t0 = Date()
+                _ = try llama.forward(prompt, cache: &cache)
+                pp.append(Double(promptTokens) / Date().timeIntervalSince(t0))
             }
-            let t3 = Date()
-            pp.append(Double(promptTokens) / t1.timeIntervalSince(t0))
-            tg.append(Double(generatedTokens) / t3.timeIntervalSince(t2))
+            if generatedTokens > 0 {   // from one random token, as llama-bench's tg starts
+                var cache = llama.makeCache(capacity: generatedTokens + 1)
+                var next = token()
+                let t0 = Date()
+                for _ in 0..<generatedTokens {
+                    let logits = try llama.forward([next], cache: &cache)
+                    next = Int32(Sampler.argmax(logits))
+                }
+                tg.append(Double(generatedTokens) / Date().timeIntervalSince(t0))
+            }
         }
-        print("pp\(promptTokens): \(stats(Array(pp.dropFirst()))) tokens/s")
-        print("tg\(generatedTokens): \(stats(Array(tg.dropFirst()))) tokens/s")
-        for b in batch where b > 0 {
+        if promptTokens > 0 { print("pp\(promptTokens): \(stats(Array(pp.dropFirst()))) tokens/s") }
+        if generatedTokens > 0 { print("tg\(generatedTokens): \(stats(Array(tg.dropFirst()))) tokens/s") }
+        for b in batch {
             var rates: [Double] = []
             for _ in 0..<(repetitions + 1) {
                 var caches = (0..<b).map { _ in llama.makeCache(capacity: generatedTokens + 1) }

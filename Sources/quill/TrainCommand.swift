@@ -172,20 +172,6 @@ struct TrainCommand: AsyncParsableCommand {
     }
 }
 
-extension ProcessMemory {
-    /// Resident memory now, as Linux reports it (VmRSS in /proc/self/status; 0 elsewhere).
-    static var residentBytes: Int { status("VmRSS") }
-    /// The most resident memory so far (VmHWM).
-    static var peakResidentBytes: Int { status("VmHWM") }
-
-    private static func status(_ key: String) -> Int {
-        guard let text = FileContents.text(atPath: "/proc/self/status"),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("\(key):") }),
-              let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kb * 1024
-    }
-}
-
 extension TrainableModel.ActivationMemory: ExpressibleByArgument {}
 extension LearningRateSchedule.Kind: ExpressibleByArgument {}
 

@@ -201,6 +201,18 @@ import Testing
         #expect(gemmaExample.tokens.prefix(2) == [gemma.bosTokenId!, 105], "\(gemmaExample.tokens.prefix(4))")   // <bos><start_of_turn>
     }
 
+    @Test("/proc figures read past the tab, with or without padding")
+    func procFigures() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("quill-status-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("VmPeak:\t12345678 kB\nVmHWM:\t10170000 kB\nVmRSS:\t  715000 kB\nMemAvailable:   23456789 kB\n".utf8).write(to: file)
+        #expect(ProcessMemory.kernelFigure("VmHWM", in: file.path) == 10_170_000 * 1024)   // no space after the tab
+        #expect(ProcessMemory.kernelFigure("VmRSS", in: file.path) == 715_000 * 1024)
+        #expect(ProcessMemory.kernelFigure("MemAvailable", in: file.path) == 23_456_789 * 1024)
+        #expect(ProcessMemory.kernelFigure("VmSwap", in: file.path) == nil)
+        #expect(ProcessMemory.peakResidentBytes >= ProcessMemory.residentBytes && ProcessMemory.residentBytes > 0)
+    }
+
     @Test("TOML configuration, with errors that name the line")
     func toml() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("quill-\(UUID().uuidString).toml")
