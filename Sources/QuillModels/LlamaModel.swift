@@ -456,7 +456,7 @@ public final class LlamaModel: Sendable {
             outputHead.apply(logits.baseAddress!, final, nil, n: rows.count, c: c, oc: vocab, denseFrom: denseBatchThreshold)
             initialized = rows.count * vocab
         }
-        if let cap = config.finalLogitSoftcap { for i in logits.indices { logits[i] = cap * tanh(logits[i] / cap) } }
+        if let cap = config.finalLogitSoftcap { logits.withUnsafeMutableBufferPointer { Layers.softcap($0, cap: cap) } }
         return logits
     }
 }

@@ -16,6 +16,7 @@ sides, logits of magnitude ~20) or the adapter moves the logits by less than 100
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile
 import torch
+from logit_comparison import compare
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from peft import PeftModel
 
@@ -51,13 +52,10 @@ with torch.no_grad():
 out = subprocess.run([a.quill, "train", "logits", "-m", a.model, "--adapter", a.adapter, "--tokens", ",".join(map(str, ids))],
                      check=True, capture_output=True, text=True).stdout
 ours = torch.tensor(json.loads(out))
-diff = (ours - theirs).abs().max().item()
-effect = (theirs - plain).abs().max().item()
-top = (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
+diff, effect, top, ok = compare(ours, theirs, plain, TOLERANCE)
 print(f"{len(ids)} tokens: max |logit difference| Quill vs PEFT {diff:.2e} (tolerance {TOLERANCE:.0e}); "
       f"the adapter moves PEFT's logits by up to {effect:.2e}; same top-1 at {top:.0%} of positions")
 if work:
     shutil.rmtree(work, ignore_errors=True)
-ok = diff < TOLERANCE and effect > 100 * TOLERANCE
 print("PASS: Quill's LoRA adapter loads in HF PEFT with the same logits" if ok else "FAIL: adapter check")
 sys.exit(0 if ok else 1)

@@ -6,6 +6,11 @@ import CQuillKernels
 import Foundation
 
 public enum Layers {
+    /// x = cap · tanh(x / cap) in place: logit soft-capping (Gemma's `final_logit_softcapping`).
+    public static func softcap(_ x: UnsafeMutableBufferPointer<Float>, cap: Float) {
+        for i in x.indices { x[i] = cap * tanh(x[i] / cap) }
+    }
+
     /// RMSNorm: out[N, C] = x / sqrt(mean(x²) + eps) · weight
     public static func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                _ weight: UnsafePointer<Float>, n: Int, c: Int, eps: Float) {

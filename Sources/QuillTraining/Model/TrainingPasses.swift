@@ -56,7 +56,7 @@ extension TrainableModel {
         var out = [Float](repeating: 0, count: a.n * v)
         out.withUnsafeMutableBufferPointer {
             Matmul.forward($0.baseAddress!, a.finalNorm, parameters.pointer(wiring.head), nil, n: a.n, c: c, oc: v, pool: pool)
-            if let cap = shape.finalLogitSoftcap { for i in $0.indices { $0[i] = cap * tanh($0[i] / cap) } }
+            if let cap = shape.finalLogitSoftcap { Layers.softcap($0, cap: cap) }
         }
         return out
     }
@@ -125,20 +125,35 @@ extension TrainableModel {
         }
     }
 
+    /// The gradients of `activate`'s inputs from a.dActivated: dHidden1 and dHidden2 (gated),
+    /// or dHidden1 (GPT-2's gelu), overwritten.
+    private func activateBackward(_ a: ActivationBuffers, p: Int) {
+        let count = a.n * shape.intermediateSize
+        switch (shape.family, shape.feedForwardActivation) {
+        case (.llama, .silu):
+            Layers.swigluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p], up: a.hidden2[p],
+                                  count: count, pool: pool)
+        case (.llama, .geluTanh):
+            Layers.gegluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p], up: a.hidden2[p],
+                                 count: count, pool: pool)
+        case (.gpt2, _):
+            a.dHidden1.update(repeating: 0, count: count)
+            Layers.geluBackward(dx: a.dHidden1, dout: a.dActivated, x: a.hidden1[p], count: count, pool: pool)
+        }
+    }
+
     /// q, k, v [N, ·] of a norm output in a.norm, after RoPE (Llama) or split from c_attn (GPT-2).
     private func projectQKV(_ l: Int, _ a: ActivationBuffers, slot: Int, p: Int, recompute: Bool) {
         let s = shape, n = a.n, c = s.channels, block = wiring.blocks[l]
         if s.family == .llama {
-            if let queryNorm = block.queryNorm, let keyNorm = block.keyNorm {   // Gemma: each head normalized before RoPE
-                linearForward(block.attention[0], out: a.qPre[p], x: a.norm, a, slot: slot, recompute: recompute)
-                linearForward(block.attention[1], out: a.kPre[p], x: a.norm, a, slot: slot, recompute: recompute)
+            let headNorms = block.queryNorm != nil   // Gemma: each head normalized before RoPE
+            linearForward(block.attention[0], out: headNorms ? a.qPre[p] : a.q[p], x: a.norm, a, slot: slot, recompute: recompute)
+            linearForward(block.attention[1], out: headNorms ? a.kPre[p] : a.k[p], x: a.norm, a, slot: slot, recompute: recompute)
+            if let queryNorm = block.queryNorm, let keyNorm = block.keyNorm {
                 Layers.rmsnormForward(a.q[p], rstd: a.qRstd[p], a.qPre[p], parameters.pointer(queryNorm), n: n * s.heads,
                                       c: s.headSize, eps: s.normEpsilon, pool: pool)
                 Layers.rmsnormForward(a.k[p], rstd: a.kRstd[p], a.kPre[p], parameters.pointer(keyNorm), n: n * s.kvHeads,
                                       c: s.headSize, eps: s.normEpsilon, pool: pool)
-            } else {
-                linearForward(block.attention[0], out: a.q[p], x: a.norm, a, slot: slot, recompute: recompute)
-                linearForward(block.attention[1], out: a.k[p], x: a.norm, a, slot: slot, recompute: recompute)
             }
             linearForward(block.attention[2], out: a.v[p], x: a.norm, a, slot: slot, recompute: recompute)
             let frequencies = s.inverseFrequencies(layer: l)
@@ -226,23 +241,10 @@ extension TrainableModel {
             a.dNorm.update(repeating: 0, count: n * c)
             let dDown = postNormBackward(block.postFeedForwardNorm, a, dout: a.dResidual, x: a.feedForwardOut, rstd: a.rstd4, slot: slot)
             activate(a, p: p)
-            if s.family == .llama {
-                linearBackward(block.down, dinp: a.dActivated, dout: dDown, x: a.activated, a, slot: slot)
-                if s.feedForwardActivation == .geluTanh {
-                    Layers.gegluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p],
-                                         up: a.hidden2[p], count: n * ff, pool: pool)
-                } else {
-                    Layers.swigluBackward(dgate: a.dHidden1, dup: a.dHidden2, dout: a.dActivated, gate: a.hidden1[p],
-                                          up: a.hidden2[p], count: n * ff, pool: pool)
-                }
-                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm, a, slot: slot)
-                linearBackward(block.mlp[1], dinp: a.dNorm, dout: a.dHidden2, x: a.norm, a, slot: slot)
-            } else {
-                linearBackward(block.down, dinp: a.dActivated, dout: dDown, x: a.activated, a, slot: slot)
-                a.dHidden1.update(repeating: 0, count: n * ff)
-                Layers.geluBackward(dx: a.dHidden1, dout: a.dActivated, x: a.hidden1[p], count: n * ff, pool: pool)
-                linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm, a, slot: slot)
-            }
+            linearBackward(block.down, dinp: a.dActivated, dout: dDown, x: a.activated, a, slot: slot)
+            activateBackward(a, p: p)
+            linearBackward(block.mlp[0], dinp: a.dNorm, dout: a.dHidden1, x: a.norm, a, slot: slot)
+            if s.family == .llama { linearBackward(block.mlp[1], dinp: a.dNorm, dout: a.dHidden2, x: a.norm, a, slot: slot) }
             normBackward(block.norm2, dx: a.dResidual, dout: a.dNorm, x: a.mid[slot], mean: a.mean2[slot], rstd: a.rstd2[slot], n: n)
 
             // mid = residual[l] + output(attention(norm1(residual[l])))
