@@ -12,6 +12,14 @@
 // Activations are Q8_0 blocks (d, int8 q[32]), as the row kernel takes them. Dispatch: AVX-512
 // VNNI where present (QUILL_NO_VNNI=1 in the environment keeps AVX2, for comparisons), else AVX2,
 // else the plain twin.
+//
+// vpdpbusd multiplies unsigned bytes by signed ones. One or two activation rows (decoding) take
+// the sign trick: |w| against y with w's sign, two sign flips per row and step. Four rows at a
+// time (prompts, batches) make the activations unsigned once per call instead (a ^ 0x80 is
+// a + 128 as a byte), keep the weights signed, and take 128·Σw off each block's sum:
+// Σ(a + 128)·w − 128·Σw = Σa·w, the same integers. Σw costs one vpdpbusd per step against a
+// vector of ones, shared by the four rows: 1.35x the signed kernel on a Zen 4 core (90 to 122
+// GMAC/s, 32 activation rows against a 2048 × 640 matrix).
 #include "quill_kernels.h"
 #include "blocks.h"
 #include <math.h>
@@ -124,12 +132,58 @@ Q8X8_ROWS(gemv4_q8x8_avx2, AVX2, 4, STEP_AVX2)
 #define STEP_VNNI(sum, u, s) _mm256_dpbusd_epi32(sum, u, s)
 Q8X8_ROWS(gemv1_q8x8_vnni, VNNI, 1, STEP_VNNI)
 Q8X8_ROWS(gemv2_q8x8_vnni, VNNI, 2, STEP_VNNI)
-Q8X8_ROWS(gemv4_q8x8_vnni, VNNI, 4, STEP_VNNI)
+
+// Four activation rows made unsigned (a + 128) against the signed weights. Each row's even and
+// odd steps add into two sums, so that eight vpdpbusd chains run at once (its latency is four
+// cycles); they meet, and 128·Σw comes off, before the block's scales.
+VNNI static void gemv4_q8x8_vnni_unsigned(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i even[4], odd[4], wsum = _mm256_setzero_si256();
+        for (int r = 0; r < 4; r++) { even[r] = _mm256_setzero_si256(); odd[r] = _mm256_setzero_si256(); }
+        for (int k = 0; k < 8; k++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));
+            wsum = _mm256_dpbusd_epi32(wsum, ones, v);
+            for (int r = 0; r < 4; r++) {
+                int32_t four;
+                memcpy(&four, ys[r][b].qs + 4 * k, 4);
+                __m256i *sum = k % 2 ? &odd[r] : &even[r];
+                *sum = _mm256_dpbusd_epi32(*sum, _mm256_set1_epi32(four), v);
+            }
+        }
+        const __m256i offset = _mm256_slli_epi32(wsum, 7);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));
+        for (int r = 0; r < 4; r++) {
+            const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(even[r], odd[r]), offset);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))), _mm256_cvtepi32_ps(isum), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(outs[r], acc[r]);
+}
 #endif
 
 typedef void (*rows_fn)(const block_q8x8 *, const block_q8_0 *const *, int64_t, float *const *);
 static rows_fn gemv_rows[5];   // by activation rows at once (1, 2, 4); empty: the plain twin per row
+static int four_unsigned;      // gemv_rows[4] takes activations made unsigned (a ^ 0x80)
 static const char *isa = "scalar";
+
+// n activation rows of nb blocks made unsigned, a + 128 as a byte, the scales as they were
+static void make_unsigned(const uint8_t *xq, size_t x_stride, int64_t n, int64_t nb, block_q8_0 *out) {
+    for (int64_t i = 0; i < n; i++) {
+        const block_q8_0 *row = (const block_q8_0 *)(xq + (size_t)i * x_stride);
+        for (int64_t b = 0; b < nb; b++) {
+            out[i * nb + b].d = row[b].d;
+            for (int j = 0; j < 32; j += 8) {   // eight bytes at a time: the blocks' 34-byte stride defeats vectorizing
+                uint64_t eight;
+                memcpy(&eight, row[b].qs + j, 8);
+                eight ^= 0x8080808080808080u;
+                memcpy(out[i * nb + b].qs + j, &eight, 8);
+            }
+        }
+    }
+}
 
 __attribute__((constructor)) static void choose_q8x8_kernel(void) {
 #ifdef QUILL_X86
@@ -138,7 +192,8 @@ __attribute__((constructor)) static void choose_q8x8_kernel(void) {
         isa = "avx2";
     }
     if (cpu_has_avx2() && cpu_has_avx512_vnni() && !getenv("QUILL_NO_VNNI")) {
-        gemv_rows[1] = gemv1_q8x8_vnni; gemv_rows[2] = gemv2_q8x8_vnni; gemv_rows[4] = gemv4_q8x8_vnni;
+        gemv_rows[1] = gemv1_q8x8_vnni; gemv_rows[2] = gemv2_q8x8_vnni; gemv_rows[4] = gemv4_q8x8_vnni_unsigned;
+        four_unsigned = 1;
         isa = "avx512vnni";
     }
 #endif
@@ -148,16 +203,26 @@ const char *quill_q8x8_isa(void) { return isa; }
 
 int quill_gemv_q8x8_on(const char *name, const void *w, const void *y, int64_t cols, int nr, float *const *outs) {
     rows_fn kernels[5] = {0};
+    int unsigned_four = 0;
 #ifdef QUILL_X86
     if (!strcmp(name, "avx2") && cpu_has_avx2()) {
         kernels[1] = gemv1_q8x8_avx2; kernels[2] = gemv2_q8x8_avx2; kernels[4] = gemv4_q8x8_avx2;
     } else if (!strcmp(name, "avx512vnni") && cpu_has_avx2() && cpu_has_avx512_vnni()) {
-        kernels[1] = gemv1_q8x8_vnni; kernels[2] = gemv2_q8x8_vnni; kernels[4] = gemv4_q8x8_vnni;
+        kernels[1] = gemv1_q8x8_vnni; kernels[2] = gemv2_q8x8_vnni; kernels[4] = gemv4_q8x8_vnni_unsigned;
+        unsigned_four = 1;
     }
 #endif
     if (nr < 1 || nr > 4 || !kernels[nr]) return 0;
+    const int64_t nb = cols / 32;
+    block_q8_0 *shifted = NULL;
+    if (nr == 4 && unsigned_four) {
+        if (!(shifted = malloc((size_t)nb * sizeof *shifted))) return 0;
+        make_unsigned(y, 0, 1, nb, shifted);
+        y = shifted;
+    }
     const block_q8_0 *ys[4] = {y, y, y, y};
-    kernels[nr](w, ys, cols / 32, outs);
+    kernels[nr](w, ys, nb, outs);
+    free(shifted);
     return 1;
 }
 
@@ -168,22 +233,37 @@ void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out) {
     gemv_rows[1](w, ys, cols / 32, outs);
 }
 
+// Groups [group_begin, group_end) against n activation rows, blocked for the caches as
+// quill_matvec_kx8 is: groups in blocks of about 64 KB (they stay in L2 while every activation
+// row meets them), activation rows in tiles of 16 (in L1 while a tile meets the block's groups),
+// four rows at a time, then two, then one. Where the four-row kernel takes unsigned activations,
+// the rows are made unsigned once, into a scratch buffer.
 void quill_matvec_q8x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int64_t group_begin, int64_t group_end) {
-    const int64_t nb = cols / 32;
-    for (int64_t g = group_begin; g < group_end; g++) {
-        const block_q8x8 *group = (const block_q8x8 *)w + g * nb;
-        for (int64_t i = 0; i < n;) {
-            const int nr = n - i >= 4 ? 4 : n - i >= 2 ? 2 : 1;
-            const block_q8_0 *ys[4];
-            float *outs[4];
-            for (int r = 0; r < nr; r++) {
-                ys[r] = (const block_q8_0 *)((const uint8_t *)xq + (size_t)(i + r) * x_stride);
-                outs[r] = out + (size_t)(i + r) * out_stride + g * 8;
+    const int64_t nb = cols / 32, tile_rows = 16;
+    const size_t group_bytes = (size_t)nb * sizeof(block_q8x8);
+    const int64_t block = (int64_t)((64u << 10) / group_bytes) > 1 ? (int64_t)((64u << 10) / group_bytes) : 1;
+    block_q8_0 *shifted = four_unsigned && n >= 4 ? malloc((size_t)n * (size_t)nb * sizeof *shifted) : NULL;
+    if (shifted) make_unsigned(xq, x_stride, n, nb, shifted);
+    const int widest = !four_unsigned || shifted ? 4 : 2;   // without the scratch (no memory), two rows at a time
+    for (int64_t first = group_begin; first < group_end; first += block)
+    for (int64_t tile = 0; tile < n; tile += tile_rows) {
+        const int64_t tile_end = n < tile + tile_rows ? n : tile + tile_rows, last = group_end < first + block ? group_end : first + block;
+        for (int64_t g = first; g < last; g++) {
+            const block_q8x8 *group = (const block_q8x8 *)w + g * nb;
+            for (int64_t i = tile; i < tile_end;) {
+                const int nr = tile_end - i >= 4 && widest == 4 ? 4 : tile_end - i >= 2 ? 2 : 1;
+                const block_q8_0 *ys[4];
+                float *outs[4];
+                for (int r = 0; r < nr; r++) {
+                    ys[r] = nr == 4 && shifted ? shifted + (i + r) * nb : (const block_q8_0 *)((const uint8_t *)xq + (size_t)(i + r) * x_stride);
+                    outs[r] = out + (size_t)(i + r) * out_stride + g * 8;
+                }
+                if (gemv_rows[nr]) gemv_rows[nr](group, ys, nb, outs);
+                else for (int r = 0; r < nr; r++) quill_gemv_q8x8_ref(group, ys[r], cols, outs[r]);
+                i += nr;
             }
-            if (gemv_rows[nr]) gemv_rows[nr](group, ys, nb, outs);
-            else for (int r = 0; r < nr; r++) quill_gemv_q8x8_ref(group, ys[r], cols, outs[r]);
-            i += nr;
         }
     }
+    free(shifted);
 }

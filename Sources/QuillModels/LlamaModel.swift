@@ -364,6 +364,16 @@ public final class LlamaModel: Sendable {
             if let last = ropeRuns.last, last.frequencies == frequencies { ropeRuns[ropeRuns.count - 1].rows = last.rows.lowerBound..<(i + 1) }
             else { ropeRuns.append((i..<(i + 1), frequencies)) }
         }
+        // the rotations, once for every layer: each run's, and the sliding-window layers' own (Gemma 3)
+        let globalAngles = positions.withUnsafeBufferPointer { pb in
+            ropeRuns.map { run in
+                (run.rows, Layers.RotaryAngles(positions: pb.baseAddress! + run.rows.lowerBound, n: run.rows.count,
+                                               inverseFrequencies: run.frequencies, attentionFactor: cfg.ropeAttentionFactor))
+            }
+        }
+        let localAngles = localInverseFrequencies.map { frequencies in
+            positions.withUnsafeBufferPointer { [(0..<n, Layers.RotaryAngles(positions: $0.baseAddress!, n: n, inverseFrequencies: frequencies))] }
+        }
         let c = cfg.hiddenSize, qDim = cfg.heads * cfg.headSize, kvDim = cfg.kvHeads * cfg.headSize, ff = cfg.intermediateSize
         var h = [Float](repeating: 0, count: n * c)
         var q = [Float](repeating: 0, count: n * qDim)
@@ -385,21 +395,14 @@ public final class LlamaModel: Sendable {
             if let norm = block.queryNorm { Self.normalize(&q, norm, rows: n * cfg.heads, eps: cfg.rmsNormEpsilon) }
             if let norm = block.keyNorm { Self.normalize(&k, norm, rows: n * cfg.kvHeads, eps: cfg.rmsNormEpsilon) }
             // Gemma 3's sliding-window layers rotate with their own base, unscaled
-            let local = cfg.usesLocalRope(layer: l)
-            let runs = local ? [(rows: 0..<n, frequencies: localInverseFrequencies!)] : ropeRuns
-            let attentionFactor = local ? 1 : cfg.ropeAttentionFactor
+            let runs = cfg.usesLocalRope(layer: l) ? localAngles! : globalAngles
             q.withUnsafeMutableBufferPointer { qb in
                 k.withUnsafeMutableBufferPointer { kb in
-                    positions.withUnsafeBufferPointer { pb in
-                        for (rows, frequencies) in runs {
-                            let at = pb.baseAddress! + rows.lowerBound
-                            Layers.rope(qb.baseAddress! + rows.lowerBound * qDim, positions: at, n: rows.count, heads: cfg.heads,
-                                        headSize: cfg.headSize, inverseFrequencies: frequencies, pairing: cfg.ropePairing,
-                                        attentionFactor: attentionFactor)
-                            Layers.rope(kb.baseAddress! + rows.lowerBound * kvDim, positions: at, n: rows.count, heads: cfg.kvHeads,
-                                        headSize: cfg.headSize, inverseFrequencies: frequencies, pairing: cfg.ropePairing,
-                                        attentionFactor: attentionFactor)
-                        }
+                    for (rows, angles) in runs {
+                        Layers.rope(qb.baseAddress! + rows.lowerBound * qDim, angles: angles, heads: cfg.heads, headSize: cfg.headSize,
+                                    pairing: cfg.ropePairing)
+                        Layers.rope(kb.baseAddress! + rows.lowerBound * kvDim, angles: angles, heads: cfg.kvHeads, headSize: cfg.headSize,
+                                    pairing: cfg.ropePairing)
                     }
                 }
             }

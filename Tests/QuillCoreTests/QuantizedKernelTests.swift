@@ -223,7 +223,7 @@ import CQuillKernels
     }
 
     /// Q4_K / Q6_K interleaved eight rows at a time (kx8.c): the same fp32 values when
-    /// dequantized; every variant this CPU has (AVX2, AVX-512 VNNI) for one to four activation
+    /// dequantized; every variant this CPU has (AVX2, AVX-512 VNNI) for one to eight activation
     /// rows equal to the plain twin bit for bit; the twin within float rounding of the row
     /// kernels (the same integer sums); a prompt-sized batch equal, row by row, to each row alone.
     @Test(arguments: [GGMLType.q4_K, .q6_K])
@@ -251,7 +251,7 @@ import CQuillKernels
                 var twin = [Float](repeating: 0, count: 8)
                 quill_gemv_kx8_ref(Int32(type.rawValue), group, q, Int64(cols), &twin)
                 for isa in ["scalar", "avx2", "avx512vnni"] {
-                    for nr in 1...4 {
+                    for nr in [1, 2, 3, 4, 8] {
                         let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
                         defer { outs.forEach { $0.deallocate() } }
                         let pointers: [UnsafeMutablePointer<Float>?] = outs.map { $0 }
@@ -269,7 +269,7 @@ import CQuillKernels
             print("\(type) kx8 variants equal to the twin: \(ran.sorted().joined(separator: ", ")) (dispatching to \(String(cString: quill_kx8_isa())))")
             #expect(ran.contains(String(cString: quill_kx8_isa())))
 
-            // a prompt of 21 rows (tiles of 16, four rows at a time and single ones) gives each row
+            // a prompt of 21 rows (tiles of 16, eight or four rows at a time, single ones) gives each row
             // bit for bit what it gives alone, and the row layout's products within rounding
             var batch = [Float](repeating: 0, count: n * rows), rowLayout = batch
             QuantizedMatmul.forward(&batch, x, packed, n: n)

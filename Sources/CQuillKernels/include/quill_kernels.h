@@ -94,7 +94,7 @@ int quill_gemv_q8x8_on(const char *isa, const void *w, const void *y, int64_t co
 // Q4_K / Q6_K rows repacked eight at a time (kx8.c: groups × cols/256 × the type's group block
 // bytes, 1184 or 1680) with Q8_K activations: repack, dequantize a group to fp32 [8, cols], one
 // group times y (the plain twin), groups [group_begin, group_end) times n activation rows, the
-// instruction set chosen, and one group on a named variant for tests (nr outputs, 1 to 4; 0 where
+// instruction set chosen, and one group on a named variant for tests (nr outputs, 1 to 8; 0 where
 // this CPU lacks it).
 size_t quill_kx8_group_block_bytes(int type);
 void quill_repack_kx8(int type, const void *src, size_t row_bytes, int64_t groups, int64_t cols, void *dst);

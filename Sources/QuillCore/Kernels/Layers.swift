@@ -16,11 +16,22 @@ public enum Layers {
                                _ weight: UnsafePointer<Float>, n: Int, c: Int, eps: Float) {
         for i in 0..<n {
             let row = x + i * c, o = out + i * c
-            var sum: Float = 0
-            for k in 0..<c { sum += row[k] * row[k] }
-            let scale = 1 / (sum / Float(c) + eps).squareRoot()
+            let scale = 1 / (sumOfSquares(row, count: c) / Float(c) + eps).squareRoot()
             for k in 0..<c { o[k] = row[k] * scale * weight[k] }
         }
+    }
+
+    /// Σ x² in eight lanes, then across them (a serial Float sum does not vectorize).
+    @inline(__always) static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var lanes = SIMD8<Float>.zero, k = 0
+        while k + 8 <= count {
+            let v = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self)
+            lanes += v * v
+            k += 8
+        }
+        var sum = lanes.sum()
+        while k < count { sum += x[k] * x[k]; k += 1 }
+        return sum
     }
 
     /// LayerNorm: out[N, C] = (x - mean) / sqrt(var + eps) · weight + bias
@@ -47,36 +58,54 @@ public enum Layers {
         case halves
     }
 
+    /// The rotation angles of N rows: cos and sin of position · frequency for each of HS/2 pairs,
+    /// times the attention factor. Computed once per forward pass, they serve q and k of every
+    /// layer that rotates with the same frequencies.
+    public struct RotaryAngles: Sendable {
+        public let rows: Int, pairs: Int
+        var cosine: [Float], sine: [Float]   // [N, HS/2]
+
+        /// `direction` -1 gives the opposite angles (the transpose: RoPE's backward).
+        public init(positions: UnsafePointer<Int32>, n: Int, inverseFrequencies: [Float], attentionFactor: Float = 1,
+                    direction: Float = 1) {
+            rows = n; pairs = inverseFrequencies.count
+            cosine = [Float](repeating: 0, count: n * pairs); sine = cosine
+            for i in 0..<n {
+                let pos = Float(positions[i])
+                for j in 0..<pairs {
+                    let angle = pos * inverseFrequencies[j]
+                    cosine[i * pairs + j] = Float(cos(Double(angle))) * attentionFactor
+                    sine[i * pairs + j] = direction * Float(sin(Double(angle))) * attentionFactor
+                }
+            }
+        }
+    }
+
     /// Rotary position embedding in place on x[N, heads, HS]; `inverseFrequencies` has HS/2
     /// entries (scaling already applied), `positions` one per row.
     public static func rope(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
                             headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float = 1) {
-        rotate(x, positions: positions, n: n, heads: heads, headSize: headSize, inverseFrequencies: inverseFrequencies,
-               pairing: pairing, attentionFactor: attentionFactor, direction: 1)
+        let angles = RotaryAngles(positions: positions, n: n, inverseFrequencies: inverseFrequencies, attentionFactor: attentionFactor)
+        rope(x, angles: angles, heads: heads, headSize: headSize, pairing: pairing)
     }
 
-    /// Rotates each pair by its angle (direction 1) or by the opposite angle (-1: the
-    /// transpose, which is RoPE's backward).
-    static func rotate(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
-                       headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float, direction: Float) {
+    /// Rotates each pair of x[N, heads, HS] by its row's angles.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, angles: RotaryAngles, heads: Int, headSize: Int, pairing: RopePairing) {
         let half = headSize / 2
-        var cosine = [Float](repeating: 0, count: half), sine = cosine
-        for i in 0..<n {
-            let pos = Float(positions[i])
-            // the angle depends on position and pair only: every head rotates by the same one
-            for j in 0..<half {
-                let angle = pos * inverseFrequencies[j]
-                cosine[j] = Float(cos(Double(angle))) * attentionFactor
-                sine[j] = direction * Float(sin(Double(angle))) * attentionFactor
-            }
-            for h in 0..<heads {
-                let v = x + (i * heads + h) * headSize
-                for j in 0..<half {
-                    let (cosine, sine) = (cosine[j], sine[j])
-                    let (a, b) = pairing == .adjacent ? (2 * j, 2 * j + 1) : (j, j + half)
-                    let x0 = v[a], x1 = v[b]
-                    v[a] = x0 * cosine - x1 * sine
-                    v[b] = x0 * sine + x1 * cosine
+        precondition(angles.pairs == half, "rotary angles for \(angles.pairs) pairs, heads of \(headSize)")
+        angles.cosine.withUnsafeBufferPointer { cosines in
+            angles.sine.withUnsafeBufferPointer { sines in
+                for i in 0..<angles.rows {
+                    let cosine = cosines.baseAddress! + i * half, sine = sines.baseAddress! + i * half
+                    for h in 0..<heads {
+                        let v = x + (i * heads + h) * headSize
+                        for j in 0..<half {
+                            let (a, b) = pairing == .adjacent ? (2 * j, 2 * j + 1) : (j, j + half)
+                            let x0 = v[a], x1 = v[b]
+                            v[a] = x0 * cosine[j] - x1 * sine[j]
+                            v[b] = x0 * sine[j] + x1 * cosine[j]
+                        }
+                    }
                 }
             }
         }

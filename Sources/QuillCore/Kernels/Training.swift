@@ -105,8 +105,9 @@ extension Layers {
     /// The backward of `rope`: a rotation's transpose rotates by the opposite angle.
     public static func ropeBackward(_ dx: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int,
                                     headSize: Int, inverseFrequencies: [Float], pairing: RopePairing, attentionFactor: Float = 1) {
-        rotate(dx, positions: positions, n: n, heads: heads, headSize: headSize, inverseFrequencies: inverseFrequencies,
-               pairing: pairing, attentionFactor: attentionFactor, direction: -1)
+        let angles = RotaryAngles(positions: positions, n: n, inverseFrequencies: inverseFrequencies,
+                                  attentionFactor: attentionFactor, direction: -1)
+        rope(dx, angles: angles, heads: heads, headSize: headSize, pairing: pairing)
     }
 
     /// dgate, dup (overwritten) of out = silu(gate) · up.
