@@ -350,7 +350,7 @@ final class MetricsLog {
             }
             try AtomicFile.write(Data(kept.map { Data($0) + Data("\n".utf8) }.joined()), to: url)
         } else if step == 0 || !FileManager.default.fileExists(atPath: url.path) {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)   // a failure surfaces as the open below throws
         }
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()

@@ -87,7 +87,7 @@ extension TrainableModel {
     /// Block l from residual[l] to residual[l+1], keeping what its backward needs in its slot.
     /// `recompute`: the backward's second run under checkpointing (same dropout masks).
     private func forwardBlock(_ l: Int, _ a: ActivationBuffers, recompute: Bool) {
-        let s = shape, n = a.n, c = s.channels, ff = s.intermediateSize, block = wiring.blocks[l]
+        let s = shape, n = a.n, c = s.channels, block = wiring.blocks[l]
         let slot = a.memory == .checkpointed ? 0 : l, p = a.memory == .keep ? l : 0, x = a.residual[l]
         normForward(block.norm1, out: a.norm, mean: a.mean1[slot], rstd: a.rstd1[slot], x: x, n: n)
         projectQKV(l, a, slot: slot, p: p, recompute: recompute)
