@@ -18,6 +18,9 @@ the `.kld` file exchanged between the two tools.
    on the same weights: Quill's int8 kernels (what decoding runs; prompts too with
    --int8-prompts), and llama.cpp's own run of the file against its run of the file's F32 copy.
    (Quill's default for prompts, fp32 on the dequantized weights, is the reference itself.)
+3. The bigger models as shipped (`--files`, names in the model cache; Gemma 3 270M and
+   Qwen2.5-Coder-1.5B Q4_K_M by default, an empty list skips them): the same two figures on each
+   file, with their mixes of Q4_K, Q5_0, Q6_K and Q8_0 tensors.
 Prints the CPU's features first. Exits non-zero when a round-trip check fails.
 """
 from machine import cpu_features
@@ -74,6 +77,8 @@ def main():
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--formats", default="Q8_0,Q6_K,Q5_1,Q5_0,Q4_K_M,Q4_1,Q4_0")
     parser.add_argument("--fixture", help="write llama.cpp's round-trip figures here (JSON)")
+    parser.add_argument("--files", default="gemma-3-270m-q4_k_m.gguf,qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                        help="models in the cache measured as shipped (section 3); empty: none")
     args = parser.parse_args()
     print(f"cpu: {cpu_features()}")
     print(f"text: {os.path.basename(TEXT)}, {args.chunks} chunks of 512 (llama-perplexity's protocol), 2 threads")
@@ -132,20 +137,30 @@ def main():
     print()
     print("| format | mean KLD, Quill int8 kernels | mean KLD, llama.cpp | same top p, Quill int8 / llama.cpp |")
     print("|---|---|---|---|")
-    for fmt in args.formats.split(","):
-        quantized = MODEL if fmt == "Q4_1" else os.path.join(work, f"{fmt}.gguf")
-        if fmt != "Q4_1":
-            run([f"{BIN}/llama-quantize", "--allow-requantize", f32, quantized, fmt])
-        copy = os.path.join(work, f"{fmt}-f32.gguf")
+    def row(name, quantized):
+        """Quill's int8 kernels and llama.cpp's run of `quantized`, each against fp32 on the same weights."""
+        copy = os.path.join(work, "f32-copy.gguf")
         run([f"{BIN}/llama-quantize", "--allow-requantize", quantized, copy, "F32"])
-        qb, lb = os.path.join(work, f"{fmt}-quill.kld"), os.path.join(work, f"{fmt}-llama.kld")
+        qb, lb = os.path.join(work, "quill.base.kld"), os.path.join(work, "llama.base.kld")
         quill_base(args.quill, quantized, qb, args.chunks)
         llama_base(copy, lb, args.chunks)
         int8 = quill_kld(args.quill, quantized, qb, "--int8-prompts")
         llama = llama_kld(quantized, lb)
-        print(f"| {fmt} | {int8['mean_kld']:.6f} | {llama['mean_kld']:.6f} | {int8['same_top']:.2f}% / {llama['same_top']:.2f}% |", flush=True)
-        for path in [copy, qb, lb] + ([quantized] if fmt != "Q4_1" else []):
+        print(f"| {name} | {int8['mean_kld']:.6f} | {llama['mean_kld']:.6f} | {int8['same_top']:.2f}% / {llama['same_top']:.2f}% |", flush=True)
+        for path in [copy, qb, lb]:
             os.remove(path)
+    for fmt in filter(None, args.formats.split(",")):
+        quantized = MODEL if fmt == "Q4_1" else os.path.join(work, f"{fmt}.gguf")
+        if fmt != "Q4_1":
+            run([f"{BIN}/llama-quantize", "--allow-requantize", f32, quantized, fmt])
+        row(fmt, quantized)
+        if fmt != "Q4_1":
+            os.remove(quantized)
+    os.remove(f32)
+
+    # 3. The bigger models, each file as shipped.
+    for name in filter(None, args.files.split(",")):
+        row(name, os.path.join(CACHE, "models", name))
     sys.exit(0 if ok else 1)
 
 if __name__ == "__main__":
