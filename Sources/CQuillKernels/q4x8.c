@@ -9,9 +9,15 @@
 //
 // Q4_0 (x = d·(q-8)) keeps m unused and subtracts 8·Σy in the integer sum, exactly as its row
 // kernel does. Activations are Q8_1 blocks (d, s = d·Σq, int8 q[32]).
+//
+// Prompts and batches of four rows or more run, where AVX-512 VNNI is present, on a four-row
+// kernel: the nibbles are unsigned already, so vpdpbusd sums them against the int8 activations
+// in int32 with no int16 stage, and each loaded weight vector meets four rows instead of two.
+// Q4_0's 8·Σy per row and block is summed once per call into a table. QUILL_NO_VNNI=1 keeps AVX2.
 #include "quill_kernels.h"
 #include "blocks.h"
 #include <math.h>
+#include <stdlib.h>
 
 typedef struct { uint16_t d[8], m[8]; uint8_t qs[128]; } block_q4x8;
 
@@ -149,35 +155,153 @@ AVX2 static void gemv2_q4x8_avx2(const void *w, const void *vy0, const void *vy1
     _mm256_storeu_ps(out0, acc[0]);
     _mm256_storeu_ps(out1, acc[1]);
 }
+
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+
+// Four activation rows. Each row's low and high nibbles add into two sums (eight vpdpbusd
+// chains in all, against its four-cycle latency); `ysum8` holds 8·Σy of each row's blocks
+// (Q4_0) or nothing (Q4_1). The float steps are the twin's, in its order.
+VNNI static void gemv4_q4x8_vnni(const block_q4x8 *x, const block_q8_1 *const *ys, const int32_t *const *ysum8, int64_t nb,
+                                 float *const *outs) {
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i lo_sum[4], hi_sum[4];
+        for (int r = 0; r < 4; r++) { lo_sum[r] = _mm256_setzero_si256(); hi_sum[r] = _mm256_setzero_si256(); }
+        for (int k = 0; k < 4; k++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));
+            const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+            for (int r = 0; r < 4; r++) {
+                int32_t l, h;
+                memcpy(&l, ys[r][b].qs + 4 * k, 4); memcpy(&h, ys[r][b].qs + 16 + 4 * k, 4);
+                lo_sum[r] = _mm256_dpbusd_epi32(lo_sum[r], lo, _mm256_set1_epi32(l));
+                hi_sum[r] = _mm256_dpbusd_epi32(hi_sum[r], hi, _mm256_set1_epi32(h));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));
+        for (int r = 0; r < 4; r++) {
+            __m256i isum = _mm256_add_epi32(lo_sum[r], hi_sum[r]);
+            if (ysum8) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(ysum8[r][b]));
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))), _mm256_cvtepi32_ps(isum), acc[r]);
+            if (!ysum8) acc[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].m)),
+                                                 _mm256_set1_ps(_cvtsh_ss(ys[r][b].s)), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(outs[r], acc[r]);
+}
 #endif
 
 typedef void (*gemv_fn)(const void *, const void *, int64_t, int, float *);
 typedef void (*gemv2_fn)(const void *, const void *, const void *, int64_t, int, float *, float *);
-static gemv_fn gemv = quill_gemv_q4x8_ref;
-static gemv2_fn gemv2 = NULL;   // without it, two one-row calls
+typedef void (*gemv4_fn)(const block_q4x8 *, const block_q8_1 *const *, const int32_t *const *, int64_t, float *const *);
+typedef struct { gemv_fn one; gemv2_fn two; gemv4_fn four; } q4x8_kernels;   // two, four: where present
+static q4x8_kernels kernels = {quill_gemv_q4x8_ref, NULL, NULL};
+static const char *isa = "scalar";
 
-__attribute__((constructor)) static void choose_q4x8_kernel(void) {
+static int kernels_on(const char *name, q4x8_kernels *k) {
+    *k = (q4x8_kernels){quill_gemv_q4x8_ref, NULL, NULL};
 #ifdef QUILL_X86
-    if (cpu_has_avx2()) { gemv = gemv_q4x8_avx2; gemv2 = gemv2_q4x8_avx2; }
+    if (!strcmp(name, "avx2") && cpu_has_avx2()) { *k = (q4x8_kernels){gemv_q4x8_avx2, gemv2_q4x8_avx2, NULL}; return 1; }
+    if (!strcmp(name, "avx512vnni") && cpu_has_avx2() && cpu_has_avx512_vnni()) {
+        *k = (q4x8_kernels){gemv_q4x8_avx2, gemv2_q4x8_avx2, gemv4_q4x8_vnni};
+        return 1;
+    }
 #endif
+    return !strcmp(name, "scalar");
 }
 
-void quill_gemv_q4x8(const void *w, const void *y, int64_t cols, int centered, float *out) { gemv(w, y, cols, centered, out); }
+__attribute__((constructor)) static void choose_q4x8_kernel(void) {
+    if (!getenv("QUILL_NO_VNNI") && kernels_on("avx512vnni", &kernels)) isa = "avx512vnni";
+    else if (kernels_on("avx2", &kernels)) isa = "avx2";
+}
 
-void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
-                       int64_t cols, int centered, int64_t group_begin, int64_t group_end) {
-    const size_t group_bytes = (size_t)(cols / 32) * sizeof(block_q4x8);
-    for (int64_t g = group_begin; g < group_end; g++) {
-        const uint8_t *group = (const uint8_t *)w + (size_t)g * group_bytes;
-        int64_t i = 0;
-        if (gemv2) {
-            for (; i + 1 < n; i += 2) {
-                gemv2(group, (const uint8_t *)xq + i * x_stride, (const uint8_t *)xq + (i + 1) * x_stride, cols, centered,
-                      out + i * out_stride + g * 8, out + (i + 1) * out_stride + g * 8);
-            }
-        }
-        for (; i < n; i++) {
-            gemv(group, (const uint8_t *)xq + i * x_stride, cols, centered, out + i * out_stride + g * 8);
+const char *quill_q4x8_isa(void) { return isa; }
+
+void quill_gemv_q4x8(const void *w, const void *y, int64_t cols, int centered, float *out) { kernels.one(w, y, cols, centered, out); }
+
+// 8·Σy of each block of n activation rows (Q4_0's centring), into sums[n][nb]
+static void block_sums8(const uint8_t *xq, size_t x_stride, int64_t n, int64_t nb, int32_t *sums) {
+    for (int64_t i = 0; i < n; i++) {
+        const block_q8_1 *y = (const block_q8_1 *)(xq + (size_t)i * x_stride);
+        for (int64_t b = 0; b < nb; b++) {
+            int s = 0;
+            for (int j = 0; j < 32; j++) s += y[b].qs[j];
+            sums[i * nb + b] = 8 * s;
         }
     }
+}
+
+// Rows [i, i + nr) of the activations against one group on the given kernels (nr 1, 2 or 4).
+static void run(const q4x8_kernels *k, const uint8_t *group, const uint8_t *xq, size_t x_stride, const int32_t *sums8,
+                int64_t i, int nr, int64_t cols, int centered, float *out, size_t out_stride, int64_t g) {
+    const int64_t nb = cols / 32;
+    if (nr == 4 && k->four) {
+        const block_q8_1 *ys[4];
+        const int32_t *ysum8[4];
+        float *outs[4];
+        for (int r = 0; r < 4; r++) {
+            ys[r] = (const block_q8_1 *)(xq + (size_t)(i + r) * x_stride);
+            ysum8[r] = centered ? sums8 + (i + r) * nb : NULL;
+            outs[r] = out + (size_t)(i + r) * out_stride + g * 8;
+        }
+        k->four((const block_q4x8 *)group, ys, centered ? ysum8 : NULL, nb, outs);
+        return;
+    }
+    for (int r = 0; r < nr;) {
+        if (nr - r >= 2 && k->two) {
+            k->two(group, xq + (size_t)(i + r) * x_stride, xq + (size_t)(i + r + 1) * x_stride, cols, centered,
+                   out + (size_t)(i + r) * out_stride + g * 8, out + (size_t)(i + r + 1) * out_stride + g * 8);
+            r += 2;
+        } else {
+            k->one(group, xq + (size_t)(i + r) * x_stride, cols, centered, out + (size_t)(i + r) * out_stride + g * 8);
+            r += 1;
+        }
+    }
+}
+
+int quill_gemv_q4x8_on(const char *name, const void *w, const void *y, int64_t cols, int centered, int nr, float *const *outs) {
+    q4x8_kernels k;
+    if (nr < 1 || nr > 4 || nr == 3 || !kernels_on(name, &k)) return 0;
+    if (nr == 4 && !k.four) return 0;
+    const int64_t nb = cols / 32;
+    int32_t *sums8 = malloc((size_t)(4 * nb) * sizeof *sums8);
+    if (!sums8) return 0;
+    // four copies of the row, side by side, and one output row each
+    const size_t stride = (size_t)nb * sizeof(block_q8_1);
+    uint8_t *xq = malloc(4 * stride);
+    float *out = malloc(4 * 8 * sizeof *out);
+    if (!xq || !out) { free(sums8); free(xq); free(out); return 0; }
+    for (int r = 0; r < 4; r++) memcpy(xq + r * stride, y, stride);
+    block_sums8(xq, stride, 4, nb, sums8);
+    run(&k, w, xq, stride, sums8, 0, nr, cols, centered, out, 8, 0);
+    for (int r = 0; r < nr; r++) memcpy(outs[r], out + 8 * r, 8 * sizeof *out);
+    free(sums8); free(xq); free(out);
+    return 1;
+}
+
+// Groups [group_begin, group_end) against n activation rows. With the four-row kernel, blocked
+// for the caches as quill_matvec_q8x8 is (groups in blocks of about 64 KB, rows in tiles of 16);
+// else group by group, two rows at a time.
+void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
+                       int64_t cols, int centered, int64_t group_begin, int64_t group_end) {
+    const int64_t nb = cols / 32, tile_rows = 16;
+    const size_t group_bytes = (size_t)nb * sizeof(block_q4x8);
+    int32_t *sums8 = kernels.four && n >= 4 && centered ? malloc((size_t)(n * nb) * sizeof *sums8) : NULL;
+    const int four = kernels.four && n >= 4 && (!centered || sums8);   // without the table (no memory), two rows at a time
+    if (sums8) block_sums8(xq, x_stride, n, nb, sums8);
+    const int64_t block = !four ? 1 : (int64_t)((64u << 10) / group_bytes) > 1 ? (int64_t)((64u << 10) / group_bytes) : 1;
+    for (int64_t first = group_begin; first < group_end; first += block)
+    for (int64_t tile = 0; tile < n; tile += tile_rows) {
+        const int64_t tile_end = n < tile + tile_rows ? n : tile + tile_rows, last = group_end < first + block ? group_end : first + block;
+        for (int64_t g = first; g < last; g++) {
+            const uint8_t *group = (const uint8_t *)w + (size_t)g * group_bytes;
+            for (int64_t i = tile; i < tile_end;) {
+                const int nr = tile_end - i >= 4 && four ? 4 : tile_end - i >= 2 ? 2 : 1;
+                run(&kernels, group, xq, x_stride, sums8, i, nr, cols, centered, out, out_stride, g);
+                i += nr;
+            }
+        }
+    }
+    free(sums8);
 }

@@ -143,6 +143,38 @@ import CQuillKernels
         }
     }
 
+    /// Every q4x8 variant this CPU has (AVX2 for one and two activation rows, AVX-512 VNNI for
+    /// four), for Q4_0 and Q4_1, equals the plain twin bit for bit.
+    @Test(arguments: [GGMLType.q4_0, .q4_1])
+    func q4x8VariantsMatchTheirTwin(_ type: GGMLType) {
+        let rows = 8, cols = 576
+        let weights = Self.randomBlocks(type, rows: rows, cols: cols, seed: 79 + UInt64(type.rawValue))
+        var rng = Self.SplitMix(80)
+        let x = (0..<cols).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
+        var q = [UInt8](repeating: 0, count: cols / 32 * 36)
+        quill_quantize_row_q8_1(x, &q, Int64(cols))
+        let centered: Int32 = type == .q4_0 ? 1 : 0
+        weights.withUnsafeBytes { w in
+            let packed = QuantizedMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!).interleaved()
+            var twin = [Float](repeating: 0, count: 8)
+            quill_gemv_q4x8_ref(packed.data, q, Int64(cols), centered, &twin)
+            var ran: [String] = []
+            for isa in ["avx2", "avx512vnni"] {
+                for nr in [1, 2, 4] {
+                    let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
+                    defer { outs.forEach { $0.deallocate() } }
+                    let pointers: [UnsafeMutablePointer<Float>?] = outs.map { $0 }
+                    guard quill_gemv_q4x8_on(isa, packed.data, q, Int64(cols), centered, Int32(nr), pointers) == 1 else { continue }
+                    ran.append("\(isa)×\(nr)")
+                    for o in outs { #expect(Array(UnsafeBufferPointer(start: o, count: 8)) == twin, "\(type) \(isa), \(nr) rows") }
+                }
+            }
+            let dispatching = String(cString: quill_q4x8_isa())
+            print("\(type) q4x8 variants equal to the twin: \(ran.joined(separator: ", ")) (dispatching to \(dispatching))")
+            #expect(ran.contains { $0.hasPrefix(dispatching) } || dispatching == "scalar")
+        }
+    }
+
     /// Q4_0 / Q4_1 / Q8_0 / Q5_0 interleaved eight rows at a time: the same fp32 values when
     /// dequantized, the AVX2 kernel equal to its twin, both within float rounding of the row
     /// kernels, the fused several-products loop equal to one product at a time, and a batch equal

@@ -75,6 +75,11 @@ void quill_gemv_q4x8_ref(const void *w, const void *y, int64_t cols, int centere
 // out[i · out_stride + 8g ...].
 void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int centered, int64_t group_begin, int64_t group_end);
+// The instruction set the q4x8 kernels dispatch to ("avx512vnni", "avx2" or "scalar"); and, for
+// tests, one group against nr (1, 2 or 4) copies of y on a named variant (0 where this CPU or
+// that variant lacks it).
+const char *quill_q4x8_isa(void);
+int quill_gemv_q4x8_on(const char *isa, const void *w, const void *y, int64_t cols, int centered, int nr, float *const *outs);
 
 // Q8_0 (or Q5_0, widened to int8) rows repacked eight at a time the same way (q8x8.c; groups ×
 // cols/32 × 272 bytes), with Q8_0 activations: repack, dequantize a group, one group times y
