@@ -34,6 +34,30 @@ static inline float half_to_float(uint16_t h) {
     float f; memcpy(&f, &bits, 4); return f;
 }
 
+// The cache blocking every interleaved kernel shares (q4x8.c, q8x8.c, kx8.c): groups [begin, end)
+// of group_bytes each in blocks of about 64 KB (they stay in L2 while every activation row meets
+// them, instead of streaming a whole matrix from L3 or memory once per tile: 1.25x on a 1.5B
+// model's prompts; blocks of 32-256 KB measure the same), the n activation rows in tiles of 16
+// (in L1 while a tile meets the block's groups), each group against the widest run of rows that
+// `widths` allows (bit w set: w rows at once; one row always) as rows(context, group, row, count).
+typedef void (*tile_rows_fn)(void *context, int64_t group, int64_t row, int count);
+static inline void for_each_tile(size_t group_bytes, int64_t begin, int64_t end, int64_t n, unsigned widths,
+                                 tile_rows_fn rows, void *context) {
+    const int64_t block = (int64_t)((64u << 10) / group_bytes) > 1 ? (int64_t)((64u << 10) / group_bytes) : 1, tile_rows = 16;
+    for (int64_t first = begin; first < end; first += block)
+    for (int64_t tile = 0; tile < n; tile += tile_rows) {
+        const int64_t tile_end = n < tile + tile_rows ? n : tile + tile_rows, last = end < first + block ? end : first + block;
+        for (int64_t g = first; g < last; g++) {
+            for (int64_t i = tile; i < tile_end;) {
+                int count = tile_end - i < 8 ? (int)(tile_end - i) : 8;
+                while (count > 1 && !(widths >> count & 1)) count--;
+                rows(context, g, i, count);
+                i += count;
+            }
+        }
+    }
+}
+
 #ifdef QUILL_X86
 // AVX2 with FMA and F16C: what every fast kernel here needs.
 static inline int cpu_has_avx2(void) {

@@ -387,32 +387,24 @@ int quill_gemv_kx8_on(const char *name, int type, const void *w, const void *y, 
     return 1;
 }
 
-// Groups [group_begin, group_end) against n activation rows, blocked for the caches: groups in
-// blocks of about 64 KB (they stay in L2 while every activation row meets them, instead of
-// streaming a whole matrix from L3 or memory once per tile: 1.25x on a 1.5B model's prompts;
-// blocks of 32-256 KB measure the same), activation rows in tiles of 16 (their Q8_K bytes stay in
-// L1 while a tile meets the block's groups), eight or four rows at a time per group.
+// Groups [group_begin, group_end) against n activation rows, blocked for the caches
+// (for_each_tile), eight or four rows at a time per group.
+typedef struct { int type; const kx8_kernels *k; const uint8_t *w, *xq; size_t x_stride, group_bytes, out_stride; float *out; int64_t cols; } kx8_call;
+
+static void kx8_rows(void *context, int64_t g, int64_t i, int nr) {
+    const kx8_call *c = context;
+    const block_q8_K *ys[8];
+    float *outs[8];
+    for (int r = 0; r < nr; r++) {
+        ys[r] = (const block_q8_K *)(c->xq + (size_t)(i + r) * c->x_stride);
+        outs[r] = c->out + (size_t)(i + r) * c->out_stride + g * 8;
+    }
+    run(c->type, c->k, c->w + (size_t)g * c->group_bytes, ys, nr, c->cols, outs);
+}
+
 void quill_matvec_kx8(int type, const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                       int64_t cols, int64_t group_begin, int64_t group_end) {
     const kx8_kernels *k = type == QUILL_Q4_K ? &q4K : &q6K;
-    const size_t group_bytes = (size_t)(cols / 256) * quill_kx8_group_block_bytes(type);
-    const int64_t block = (int64_t)((64u << 10) / group_bytes) > 1 ? (int64_t)((64u << 10) / group_bytes) : 1, tile_rows = 16;
-    for (int64_t first = group_begin; first < group_end; first += block)
-    for (int64_t tile = 0; tile < n; tile += tile_rows) {
-        const int64_t tile_end = n < tile + tile_rows ? n : tile + tile_rows, last = group_end < first + block ? group_end : first + block;
-        for (int64_t g = first; g < last; g++) {
-            const uint8_t *group = (const uint8_t *)w + (size_t)g * group_bytes;
-            for (int64_t i = tile; i < tile_end;) {
-                const int nr = tile_end - i >= 8 && k->eight ? 8 : tile_end - i >= 4 ? 4 : 1;
-                const block_q8_K *ys[8];
-                float *outs[8];
-                for (int r = 0; r < nr; r++) {
-                    ys[r] = (const block_q8_K *)((const uint8_t *)xq + (size_t)(i + r) * x_stride);
-                    outs[r] = out + (size_t)(i + r) * out_stride + g * 8;
-                }
-                run(type, k, group, ys, nr, cols, outs);
-                i += nr;
-            }
-        }
-    }
+    kx8_call call = {type, k, w, xq, x_stride, (size_t)(cols / 256) * quill_kx8_group_block_bytes(type), out_stride, out, cols};
+    for_each_tile(call.group_bytes, group_begin, group_end, n, 1u << 4 | (k->eight ? 1u << 8 : 0), kx8_rows, &call);
 }

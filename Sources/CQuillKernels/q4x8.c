@@ -280,28 +280,22 @@ int quill_gemv_q4x8_on(const char *name, const void *w, const void *y, int64_t c
     return 1;
 }
 
-// Groups [group_begin, group_end) against n activation rows. With the four-row kernel, blocked
-// for the caches as quill_matvec_q8x8 is (groups in blocks of about 64 KB, rows in tiles of 16);
-// else group by group, two rows at a time.
+// Groups [group_begin, group_end) against n activation rows, blocked for the caches
+// (for_each_tile), four rows at a time where the four-row kernel is present, then two, then one.
+typedef struct { const uint8_t *w, *xq; const int32_t *sums8; size_t x_stride, out_stride, group_bytes; float *out; int64_t cols; int centered; } q4x8_call;
+
+static void q4x8_rows(void *context, int64_t g, int64_t i, int nr) {
+    const q4x8_call *c = context;
+    run(&kernels, c->w + (size_t)g * c->group_bytes, c->xq, c->x_stride, c->sums8, i, nr, c->cols, c->centered, c->out, c->out_stride, g);
+}
+
 void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int centered, int64_t group_begin, int64_t group_end) {
-    const int64_t nb = cols / 32, tile_rows = 16;
-    const size_t group_bytes = (size_t)nb * sizeof(block_q4x8);
+    const int64_t nb = cols / 32;
     int32_t *sums8 = kernels.four && n >= 4 && centered ? malloc((size_t)(n * nb) * sizeof *sums8) : NULL;
     const int four = kernels.four && n >= 4 && (!centered || sums8);   // without the table (no memory), two rows at a time
     if (sums8) block_sums8(xq, x_stride, n, nb, sums8);
-    const int64_t block = !four ? 1 : (int64_t)((64u << 10) / group_bytes) > 1 ? (int64_t)((64u << 10) / group_bytes) : 1;
-    for (int64_t first = group_begin; first < group_end; first += block)
-    for (int64_t tile = 0; tile < n; tile += tile_rows) {
-        const int64_t tile_end = n < tile + tile_rows ? n : tile + tile_rows, last = group_end < first + block ? group_end : first + block;
-        for (int64_t g = first; g < last; g++) {
-            const uint8_t *group = (const uint8_t *)w + (size_t)g * group_bytes;
-            for (int64_t i = tile; i < tile_end;) {
-                const int nr = tile_end - i >= 4 && four ? 4 : tile_end - i >= 2 ? 2 : 1;
-                run(&kernels, group, xq, x_stride, sums8, i, nr, cols, centered, out, out_stride, g);
-                i += nr;
-            }
-        }
-    }
+    q4x8_call call = {w, xq, sums8, x_stride, out_stride, (size_t)nb * sizeof(block_q4x8), out, cols, centered};
+    for_each_tile(call.group_bytes, group_begin, group_end, n, (kernels.two ? 1u << 2 : 0) | (four ? 1u << 4 : 0), q4x8_rows, &call);
     free(sums8);
 }

@@ -233,37 +233,32 @@ void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out) {
     gemv_rows[1](w, ys, cols / 32, outs);
 }
 
-// Groups [group_begin, group_end) against n activation rows, blocked for the caches as
-// quill_matvec_kx8 is: groups in blocks of about 64 KB (they stay in L2 while every activation
-// row meets them), activation rows in tiles of 16 (in L1 while a tile meets the block's groups),
-// four rows at a time, then two, then one. Where the four-row kernel takes unsigned activations,
-// the rows are made unsigned once, into a scratch buffer.
+// Groups [group_begin, group_end) against n activation rows, blocked for the caches
+// (for_each_tile), four rows at a time, then two, then one. Where the four-row kernel takes
+// unsigned activations, the rows are made unsigned once, into a scratch buffer.
+typedef struct { const block_q8x8 *w; const uint8_t *xq; const block_q8_0 *shifted; size_t x_stride, out_stride; float *out; int64_t cols; } q8x8_call;
+
+static void q8x8_rows(void *context, int64_t g, int64_t i, int nr) {
+    const q8x8_call *c = context;
+    const int64_t nb = c->cols / 32;
+    const block_q8_0 *ys[4];
+    float *outs[4];
+    for (int r = 0; r < nr; r++) {
+        ys[r] = nr == 4 && c->shifted ? c->shifted + (i + r) * nb : (const block_q8_0 *)(c->xq + (size_t)(i + r) * c->x_stride);
+        outs[r] = c->out + (size_t)(i + r) * c->out_stride + g * 8;
+    }
+    const block_q8x8 *group = c->w + g * nb;
+    if (gemv_rows[nr]) gemv_rows[nr](group, ys, nb, outs);
+    else for (int r = 0; r < nr; r++) quill_gemv_q8x8_ref(group, ys[r], c->cols, outs[r]);
+}
+
 void quill_matvec_q8x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int64_t group_begin, int64_t group_end) {
-    const int64_t nb = cols / 32, tile_rows = 16;
-    const size_t group_bytes = (size_t)nb * sizeof(block_q8x8);
-    const int64_t block = (int64_t)((64u << 10) / group_bytes) > 1 ? (int64_t)((64u << 10) / group_bytes) : 1;
+    const int64_t nb = cols / 32;
     block_q8_0 *shifted = four_unsigned && n >= 4 ? malloc((size_t)n * (size_t)nb * sizeof *shifted) : NULL;
     if (shifted) make_unsigned(xq, x_stride, n, nb, shifted);
-    const int widest = !four_unsigned || shifted ? 4 : 2;   // without the scratch (no memory), two rows at a time
-    for (int64_t first = group_begin; first < group_end; first += block)
-    for (int64_t tile = 0; tile < n; tile += tile_rows) {
-        const int64_t tile_end = n < tile + tile_rows ? n : tile + tile_rows, last = group_end < first + block ? group_end : first + block;
-        for (int64_t g = first; g < last; g++) {
-            const block_q8x8 *group = (const block_q8x8 *)w + g * nb;
-            for (int64_t i = tile; i < tile_end;) {
-                const int nr = tile_end - i >= 4 && widest == 4 ? 4 : tile_end - i >= 2 ? 2 : 1;
-                const block_q8_0 *ys[4];
-                float *outs[4];
-                for (int r = 0; r < nr; r++) {
-                    ys[r] = nr == 4 && shifted ? shifted + (i + r) * nb : (const block_q8_0 *)((const uint8_t *)xq + (size_t)(i + r) * x_stride);
-                    outs[r] = out + (size_t)(i + r) * out_stride + g * 8;
-                }
-                if (gemv_rows[nr]) gemv_rows[nr](group, ys, nb, outs);
-                else for (int r = 0; r < nr; r++) quill_gemv_q8x8_ref(group, ys[r], cols, outs[r]);
-                i += nr;
-            }
-        }
-    }
+    const int four = !four_unsigned || shifted;   // without the scratch (no memory), two rows at a time
+    q8x8_call call = {w, xq, shifted, x_stride, out_stride, out, cols};
+    for_each_tile((size_t)nb * sizeof(block_q8x8), group_begin, group_end, n, 1u << 2 | (four ? 1u << 4 : 0), q8x8_rows, &call);
     free(shifted);
 }

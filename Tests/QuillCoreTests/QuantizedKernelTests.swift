@@ -114,6 +114,24 @@ import CQuillKernels
         #expect(fast == twin && Int8(bitPattern: twin[4 + 255]) == -127, "q8_K, the largest value last")
     }
 
+    /// Runs `variant(isa, nr, outputs)` for each named instruction set and row count, expecting
+    /// every output of each variant that ran (returned 1) to equal `twin` bit for bit; returns
+    /// the variants that ran, as "isa×nr".
+    static func variantsEqualTheTwin(_ twin: [Float], isas: [String], widths: [Int], _ label: String,
+                                     _ variant: (String, Int, [UnsafeMutablePointer<Float>?]) -> Int32) -> [String] {
+        var ran: [String] = []
+        for isa in isas {
+            for nr in widths {
+                let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
+                defer { outs.forEach { $0.deallocate() } }
+                guard variant(isa, nr, outs.map { $0 }) == 1 else { continue }
+                ran.append("\(isa)×\(nr)")
+                for o in outs { #expect(Array(UnsafeBufferPointer(start: o, count: 8)) == twin, "\(label): \(isa), \(nr) rows") }
+            }
+        }
+        return ran
+    }
+
     /// Every q8x8 variant this CPU has (AVX2; AVX-512 VNNI), for one, two and four activation
     /// rows at once, equals the plain twin bit for bit, weights of -128 included.
     @Test func q8x8VariantsMatchTheirTwin() {
@@ -128,16 +146,8 @@ import CQuillKernels
             let packed = QuantizedMatrix(type: .q8_0, rows: rows, cols: cols, data: w.baseAddress!).interleaved()
             var twin = [Float](repeating: 0, count: 8)
             quill_gemv_q8x8_ref(packed.data, q, Int64(cols), &twin)
-            var ran: [String] = []
-            for isa in ["avx2", "avx512vnni"] {
-                for nr in [1, 2, 4] {
-                    let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
-                    defer { outs.forEach { $0.deallocate() } }
-                    let pointers: [UnsafeMutablePointer<Float>?] = outs.map { $0 }
-                    guard quill_gemv_q8x8_on(isa, packed.data, q, Int64(cols), Int32(nr), pointers) == 1 else { continue }
-                    ran.append("\(isa)×\(nr)")
-                    for o in outs { #expect(Array(UnsafeBufferPointer(start: o, count: 8)) == twin, "\(isa), \(nr) rows") }
-                }
+            let ran = Self.variantsEqualTheTwin(twin, isas: ["avx2", "avx512vnni"], widths: [1, 2, 4], "q8x8") { isa, nr, outs in
+                quill_gemv_q8x8_on(isa, packed.data, q, Int64(cols), Int32(nr), outs)
             }
             print("q8x8 variants equal to the twin: \(ran.joined(separator: ", ")) (dispatching to \(String(cString: quill_q8x8_isa())))")
         }
@@ -158,16 +168,8 @@ import CQuillKernels
             let packed = QuantizedMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!).interleaved()
             var twin = [Float](repeating: 0, count: 8)
             quill_gemv_q4x8_ref(packed.data, q, Int64(cols), centered, &twin)
-            var ran: [String] = []
-            for isa in ["avx2", "avx512vnni"] {
-                for nr in [1, 2, 4] {
-                    let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
-                    defer { outs.forEach { $0.deallocate() } }
-                    let pointers: [UnsafeMutablePointer<Float>?] = outs.map { $0 }
-                    guard quill_gemv_q4x8_on(isa, packed.data, q, Int64(cols), centered, Int32(nr), pointers) == 1 else { continue }
-                    ran.append("\(isa)×\(nr)")
-                    for o in outs { #expect(Array(UnsafeBufferPointer(start: o, count: 8)) == twin, "\(type) \(isa), \(nr) rows") }
-                }
+            let ran = Self.variantsEqualTheTwin(twin, isas: ["avx2", "avx512vnni"], widths: [1, 2, 4], "\(type)") { isa, nr, outs in
+                quill_gemv_q4x8_on(isa, packed.data, q, Int64(cols), centered, Int32(nr), outs)
             }
             let dispatching = String(cString: quill_q4x8_isa())
             print("\(type) q4x8 variants equal to the twin: \(ran.joined(separator: ", ")) (dispatching to \(dispatching))")
@@ -282,16 +284,11 @@ import CQuillKernels
                 let group = packed.data + g * groupBytes
                 var twin = [Float](repeating: 0, count: 8)
                 quill_gemv_kx8_ref(Int32(type.rawValue), group, q, Int64(cols), &twin)
-                for isa in ["scalar", "avx2", "avx512vnni"] {
-                    for nr in [1, 2, 3, 4, 8] {
-                        let outs = (0..<nr).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: 8) }
-                        defer { outs.forEach { $0.deallocate() } }
-                        let pointers: [UnsafeMutablePointer<Float>?] = outs.map { $0 }
-                        guard quill_gemv_kx8_on(isa, Int32(type.rawValue), group, q, Int64(cols), Int32(nr), pointers) == 1 else { continue }
-                        ran.insert(isa)
-                        for o in outs { #expect(Array(UnsafeBufferPointer(start: o, count: 8)) == twin, "\(isa), \(nr) rows, group \(g)") }
-                    }
+                let variants = Self.variantsEqualTheTwin(twin, isas: ["scalar", "avx2", "avx512vnni"], widths: [1, 2, 3, 4, 8],
+                                                         "\(type) group \(g)") { isa, nr, outs in
+                    quill_gemv_kx8_on(isa, Int32(type.rawValue), group, q, Int64(cols), Int32(nr), outs)
                 }
+                ran.formUnion(variants.map { String($0.prefix { $0 != "×" }) })
                 for r in 0..<8 {
                     let row = w.baseAddress! + (g * 8 + r) * plain.rowBytes
                     let expected = type == .q4_K ? quill_vec_dot_q4_K_q8_K_ref(Int64(cols), row, q) : quill_vec_dot_q6_K_q8_K_ref(Int64(cols), row, q)
