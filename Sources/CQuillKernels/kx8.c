@@ -189,6 +189,7 @@ AVX2 static inline __m256i broadcast_pair(int a, int b) { return _mm256_set1_epi
 // in one madd; VNNI sums in int32 with vpdpbusd and multiplies by the scales once.
 #define Q4K_KERNEL(NAME, TARGET, NR, VNNI_SUMS)                                                        \
 TARGET static void NAME(const block_q4Kx8 *x, const block_q8_K *const *ys, int64_t nb, float *const *outs) { \
+    enum { CHAINS = NR == 1 && VNNI_SUMS ? 2 : 1 };   /* one row: even and odd steps apart (vpdpbusd's latency) */ \
     const __m256i low4 = _mm256_set1_epi8(0x0F);                                                        \
     __m256 acc[NR];                                                                                     \
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();                                          \
@@ -197,34 +198,41 @@ TARGET static void NAME(const block_q4Kx8 *x, const block_q8_K *const *ys, int64
         __m256i isum[NR], msum[NR];                                                                     \
         for (int r = 0; r < NR; r++) { isum[r] = _mm256_setzero_si256(); msum[r] = _mm256_setzero_si256(); } \
         for (int c = 0; c < 4; c++) {                                                                   \
-            __m256i lo_sum[NR], hi_sum[NR];                                                             \
-            for (int r = 0; r < NR; r++) { lo_sum[r] = _mm256_setzero_si256(); hi_sum[r] = _mm256_setzero_si256(); } \
+            __m256i lo_sum[NR][CHAINS], hi_sum[NR][CHAINS];                                             \
+            for (int r = 0; r < NR; r++) for (int e = 0; e < CHAINS; e++) {                             \
+                lo_sum[r][e] = _mm256_setzero_si256(); hi_sum[r][e] = _mm256_setzero_si256();           \
+            }                                                                                           \
             for (int k = 0; k < 8; k++) {                                                               \
                 const __m256i v = _mm256_loadu_si256((const __m256i *)(w->qs + 256 * c + 32 * k));     \
                 const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4); \
                 for (int r = 0; r < NR; r++) {                                                          \
                     const int8_t *a = ys[r][b].qs + 64 * c + 4 * k;                                     \
+                    __m256i *lo_s = &lo_sum[r][k % CHAINS], *hi_s = &hi_sum[r][k % CHAINS];             \
                     if (VNNI_SUMS) {                                                                    \
-                        lo_sum[r] = _mm256_dpbusd_epi32(lo_sum[r], lo, broadcast4(a));                   \
-                        hi_sum[r] = _mm256_dpbusd_epi32(hi_sum[r], hi, broadcast4(a + 32));              \
+                        *lo_s = _mm256_dpbusd_epi32(*lo_s, lo, broadcast4(a));                          \
+                        *hi_s = _mm256_dpbusd_epi32(*hi_s, hi, broadcast4(a + 32));                     \
                     } else {                                                                            \
-                        lo_sum[r] = _mm256_add_epi16(lo_sum[r], _mm256_maddubs_epi16(lo, broadcast4(a))); \
-                        hi_sum[r] = _mm256_add_epi16(hi_sum[r], _mm256_maddubs_epi16(hi, broadcast4(a + 32))); \
+                        *lo_s = _mm256_add_epi16(*lo_s, _mm256_maddubs_epi16(lo, broadcast4(a)));       \
+                        *hi_s = _mm256_add_epi16(*hi_s, _mm256_maddubs_epi16(hi, broadcast4(a + 32)));  \
                     }                                                                                   \
                 }                                                                                       \
+            }                                                                                           \
+            for (int r = 0; r < NR; r++) for (int e = 1; e < CHAINS; e++) {                             \
+                lo_sum[r][0] = VNNI_SUMS ? _mm256_add_epi32(lo_sum[r][0], lo_sum[r][e]) : _mm256_add_epi16(lo_sum[r][0], lo_sum[r][e]); \
+                hi_sum[r][0] = VNNI_SUMS ? _mm256_add_epi32(hi_sum[r][0], hi_sum[r][e]) : _mm256_add_epi16(hi_sum[r][0], hi_sum[r][e]); \
             }                                                                                           \
             if (VNNI_SUMS) {                                                                            \
                 const __m256i s0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w->sc[2 * c]));  \
                 const __m256i s1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w->sc[2 * c + 1])); \
                 for (int r = 0; r < NR; r++) {                                                          \
-                    isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_mullo_epi32(lo_sum[r], s0), \
-                                                                         _mm256_mullo_epi32(hi_sum[r], s1))); \
+                    isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_mullo_epi32(lo_sum[r][0], s0), \
+                                                                         _mm256_mullo_epi32(hi_sum[r][0], s1))); \
                 }                                                                                       \
             } else {                                                                                    \
                 const __m256i s0 = pairs_u8(w->sc[2 * c]), s1 = pairs_u8(w->sc[2 * c + 1]);             \
                 for (int r = 0; r < NR; r++) {                                                          \
-                    isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_madd_epi16(lo_sum[r], s0), \
-                                                                         _mm256_madd_epi16(hi_sum[r], s1))); \
+                    isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_madd_epi16(lo_sum[r][0], s0), \
+                                                                         _mm256_madd_epi16(hi_sum[r][0], s1))); \
                 }                                                                                       \
             }                                                                                           \
             const __m256i mins = zip_u8(w->m[2 * c], w->m[2 * c + 1]);                                   \

@@ -158,53 +158,61 @@ AVX2 static void gemv2_q4x8_avx2(const void *w, const void *vy0, const void *vy1
 
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
-// Four activation rows. Each row's low and high nibbles add into two sums (eight vpdpbusd
-// chains in all, against its four-cycle latency); `ysum8` holds 8·Σy of each row's blocks
-// (Q4_0) or nothing (Q4_1). The float steps are the twin's, in its order.
-VNNI static void gemv4_q4x8_vnni(const block_q4x8 *x, const block_q8_1 *const *ys, const int32_t *const *ysum8, int64_t nb,
-                                 float *const *outs) {
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    __m256 acc[4];
-    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i lo_sum[4], hi_sum[4];
-        for (int r = 0; r < 4; r++) { lo_sum[r] = _mm256_setzero_si256(); hi_sum[r] = _mm256_setzero_si256(); }
-        for (int k = 0; k < 4; k++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));
-            const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-            for (int r = 0; r < 4; r++) {
-                int32_t l, h;
-                memcpy(&l, ys[r][b].qs + 4 * k, 4); memcpy(&h, ys[r][b].qs + 16 + 4 * k, 4);
-                lo_sum[r] = _mm256_dpbusd_epi32(lo_sum[r], lo, _mm256_set1_epi32(l));
-                hi_sum[r] = _mm256_dpbusd_epi32(hi_sum[r], hi, _mm256_set1_epi32(h));
-            }
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));
-        for (int r = 0; r < 4; r++) {
-            __m256i isum = _mm256_add_epi32(lo_sum[r], hi_sum[r]);
-            if (ysum8) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(ysum8[r][b]));
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))), _mm256_cvtepi32_ps(isum), acc[r]);
-            if (!ysum8) acc[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].m)),
-                                                 _mm256_set1_ps(_cvtsh_ss(ys[r][b].s)), acc[r]);
-        }
-    }
-    for (int r = 0; r < 4; r++) _mm256_storeu_ps(outs[r], acc[r]);
+// NR activation rows (one: decoding; four: prompts and batches). Each row's low and high nibbles
+// of even and odd steps add into four sums (four vpdpbusd chains for one row, sixteen for four,
+// against its four-cycle latency);
+// `ysum8` holds 8·Σy of each row's blocks (Q4_0) or nothing (Q4_1). The float steps are the
+// twin's, in its order.
+#define Q4X8_VNNI(NAME, NR)                                                                              \
+VNNI static void NAME(const block_q4x8 *x, const block_q8_1 *const *ys, const int32_t *const *ysum8, int64_t nb, \
+                      float *const *outs) {                                                              \
+    const __m256i mask = _mm256_set1_epi8(0x0F);                                                         \
+    __m256 acc[NR];                                                                                      \
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();                                           \
+    for (int64_t b = 0; b < nb; b++) {                                                                   \
+        __m256i lo_sum[NR][2], hi_sum[NR][2];                                                            \
+        for (int r = 0; r < NR; r++) for (int e = 0; e < 2; e++) { lo_sum[r][e] = _mm256_setzero_si256(); hi_sum[r][e] = _mm256_setzero_si256(); } \
+        for (int k = 0; k < 4; k++) {                                                                    \
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));                  \
+            const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask); \
+            for (int r = 0; r < NR; r++) {                                                               \
+                int32_t l, h;                                                                            \
+                memcpy(&l, ys[r][b].qs + 4 * k, 4); memcpy(&h, ys[r][b].qs + 16 + 4 * k, 4);             \
+                lo_sum[r][k % 2] = _mm256_dpbusd_epi32(lo_sum[r][k % 2], lo, _mm256_set1_epi32(l));      \
+                hi_sum[r][k % 2] = _mm256_dpbusd_epi32(hi_sum[r][k % 2], hi, _mm256_set1_epi32(h));      \
+            }                                                                                            \
+        }                                                                                                \
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));                     \
+        for (int r = 0; r < NR; r++) {                                                                   \
+            __m256i isum = _mm256_add_epi32(_mm256_add_epi32(lo_sum[r][0], lo_sum[r][1]),                \
+                                            _mm256_add_epi32(hi_sum[r][0], hi_sum[r][1]));               \
+            if (ysum8) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(ysum8[r][b]));                    \
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))), _mm256_cvtepi32_ps(isum), acc[r]); \
+            if (!ysum8) acc[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].m)), \
+                                                 _mm256_set1_ps(_cvtsh_ss(ys[r][b].s)), acc[r]);          \
+        }                                                                                                \
+    }                                                                                                    \
+    for (int r = 0; r < NR; r++) _mm256_storeu_ps(outs[r], acc[r]);                                      \
 }
+Q4X8_VNNI(gemv1_q4x8_vnni, 1)
+Q4X8_VNNI(gemv4_q4x8_vnni, 4)
 #endif
 
 typedef void (*gemv_fn)(const void *, const void *, int64_t, int, float *);
 typedef void (*gemv2_fn)(const void *, const void *, const void *, int64_t, int, float *, float *);
-typedef void (*gemv4_fn)(const block_q4x8 *, const block_q8_1 *const *, const int32_t *const *, int64_t, float *const *);
-typedef struct { gemv_fn one; gemv2_fn two; gemv4_fn four; } q4x8_kernels;   // two, four: where present
-static q4x8_kernels kernels = {quill_gemv_q4x8_ref, NULL, NULL};
+typedef void (*tabled_fn)(const block_q4x8 *, const block_q8_1 *const *, const int32_t *const *, int64_t, float *const *);
+// one, two: rows as they are (two where present); tabled_one, tabled_four (VNNI): rows with
+// Q4_0's table of 8·Σy
+typedef struct { gemv_fn one; gemv2_fn two; tabled_fn tabled_one, tabled_four; } q4x8_kernels;
+static q4x8_kernels kernels = {quill_gemv_q4x8_ref, NULL, NULL, NULL};
 static const char *isa = "scalar";
 
 static int kernels_on(const char *name, q4x8_kernels *k) {
-    *k = (q4x8_kernels){quill_gemv_q4x8_ref, NULL, NULL};
+    *k = (q4x8_kernels){quill_gemv_q4x8_ref, NULL, NULL, NULL};
 #ifdef QUILL_X86
-    if (!strcmp(name, "avx2") && cpu_has_avx2()) { *k = (q4x8_kernels){gemv_q4x8_avx2, gemv2_q4x8_avx2, NULL}; return 1; }
+    if (!strcmp(name, "avx2") && cpu_has_avx2()) { *k = (q4x8_kernels){gemv_q4x8_avx2, gemv2_q4x8_avx2, NULL, NULL}; return 1; }
     if (!strcmp(name, "avx512vnni") && cpu_has_avx2() && cpu_has_avx512_vnni()) {
-        *k = (q4x8_kernels){gemv_q4x8_avx2, gemv2_q4x8_avx2, gemv4_q4x8_vnni};
+        *k = (q4x8_kernels){gemv_q4x8_avx2, gemv2_q4x8_avx2, gemv1_q4x8_vnni, gemv4_q4x8_vnni};
         return 1;
     }
 #endif
@@ -220,8 +228,8 @@ const char *quill_q4x8_isa(void) { return isa; }
 
 void quill_gemv_q4x8(const void *w, const void *y, int64_t cols, int centered, float *out) { kernels.one(w, y, cols, centered, out); }
 
-// 8·Σy of each block of n activation rows (Q4_0's centring), into sums[n][nb]. Only the
-// four-row VNNI kernel asks, so AVX2 is there to sum with.
+// 8·Σy of each block of n activation rows (Q4_0's centring), into sums[n][nb]. Only the VNNI
+// kernels ask, so AVX2 is there to sum with.
 #ifdef QUILL_X86
 AVX2
 #endif
@@ -240,70 +248,80 @@ static void block_sums8(const uint8_t *xq, size_t x_stride, int64_t n, int64_t n
     }
 }
 
-// Rows [i, i + nr) of the activations against one group on the given kernels (nr 1, 2 or 4).
-static void run(const q4x8_kernels *k, const uint8_t *group, const uint8_t *xq, size_t x_stride, const int32_t *sums8,
-                int64_t i, int nr, int64_t cols, int centered, float *out, size_t out_stride, int64_t g) {
-    const int64_t nb = cols / 32;
-    if (nr == 4 && k->four) {
+// One product call: the activations, Q4_0's table of block sums where the VNNI kernels take it,
+// and whether they can run (Q4_1 needs no table; Q4_0 without one, for want of memory, cannot).
+typedef struct {
+    const q4x8_kernels *k;
+    const uint8_t *w, *xq;
+    const int32_t *sums8;
+    size_t x_stride, out_stride, group_bytes;
+    float *out;
+    int64_t cols;
+    int centered, tabled;
+} q4x8_call;
+
+// Rows [i, i + nr) of the activations against group g (nr 1, 2 or 4).
+static void q4x8_rows(void *context, int64_t g, int64_t i, int nr) {
+    const q4x8_call *c = context;
+    const uint8_t *group = c->w + (size_t)g * c->group_bytes;
+    const int64_t nb = c->cols / 32;
+    const tabled_fn tabled = !c->tabled ? NULL : nr == 4 ? c->k->tabled_four : nr == 1 ? c->k->tabled_one : NULL;
+    if (tabled) {
         const block_q8_1 *ys[4];
         const int32_t *ysum8[4];
         float *outs[4];
-        for (int r = 0; r < 4; r++) {
-            ys[r] = (const block_q8_1 *)(xq + (size_t)(i + r) * x_stride);
-            ysum8[r] = centered ? sums8 + (i + r) * nb : NULL;
-            outs[r] = out + (size_t)(i + r) * out_stride + g * 8;
+        for (int r = 0; r < nr; r++) {
+            ys[r] = (const block_q8_1 *)(c->xq + (size_t)(i + r) * c->x_stride);
+            ysum8[r] = c->centered ? c->sums8 + (i + r) * nb : NULL;
+            outs[r] = c->out + (size_t)(i + r) * c->out_stride + g * 8;
         }
-        k->four((const block_q4x8 *)group, ys, centered ? ysum8 : NULL, nb, outs);
+        tabled((const block_q4x8 *)group, ys, c->centered ? ysum8 : NULL, nb, outs);
         return;
     }
     for (int r = 0; r < nr;) {
-        if (nr - r >= 2 && k->two) {
-            k->two(group, xq + (size_t)(i + r) * x_stride, xq + (size_t)(i + r + 1) * x_stride, cols, centered,
-                   out + (size_t)(i + r) * out_stride + g * 8, out + (size_t)(i + r + 1) * out_stride + g * 8);
+        const uint8_t *y = c->xq + (size_t)(i + r) * c->x_stride;
+        float *o = c->out + (size_t)(i + r) * c->out_stride + g * 8;
+        if (nr - r >= 2 && c->k->two) {
+            c->k->two(group, y, y + c->x_stride, c->cols, c->centered, o, o + c->out_stride);
             r += 2;
         } else {
-            k->one(group, xq + (size_t)(i + r) * x_stride, cols, centered, out + (size_t)(i + r) * out_stride + g * 8);
+            c->k->one(group, y, c->cols, c->centered, o);
             r += 1;
         }
     }
 }
 
-int quill_gemv_q4x8_on(const char *name, const void *w, const void *y, int64_t cols, int centered, int nr, float *const *outs) {
-    q4x8_kernels k;
-    if (nr < 1 || nr > 4 || nr == 3 || !kernels_on(name, &k)) return 0;
-    if (nr == 4 && !k.four) return 0;
+// Groups [group_begin, group_end) against n activation rows on the given kernels, blocked for
+// the caches (for_each_tile): four rows at a time where the VNNI kernels run, then two, then one.
+static void matvec(const q4x8_kernels *k, const void *w, const void *xq, size_t x_stride, int64_t n, float *out,
+                   size_t out_stride, int64_t cols, int centered, int64_t group_begin, int64_t group_end) {
     const int64_t nb = cols / 32;
-    int32_t *sums8 = malloc((size_t)(4 * nb) * sizeof *sums8);
-    if (!sums8) return 0;
-    // four copies of the row, side by side, and one output row each
-    const size_t stride = (size_t)nb * sizeof(block_q8_1);
-    uint8_t *xq = malloc(4 * stride);
-    float *out = malloc(4 * 8 * sizeof *out);
-    if (!xq || !out) { free(sums8); free(xq); free(out); return 0; }
-    for (int r = 0; r < 4; r++) memcpy(xq + r * stride, y, stride);
-    block_sums8(xq, stride, 4, nb, sums8);
-    run(&k, w, xq, stride, sums8, 0, nr, cols, centered, out, 8, 0);
-    for (int r = 0; r < nr; r++) memcpy(outs[r], out + 8 * r, 8 * sizeof *out);
-    free(sums8); free(xq); free(out);
-    return 1;
+    int32_t local[1024], *sums8 = NULL;   // a token's table on the stack; a prompt's on the heap
+    if (k->tabled_one && centered) sums8 = n * nb <= 1024 ? local : malloc((size_t)(n * nb) * sizeof *sums8);
+    if (sums8) block_sums8(xq, x_stride, n, nb, sums8);
+    q4x8_call call = {k, w, xq, sums8, x_stride, out_stride, (size_t)nb * sizeof(block_q4x8), out, cols, centered,
+                      k->tabled_one && (!centered || sums8)};
+    for_each_tile(call.group_bytes, group_begin, group_end, n, (k->two ? 1u << 2 : 0) | (call.tabled && k->tabled_four ? 1u << 4 : 0),
+                  q4x8_rows, &call);
+    if (sums8 != local) free(sums8);
 }
 
-// Groups [group_begin, group_end) against n activation rows, blocked for the caches
-// (for_each_tile), four rows at a time where the four-row kernel is present, then two, then one.
-typedef struct { const uint8_t *w, *xq; const int32_t *sums8; size_t x_stride, out_stride, group_bytes; float *out; int64_t cols; int centered; } q4x8_call;
-
-static void q4x8_rows(void *context, int64_t g, int64_t i, int nr) {
-    const q4x8_call *c = context;
-    run(&kernels, c->w + (size_t)g * c->group_bytes, c->xq, c->x_stride, c->sums8, i, nr, c->cols, c->centered, c->out, c->out_stride, g);
+int quill_gemv_q4x8_on(const char *name, const void *w, const void *y, int64_t cols, int centered, int nr, float *const *outs) {
+    q4x8_kernels k;
+    if (nr < 1 || nr > 4 || nr == 3 || !kernels_on(name, &k) || (nr == 4 && !k.tabled_four)) return 0;
+    // nr copies of the row, side by side, and one output row each
+    const size_t stride = (size_t)(cols / 32) * sizeof(block_q8_1);
+    uint8_t *xq = malloc((size_t)nr * stride);
+    float *out = malloc((size_t)nr * 8 * sizeof *out);
+    if (!xq || !out) { free(xq); free(out); return 0; }
+    for (int r = 0; r < nr; r++) memcpy(xq + r * stride, y, stride);
+    matvec(&k, w, xq, stride, nr, out, 8, cols, centered, 0, 1);
+    for (int r = 0; r < nr; r++) memcpy(outs[r], out + 8 * r, 8 * sizeof *out);
+    free(xq); free(out);
+    return 1;
 }
 
 void quill_matvec_q4x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int centered, int64_t group_begin, int64_t group_end) {
-    const int64_t nb = cols / 32;
-    int32_t *sums8 = kernels.four && n >= 4 && centered ? malloc((size_t)(n * nb) * sizeof *sums8) : NULL;
-    const int four = kernels.four && n >= 4 && (!centered || sums8);   // without the table (no memory), two rows at a time
-    if (sums8) block_sums8(xq, x_stride, n, nb, sums8);
-    q4x8_call call = {w, xq, sums8, x_stride, out_stride, (size_t)nb * sizeof(block_q4x8), out, cols, centered};
-    for_each_tile(call.group_bytes, group_begin, group_end, n, (kernels.two ? 1u << 2 : 0) | (four ? 1u << 4 : 0), q4x8_rows, &call);
-    free(sums8);
+    matvec(&kernels, w, xq, x_stride, n, out, out_stride, cols, centered, group_begin, group_end);
 }

@@ -98,22 +98,24 @@ void quill_gemv_q8x8_ref(const void *w, const void *vy, int64_t cols, float *out
 // (2·128·127); the eight steps of a block do not, so each step widens to int32 (madd) before
 // adding, or with VNNI multiplies, pairs and adds in one instruction (vpdpbusd, the same int32
 // sums: nothing saturates). STEP(sum, |w|, ±y) adds one step to the int32 sums.
-#define Q8X8_ROWS(NAME, TARGET, NR, STEP)                                                            \
+#define Q8X8_ROWS(NAME, TARGET, NR, STEP, CHAINS)                                                          \
 TARGET static void NAME(const block_q8x8 *x, const block_q8_0 *const *ys, int64_t nb, float *const *outs) { \
     __m256 acc[NR];                                                                                  \
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();                                       \
     for (int64_t b = 0; b < nb; b++) {                                                               \
-        __m256i isum[NR];                                                                            \
-        for (int r = 0; r < NR; r++) isum[r] = _mm256_setzero_si256();                               \
+        __m256i isum[NR], odd[NR];   /* CHAINS 2: even and odd steps apart, against vpdpbusd's latency */ \
+        for (int r = 0; r < NR; r++) { isum[r] = _mm256_setzero_si256(); odd[r] = _mm256_setzero_si256(); } \
         for (int k = 0; k < 8; k++) {                                                                \
             const __m256i v = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * k));             \
             const __m256i magnitude = _mm256_sign_epi8(v, v);                                        \
             for (int r = 0; r < NR; r++) {                                                           \
                 int32_t four;                                                                        \
                 memcpy(&four, ys[r][b].qs + 4 * k, 4);                                               \
-                isum[r] = STEP(isum[r], magnitude, _mm256_sign_epi8(_mm256_set1_epi32(four), v));     \
+                __m256i *sum = k % CHAINS ? &odd[r] : &isum[r];                                      \
+                *sum = STEP(*sum, magnitude, _mm256_sign_epi8(_mm256_set1_epi32(four), v));          \
             }                                                                                        \
         }                                                                                            \
+        if (CHAINS == 2) for (int r = 0; r < NR; r++) isum[r] = _mm256_add_epi32(isum[r], odd[r]);   \
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[b].d));                \
         for (int r = 0; r < NR; r++) {                                                               \
             acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(_cvtsh_ss(ys[r][b].d))),        \
@@ -124,14 +126,14 @@ TARGET static void NAME(const block_q8x8 *x, const block_q8_0 *const *ys, int64_
 }
 
 #define STEP_AVX2(sum, u, s) _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)))
-Q8X8_ROWS(gemv1_q8x8_avx2, AVX2, 1, STEP_AVX2)
-Q8X8_ROWS(gemv2_q8x8_avx2, AVX2, 2, STEP_AVX2)
-Q8X8_ROWS(gemv4_q8x8_avx2, AVX2, 4, STEP_AVX2)
+Q8X8_ROWS(gemv1_q8x8_avx2, AVX2, 1, STEP_AVX2, 1)
+Q8X8_ROWS(gemv2_q8x8_avx2, AVX2, 2, STEP_AVX2, 1)
+Q8X8_ROWS(gemv4_q8x8_avx2, AVX2, 4, STEP_AVX2, 1)
 
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #define STEP_VNNI(sum, u, s) _mm256_dpbusd_epi32(sum, u, s)
-Q8X8_ROWS(gemv1_q8x8_vnni, VNNI, 1, STEP_VNNI)
-Q8X8_ROWS(gemv2_q8x8_vnni, VNNI, 2, STEP_VNNI)
+Q8X8_ROWS(gemv1_q8x8_vnni, VNNI, 1, STEP_VNNI, 2)
+Q8X8_ROWS(gemv2_q8x8_vnni, VNNI, 2, STEP_VNNI, 2)
 
 // Four activation rows made unsigned (a + 128) against the signed weights. Each row's even and
 // odd steps add into two sums, so that eight vpdpbusd chains run at once (its latency is four
