@@ -9,6 +9,8 @@
 #include <immintrin.h>
 #define QUILL_X86 1
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+// AVX2 plus AVX-512 VNNI on 256-bit registers (vpdpbusd ymm)
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #endif
 
 // Block layouts (ggml-common.h): f16 fields are IEEE binary16 bit patterns.

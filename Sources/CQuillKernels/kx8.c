@@ -151,7 +151,6 @@ void quill_gemv_kx8_ref(int type, const void *w, const void *y, int64_t cols, fl
 
 // --- AVX2 and AVX-512 VNNI ----------------------------------------------------------------------
 #ifdef QUILL_X86
-#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
 // Asks for every cache line of a group block before its first load. The Q6_K kernels read a
 // block's lines out of order (ql, ql 256 bytes on, qh, back to ql...), which the hardware
@@ -217,9 +216,9 @@ TARGET static void NAME(const block_q4Kx8 *x, const block_q8_K *const *ys, int64
                     }                                                                                   \
                 }                                                                                       \
             }                                                                                           \
-            for (int r = 0; r < NR; r++) for (int e = 1; e < CHAINS; e++) {                             \
-                lo_sum[r][0] = VNNI_SUMS ? _mm256_add_epi32(lo_sum[r][0], lo_sum[r][e]) : _mm256_add_epi16(lo_sum[r][0], lo_sum[r][e]); \
-                hi_sum[r][0] = VNNI_SUMS ? _mm256_add_epi32(hi_sum[r][0], hi_sum[r][e]) : _mm256_add_epi16(hi_sum[r][0], hi_sum[r][e]); \
+            for (int r = 0; r < NR; r++) for (int e = 1; e < CHAINS; e++) {   /* CHAINS > 1: VNNI's int32 sums */ \
+                lo_sum[r][0] = _mm256_add_epi32(lo_sum[r][0], lo_sum[r][e]);                            \
+                hi_sum[r][0] = _mm256_add_epi32(hi_sum[r][0], hi_sum[r][e]);                            \
             }                                                                                           \
             if (VNNI_SUMS) {                                                                            \
                 const __m256i s0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w->sc[2 * c]));  \

@@ -156,7 +156,6 @@ AVX2 static void gemv2_q4x8_avx2(const void *w, const void *vy0, const void *vy1
     _mm256_storeu_ps(out1, acc[1]);
 }
 
-#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
 // NR activation rows (one: decoding; four: prompts and batches). Each row's low and high nibbles
 // of even and odd steps add into four sums (four vpdpbusd chains for one row, sixteen for four,

@@ -130,7 +130,6 @@ Q8X8_ROWS(gemv1_q8x8_avx2, AVX2, 1, STEP_AVX2, 1)
 Q8X8_ROWS(gemv2_q8x8_avx2, AVX2, 2, STEP_AVX2, 1)
 Q8X8_ROWS(gemv4_q8x8_avx2, AVX2, 4, STEP_AVX2, 1)
 
-#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #define STEP_VNNI(sum, u, s) _mm256_dpbusd_epi32(sum, u, s)
 Q8X8_ROWS(gemv1_q8x8_vnni, VNNI, 1, STEP_VNNI, 2)
 Q8X8_ROWS(gemv2_q8x8_vnni, VNNI, 2, STEP_VNNI, 2)
@@ -167,9 +166,40 @@ VNNI static void gemv4_q8x8_vnni_unsigned(const block_q8x8 *x, const block_q8_0 
 #endif
 
 typedef void (*rows_fn)(const block_q8x8 *, const block_q8_0 *const *, int64_t, float *const *);
-static rows_fn gemv_rows[5];   // by activation rows at once (1, 2, 4); empty: the plain twin per row
-static int four_unsigned;      // gemv_rows[4] takes activations made unsigned (a ^ 0x80)
+// by activation rows at once (1, 2, 4; empty: the plain twin per row), and whether rows[4] takes
+// activations made unsigned (a ^ 0x80)
+typedef struct { rows_fn rows[5]; int four_unsigned; } q8x8_kernels;
+static q8x8_kernels kernels;
 static const char *isa = "scalar";
+
+static int kernels_on(const char *name, q8x8_kernels *k) {
+    *k = (q8x8_kernels){{0}, 0};
+#ifdef QUILL_X86
+    if (!strcmp(name, "avx2") && cpu_has_avx2()) {
+        *k = (q8x8_kernels){{NULL, gemv1_q8x8_avx2, gemv2_q8x8_avx2, NULL, gemv4_q8x8_avx2}, 0};
+        return 1;
+    }
+    if (!strcmp(name, "avx512vnni") && cpu_has_avx2() && cpu_has_avx512_vnni()) {
+        *k = (q8x8_kernels){{NULL, gemv1_q8x8_vnni, gemv2_q8x8_vnni, NULL, gemv4_q8x8_vnni_unsigned}, 1};
+        return 1;
+    }
+#endif
+    return !strcmp(name, "scalar");
+}
+
+__attribute__((constructor)) static void choose_q8x8_kernel(void) {
+    if (!getenv("QUILL_NO_VNNI") && kernels_on("avx512vnni", &kernels)) isa = "avx512vnni";
+    else if (kernels_on("avx2", &kernels)) isa = "avx2";
+}
+
+const char *quill_q8x8_isa(void) { return isa; }
+
+void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out) {
+    if (!kernels.rows[1]) { quill_gemv_q8x8_ref(w, y, cols, out); return; }
+    const block_q8_0 *ys[1] = {y};
+    float *outs[1] = {out};
+    kernels.rows[1](w, ys, cols / 32, outs);
+}
 
 // n activation rows of nb blocks made unsigned, a + 128 as a byte, the scales as they were
 static void make_unsigned(const uint8_t *xq, size_t x_stride, int64_t n, int64_t nb, block_q8_0 *out) {
@@ -187,58 +217,10 @@ static void make_unsigned(const uint8_t *xq, size_t x_stride, int64_t n, int64_t
     }
 }
 
-__attribute__((constructor)) static void choose_q8x8_kernel(void) {
-#ifdef QUILL_X86
-    if (cpu_has_avx2()) {
-        gemv_rows[1] = gemv1_q8x8_avx2; gemv_rows[2] = gemv2_q8x8_avx2; gemv_rows[4] = gemv4_q8x8_avx2;
-        isa = "avx2";
-    }
-    if (cpu_has_avx2() && cpu_has_avx512_vnni() && !getenv("QUILL_NO_VNNI")) {
-        gemv_rows[1] = gemv1_q8x8_vnni; gemv_rows[2] = gemv2_q8x8_vnni; gemv_rows[4] = gemv4_q8x8_vnni_unsigned;
-        four_unsigned = 1;
-        isa = "avx512vnni";
-    }
-#endif
-}
-
-const char *quill_q8x8_isa(void) { return isa; }
-
-int quill_gemv_q8x8_on(const char *name, const void *w, const void *y, int64_t cols, int nr, float *const *outs) {
-    rows_fn kernels[5] = {0};
-    int unsigned_four = 0;
-#ifdef QUILL_X86
-    if (!strcmp(name, "avx2") && cpu_has_avx2()) {
-        kernels[1] = gemv1_q8x8_avx2; kernels[2] = gemv2_q8x8_avx2; kernels[4] = gemv4_q8x8_avx2;
-    } else if (!strcmp(name, "avx512vnni") && cpu_has_avx2() && cpu_has_avx512_vnni()) {
-        kernels[1] = gemv1_q8x8_vnni; kernels[2] = gemv2_q8x8_vnni; kernels[4] = gemv4_q8x8_vnni_unsigned;
-        unsigned_four = 1;
-    }
-#endif
-    if (nr < 1 || nr > 4 || !kernels[nr]) return 0;
-    const int64_t nb = cols / 32;
-    block_q8_0 *shifted = NULL;
-    if (nr == 4 && unsigned_four) {
-        if (!(shifted = malloc((size_t)nb * sizeof *shifted))) return 0;
-        make_unsigned(y, 0, 1, nb, shifted);
-        y = shifted;
-    }
-    const block_q8_0 *ys[4] = {y, y, y, y};
-    kernels[nr](w, ys, nb, outs);
-    free(shifted);
-    return 1;
-}
-
-void quill_gemv_q8x8(const void *w, const void *y, int64_t cols, float *out) {
-    if (!gemv_rows[1]) { quill_gemv_q8x8_ref(w, y, cols, out); return; }
-    const block_q8_0 *ys[1] = {y};
-    float *outs[1] = {out};
-    gemv_rows[1](w, ys, cols / 32, outs);
-}
-
 // Groups [group_begin, group_end) against n activation rows, blocked for the caches
 // (for_each_tile), four rows at a time, then two, then one. Where the four-row kernel takes
 // unsigned activations, the rows are made unsigned once, into a scratch buffer.
-typedef struct { const block_q8x8 *w; const uint8_t *xq; const block_q8_0 *shifted; size_t x_stride, out_stride; float *out; int64_t cols; } q8x8_call;
+typedef struct { const q8x8_kernels *k; const block_q8x8 *w; const uint8_t *xq; const block_q8_0 *shifted; size_t x_stride, out_stride; float *out; int64_t cols; } q8x8_call;
 
 static void q8x8_rows(void *context, int64_t g, int64_t i, int nr) {
     const q8x8_call *c = context;
@@ -250,17 +232,37 @@ static void q8x8_rows(void *context, int64_t g, int64_t i, int nr) {
         outs[r] = c->out + (size_t)(i + r) * c->out_stride + g * 8;
     }
     const block_q8x8 *group = c->w + g * nb;
-    if (gemv_rows[nr]) gemv_rows[nr](group, ys, nb, outs);
+    if (c->k->rows[nr]) c->k->rows[nr](group, ys, nb, outs);
     else for (int r = 0; r < nr; r++) quill_gemv_q8x8_ref(group, ys[r], c->cols, outs[r]);
+}
+
+static void matvec(const q8x8_kernels *k, const void *w, const void *xq, size_t x_stride, int64_t n, float *out,
+                   size_t out_stride, int64_t cols, int64_t group_begin, int64_t group_end) {
+    const int64_t nb = cols / 32;
+    block_q8_0 *shifted = k->four_unsigned && n >= 4 ? malloc((size_t)n * (size_t)nb * sizeof *shifted) : NULL;
+    if (shifted) make_unsigned(xq, x_stride, n, nb, shifted);
+    const int four = !k->four_unsigned || shifted;   // without the scratch (no memory), two rows at a time
+    q8x8_call call = {k, w, xq, shifted, x_stride, out_stride, out, cols};
+    for_each_tile((size_t)nb * sizeof(block_q8x8), group_begin, group_end, n, 1u << 2 | (four ? 1u << 4 : 0), q8x8_rows, &call);
+    free(shifted);
+}
+
+int quill_gemv_q8x8_on(const char *name, const void *w, const void *y, int64_t cols, int nr, float *const *outs) {
+    q8x8_kernels k;
+    if (nr < 1 || nr > 4 || nr == 3 || !kernels_on(name, &k) || !k.rows[nr]) return 0;
+    // nr copies of the row, side by side, and one output row each
+    const size_t stride = (size_t)(cols / 32) * sizeof(block_q8_0);
+    uint8_t *xq = malloc((size_t)nr * stride);
+    float *out = malloc((size_t)nr * 8 * sizeof *out);
+    if (!xq || !out) { free(xq); free(out); return 0; }
+    for (int r = 0; r < nr; r++) memcpy(xq + r * stride, y, stride);
+    matvec(&k, w, xq, stride, nr, out, 8, cols, 0, 1);
+    for (int r = 0; r < nr; r++) memcpy(outs[r], out + 8 * r, 8 * sizeof *out);
+    free(xq); free(out);
+    return 1;
 }
 
 void quill_matvec_q8x8(const void *w, const void *xq, size_t x_stride, int64_t n, float *out, size_t out_stride,
                        int64_t cols, int64_t group_begin, int64_t group_end) {
-    const int64_t nb = cols / 32;
-    block_q8_0 *shifted = four_unsigned && n >= 4 ? malloc((size_t)n * (size_t)nb * sizeof *shifted) : NULL;
-    if (shifted) make_unsigned(xq, x_stride, n, nb, shifted);
-    const int four = !four_unsigned || shifted;   // without the scratch (no memory), two rows at a time
-    q8x8_call call = {w, xq, shifted, x_stride, out_stride, out, cols};
-    for_each_tile((size_t)nb * sizeof(block_q8x8), group_begin, group_end, n, 1u << 2 | (four ? 1u << 4 : 0), q8x8_rows, &call);
-    free(shifted);
+    matvec(&kernels, w, xq, x_stride, n, out, out_stride, cols, group_begin, group_end);
 }
