@@ -2,27 +2,6 @@
 #include "blocks.h"
 #include <math.h>
 
-// round to nearest even, as ggml's FP32_TO_FP16 on x86 (F16C)
-static inline uint16_t float_to_half(float f) {
-    uint32_t bits; memcpy(&bits, &f, 4);
-    uint16_t sign = (bits >> 16) & 0x8000;
-    int32_t exp = (bits >> 23) & 0xFF;
-    uint32_t man = bits & 0x7FFFFF;
-    if (exp == 0xFF) return sign | 0x7C00 | (man ? 0x200 | (man >> 13) : 0);
-    int32_t e = exp - 127 + 15;
-    if (e >= 0x1F) return sign | 0x7C00;
-    if (e <= 0) {
-        if (e < -10) return sign;
-        man |= 0x800000;
-        uint32_t shift = 14 - e, half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1))) half++;
-        return sign | (uint16_t)half;
-    }
-    uint32_t half = (uint32_t)e << 10 | man >> 13, rem = man & 0x1FFF;
-    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
-    return sign | (uint16_t)half;
-}
-
 // --- activation quantization (ggml's quantize_row_q8_0_ref / q8_1_ref) ---------------------------
 
 // one block of 32: int8 values, their scale d, and the sum of the int8 values

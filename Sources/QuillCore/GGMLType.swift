@@ -29,3 +29,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         }
     }
 }
+
+extension GGMLType {
+    /// ggml's name for the type, as llama.cpp prints it: F16, Q4_K, BF16.
+    public var name: String { "\(self)".uppercased() }
+}

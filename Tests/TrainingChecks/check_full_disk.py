@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A full disk while checkpointing: the run reports it, keeps its previous checkpoint intact and
 resumable, and fails cleanly (no traceback, no half-written files) when it cannot write its output.
+Then a full disk under `quill quantize`: refused before writing, with the sizes, and no file left.
 
     python3 Tests/TrainingChecks/check_full_disk.py [--quill .build/release/quill]     # needs root (mounts a tmpfs)
 
@@ -66,7 +67,16 @@ def main():
               f"{resumed.stderr.strip().splitlines()[-1] if resumed.stderr.strip() else ''}")
         ok = (failed and "Traceback" not in log and complete and state["step"] == latest["step"] and not partial
               and resumed.returncode == 0)
-        sys.exit(0 if ok else 1)
+        # a quantized model larger than the disk: refused up front, nothing left behind
+        cache = os.environ.get("QUILL_CACHE", os.path.expanduser("~/.cache/quill"))
+        target = os.path.join(disk, "model.F16.gguf")
+        quantized = subprocess.run([a.quill, "quantize", os.path.join(cache, "models/SmolLM2-135M-Instruct.Q4_1.gguf"), target, "F16"],
+                                   capture_output=True, text=True)
+        leftovers = [f for f in os.listdir(disk) if f.startswith("model") or f.startswith(".model")]
+        refused = quantized.returncode != 0 and "nothing was written" in quantized.stderr and not leftovers
+        print(f"quill quantize onto the full disk: exit {quantized.returncode}, {quantized.stderr.strip().splitlines()[-1]!r}, "
+              f"files left: {leftovers}")
+        sys.exit(0 if ok and refused else 1)
     finally:
         subprocess.run(["umount", disk], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,7 @@ extern "C" {
 
 // ggml type codes used by these kernels
 enum { QUILL_F32 = 0, QUILL_F16 = 1, QUILL_Q4_0 = 2, QUILL_Q4_1 = 3, QUILL_Q5_0 = 6, QUILL_Q5_1 = 7, QUILL_Q8_0 = 8, QUILL_Q8_1 = 9,
-       QUILL_Q4_K = 12, QUILL_Q5_K = 13, QUILL_Q6_K = 14, QUILL_Q8_K = 15, QUILL_BF16 = 30 };
+       QUILL_Q2_K = 10, QUILL_Q3_K = 11, QUILL_Q4_K = 12, QUILL_Q5_K = 13, QUILL_Q6_K = 14, QUILL_Q8_K = 15, QUILL_BF16 = 30 };
 
 // Activations → blocks of 32: Q8_0 (f16 d, int8 q[32]) and Q8_1 (f16 d, f16 d·Σq, int8 q[32]).
 void quill_quantize_row_q8_0(const float *x, void *y, int64_t k);
@@ -24,6 +24,11 @@ void quill_quantize_row_q8_1_ref(const float *x, void *y, int64_t k);
 // ... and → blocks of 256 for the k-quants: Q8_K (fp32 d, int8 q[256], int16 sums of each 16).
 void quill_quantize_row_q8_K(const float *x, void *y, int64_t k);
 void quill_quantize_row_q8_K_ref(const float *x, void *y, int64_t k);
+
+// Weights → a block type for writing model files (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K…Q6_K): the
+// arithmetic of ggml's reference quantizers, so files equal llama-quantize's and gguf-py's without an
+// importance matrix. n is a whole number of blocks; returns 0, or -1 for another type or length.
+int quill_quantize_row(int type, const float *x, void *y, int64_t n);
 
 // Dot products of n elements: weights `x` in their type, activations `y` in the matching
 // type (Q8_1 for Q4_1 and Q5_1, Q8_0 for Q4_0, Q5_0 and Q8_0, Q8_K for Q4_K, Q5_K and Q6_K,

@@ -46,3 +46,11 @@ public func halfFromFloat(_ f: Float) -> UInt16 {
     if remainder > 0x1000 || (remainder == 0x1000 && half & 1 == 1) { half += 1 }
     return sign | UInt16(truncatingIfNeeded: half)
 }
+
+/// Round-to-nearest-even Float to bfloat16 bits, NaN kept quiet (ggml's `fp32_to_bf16`).
+@inline(__always)
+public func bfloat16FromFloat(_ f: Float) -> UInt16 {
+    let bits = f.bitPattern
+    if bits & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(bits >> 16) | 0x40 }
+    return UInt16((UInt64(bits) + 0x7FFF + UInt64((bits >> 16) & 1)) >> 16)
+}

@@ -1,0 +1,417 @@
+// Weight quantizers: fp32 rows into ggml's block types, for writing GGUF files.
+//
+// The arithmetic is that of ggml's reference quantizers ("for deterministic creation of model
+// files"), operation for operation in fp32 and without fused multiply-adds, so that a file made
+// here does not depend on the CPU that made it:
+//   Q4_0, Q5_0   d = (the value of largest magnitude) / -8 or -16, q = trunc(x/d + 8.5 or 16.5)
+//   Q4_1, Q5_1   d = (max - min) / 15 or 31, m = min, q = trunc((x - m)/d + 0.5)
+//   Q8_0         d = max|x| / 127, q = round(x/d)             (the activation quantizer's blocks)
+//   Q2_K, Q4_K, Q5_K   per group of 16 or 32: a scale and a min fitted by weighted least squares
+//                      over a grid of candidate scales; then 4- or 6-bit scales and mins against
+//                      the super-block's d and dmin, and q recomputed against the rounded scales
+//   Q3_K, Q6_K   per group of 16: a symmetric scale fitted by least squares weighted with x²;
+//                then 6- or 8-bit signed scales against d, and q recomputed
+#pragma STDC FP_CONTRACT OFF
+
+#include "quill_kernels.h"
+#include "blocks.h"
+#include <float.h>
+#include <math.h>
+
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } block_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } block_q3_K;
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+// round half to even, for |x| < 2^22: adding 1.5·2^23 leaves the rounded integer in the low
+// mantissa bits (lrintf gives the same but is a call into libm where errno may be set)
+static inline int nearest(float x) {
+    const float shifted = x + 12582912.f;
+    int32_t bits; memcpy(&bits, &shifted, 4);
+    return (bits & 0x007fffff) - 0x00400000;
+}
+
+// a group whose largest magnitude is below this is all zeros
+static const float group_epsilon = 1e-15f;
+
+// --- blocks of 32 ---------------------------------------------------------------------------------
+
+// the value of largest magnitude (the first, on ties), signed
+static inline float signed_extreme(const float *x) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+    return max;
+}
+
+// Q4_1 / Q5_1: d = (max - min) / levels and m = min into the block's f16 fields; returns 1/d
+// (0 for a constant block) and the min
+static inline float affine_scale(const float *x, float levels, uint16_t *d_out, uint16_t *m_out, float *min_out) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < 32; j++) { if (x[j] < min) min = x[j]; if (x[j] > max) max = x[j]; }
+    const float d = (max - min) / levels;
+    *d_out = float_to_half(d);
+    *m_out = float_to_half(min);
+    *min_out = min;
+    return d ? 1.0f / d : 0.0f;
+}
+
+static void q4_0_block(const float *x, block_q4_0 *y) {
+    const float d = signed_extreme(x) / -8, id = d ? 1.0f / d : 0.0f;
+    y->d = float_to_half(d);
+    for (int j = 0; j < 16; j++) {
+        const uint8_t lo = MIN(15, (int8_t)(x[j] * id + 8.5f)), hi = MIN(15, (int8_t)(x[j + 16] * id + 8.5f));
+        y->qs[j] = lo | hi << 4;
+    }
+}
+
+static void q4_1_block(const float *x, block_q4_1 *y) {
+    float min;
+    const float id = affine_scale(x, 15, &y->d, &y->m, &min);
+    for (int j = 0; j < 16; j++) {
+        const uint8_t lo = MIN(15, (int8_t)((x[j] - min) * id + 0.5f)), hi = MIN(15, (int8_t)((x[j + 16] - min) * id + 0.5f));
+        y->qs[j] = lo | hi << 4;
+    }
+}
+
+// the low nibbles into qs, the fifth bits into qh (bit j for element j)
+static inline void pack_five_bits(const uint8_t *q, uint8_t *qs, uint8_t *qh_bytes) {
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (q[j] & 0x0F) | (q[j + 16] & 0x0F) << 4;
+        qh |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
+    }
+    memcpy(qh_bytes, &qh, 4);
+}
+
+static void q5_0_block(const float *x, block_q5_0 *y) {
+    const float d = signed_extreme(x) / -16, id = d ? 1.0f / d : 0.0f;
+    y->d = float_to_half(d);
+    uint8_t q[32];
+    for (int j = 0; j < 32; j++) q[j] = MIN(31, (int8_t)(x[j] * id + 16.5f));
+    pack_five_bits(q, y->qs, y->qh);
+}
+
+static void q5_1_block(const float *x, block_q5_1 *y) {
+    float min;
+    const float id = affine_scale(x, 31, &y->d, &y->m, &min);
+    uint8_t q[32];
+    for (int j = 0; j < 32; j++) q[j] = (uint8_t)((x[j] - min) * id + 0.5f);
+    pack_five_bits(q, y->qs, y->qh);
+}
+
+// --- fitting one group's scale (and min) ----------------------------------------------------------
+
+// Asymmetric: x ≈ scale·L - min with L in [0, nmax] and min ≥ 0, minimising Σ w·err (err the
+// absolute or the squared difference). Starts from the plain min/max grid, then tries nstep + 1
+// candidate grids (nmax + rmin + rdelta·is levels over the range), refitting scale and min by
+// weighted least squares for each and keeping the best. Returns the scale; *min_out gets min.
+static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, float *min_out,
+                           float rmin, float rdelta, int nstep, int absolute) {
+    float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *min_out = -min;
+        return 0;
+    }
+    float iscale = nmax / (max - min), scale = 1 / iscale, best_error = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = nearest(iscale * (x[i] - min));
+        L[i] = (uint8_t)MAX(0, MIN(nmax, l));
+        float diff = scale * L[i] + min - x[i];
+        diff = absolute ? fabsf(diff) : diff * diff;
+        best_error += w[i] * diff;
+    }
+    uint8_t candidate[32];
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = MAX(0, MIN(nmax, nearest(iscale * (x[i] - min))));
+            candidate[i] = (uint8_t)l;
+            sum_l += w[i] * l;
+            sum_l2 += w[i] * l * l;
+            sum_xl += w[i] * l * x[i];
+        }
+        const float det = sum_w * sum_l2 - sum_l * sum_l;
+        if (!(det > 0)) continue;
+        float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+        if (this_min > 0) { this_min = 0; this_scale = sum_xl / sum_l2; }
+        float error = 0;
+        for (int i = 0; i < n; i++) {
+            float diff = this_scale * candidate[i] + this_min - x[i];
+            diff = absolute ? fabsf(diff) : diff * diff;
+            error += w[i] * diff;
+        }
+        if (error < best_error) {
+            memcpy(L, candidate, (size_t)n);
+            best_error = error;
+            scale = this_scale;
+            min = this_min;
+        }
+    }
+    *min_out = -min;
+    return scale;
+}
+
+// Symmetric, for Q6_K: x ≈ scale·(L - nmax) with L - nmax in [-nmax, nmax-1], weights x².
+// The first grid puts the largest magnitude at -nmax; 18 more (nmax ± 0.1..0.9) are tried.
+static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {
+    float amax = 0, max = 0;
+    for (int i = 0; i < n; i++) if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+    if (amax < group_epsilon) { memset(L, 0, (size_t)n); return 0; }
+    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
+        L[i] = (int8_t)(l + nmax);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i]))));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+// Symmetric, for Q3_K: as above, then up to five passes that move single elements to the level
+// that most improves the weighted fit. L is left in [-nmax, nmax-1] + nmax.
+static float fit_scale_symmetric_refined(int n, int nmax, const float *x, int8_t *L) {
+    float amax = 0, max = 0;
+    for (int i = 0; i < n; i++) if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+    if (amax < group_epsilon) { memset(L, 0, (size_t)n); return 0; }
+    const float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    for (int pass = 0; pass < 5; pass++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * L[i];
+            if (!(slx > 0)) continue;
+            float sl2 = suml2 - w * L[i] * L[i];
+            const int l = MAX(-nmax, MIN(nmax - 1, nearest(x[i] * sl2 / slx)));
+            if (l == L[i]) continue;
+            slx += w * x[i] * l;
+            sl2 += w * l * l;
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = (int8_t)l; sumlx = slx; suml2 = sl2;
+                changed++;
+            }
+        }
+        if (!changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] += nmax;
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// --- super-blocks of 256 --------------------------------------------------------------------------
+
+// four 2-bit values per byte: byte l of each 32 holds elements l, l+32, l+64, l+96 of a 128
+static inline void pack_two_bits(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < 256; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 | L[j + l + 96] << 6;
+}
+
+static void q2_K_block(const float *x, block_q2_K *y) {
+    uint8_t L[256];
+    float scales[16], mins[16], w[16], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 16; j++) {
+        for (int l = 0; l < 16; l++) w[l] = fabsf(x[16 * j + l]);
+        scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    memset(y->scales, 0, 16);
+    y->d = float_to_half(max_scale > 0 ? max_scale / 15.f : 0.f);
+    y->dmin = float_to_half(max_min > 0 ? max_min / 15.f : 0.f);
+    if (max_scale > 0) {
+        const float iscale = 15.f / max_scale;
+        for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)nearest(iscale * scales[j]);
+    }
+    if (max_min > 0) {
+        const float iscale = 15.f / max_min;
+        for (int j = 0; j < 16; j++) y->scales[j] |= (uint8_t)(nearest(iscale * mins[j]) << 4);
+    }
+    for (int j = 0; j < 16; j++) {
+        const float d = half_to_float(y->d) * (y->scales[j] & 0xF);
+        if (!d) continue;
+        const float dm = half_to_float(y->dmin) * (y->scales[j] >> 4);
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (uint8_t)MAX(0, MIN(3, nearest((x[16 * j + i] + dm) / d)));
+    }
+    pack_two_bits(L, y->qs);
+}
+
+static void q3_K_block(const float *x, block_q3_K *y) {
+    int8_t L[256];
+    float scales[16], max_scale = 0, amax = 0;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = fit_scale_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
+        if (fabsf(scales[j]) > amax) { amax = fabsf(scales[j]); max_scale = scales[j]; }
+    }
+    memset(y->scales, 0, 12);
+    if (max_scale) {
+        // 16 six-bit scales: low nibbles in bytes 0-7 (two each), the top two bits in bytes 8-11
+        const float iscale = -32.f / max_scale;
+        for (int j = 0; j < 16; j++) {
+            const int l = MAX(-32, MIN(31, (int8_t)nearest(iscale * scales[j]))) + 32;
+            if (j < 8) y->scales[j] = l & 0xF; else y->scales[j - 8] |= (l & 0xF) << 4;
+            y->scales[j % 4 + 8] |= (l >> 4) << (2 * (j / 4));
+        }
+        y->d = float_to_half(1 / iscale);
+    } else {
+        y->d = float_to_half(0.f);
+    }
+    for (int j = 0; j < 16; j++) {
+        const int low = j < 8 ? y->scales[j] & 0xF : y->scales[j - 8] >> 4;
+        const int sc = (low | ((y->scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+        const float d = half_to_float(y->d) * sc;
+        if (!d) continue;
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(MAX(-4, MIN(3, nearest(x[16 * j + i] / d))) + 4);
+    }
+    // the third bit of element j goes to hmask[j % 32], bit j / 32; the low two bits to qs
+    memset(y->hmask, 0, 32);
+    uint8_t low[256];
+    for (int j = 0; j < 256; j++) {
+        if (L[j] > 3) y->hmask[j % 32] |= (uint8_t)(1 << (j / 32));
+        low[j] = (uint8_t)(L[j] > 3 ? L[j] - 4 : L[j]);
+    }
+    pack_two_bits(low, y->qs);
+}
+
+// Q4_K and Q5_K: eight groups of 32 with 6-bit scales and mins (packed as dequantization reads them)
+static void fit_k_groups(const float *x, int nmax, float rmin, int nstep, uint8_t *L, uint16_t *d_out,
+                         uint16_t *dmin_out, uint8_t *packed) {
+    float scales[8], mins[8], w[32], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep, 0);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    uint8_t ls[8], lm[8];
+    for (int j = 0; j < 8; j++) {
+        ls[j] = MIN(63, (uint8_t)nearest(inv_scale * scales[j]));
+        lm[j] = MIN(63, (uint8_t)nearest(inv_min * mins[j]));
+    }
+    for (int j = 0; j < 4; j++) {
+        packed[j] = ls[j] | (ls[j + 4] >> 4) << 6;
+        packed[j + 4] = lm[j] | (lm[j + 4] >> 4) << 6;
+        packed[j + 8] = (ls[j + 4] & 0xF) | (lm[j + 4] & 0xF) << 4;
+    }
+    *d_out = float_to_half(max_scale / 63.f);
+    *dmin_out = float_to_half(max_min / 63.f);
+    for (int j = 0; j < 8; j++) {
+        const float d = half_to_float(*d_out) * ls[j];
+        if (!d) continue;
+        const float dm = half_to_float(*dmin_out) * lm[j];
+        for (int i = 0; i < 32; i++) L[32 * j + i] = (uint8_t)MAX(0, MIN(nmax, nearest((x[32 * j + i] + dm) / d)));
+    }
+}
+
+static void q4_K_block(const float *x, block_q4_K *y) {
+    uint8_t L[256];
+    fit_k_groups(x, 15, -1.f, 20, L, &y->d, &y->dmin, y->scales);
+    for (int j = 0; j < 256; j += 64)
+        for (int l = 0; l < 32; l++) y->qs[j / 2 + l] = L[j + l] | L[j + l + 32] << 4;
+}
+
+static void q5_K_block(const float *x, block_q5_K *y) {
+    uint8_t L[256];
+    fit_k_groups(x, 31, -0.5f, 15, L, &y->d, &y->dmin, y->scales);
+    // low nibbles as Q4_K; the fifth bit of group g's element l goes to qh[l], bit g
+    memset(y->qh, 0, 32);
+    for (int j = 0; j < 256; j += 64)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t a = L[j + l], b = L[j + l + 32];
+            y->qs[j / 2 + l] = (a & 0xF) | (b & 0xF) << 4;
+            y->qh[l] |= (uint8_t)((a >> 4) << (j / 32) | (b >> 4) << (j / 32 + 1));
+        }
+}
+
+static void q6_K_block(const float *x, block_q6_K *y) {
+    int8_t L[256];
+    float scales[16], max_scale = 0, max_abs = 0;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = fit_scale_symmetric(16, 32, x + 16 * j, L + 16 * j);
+        if (fabsf(scales[j]) > max_abs) { max_abs = fabsf(scales[j]); max_scale = scales[j]; }
+    }
+    if (max_abs < group_epsilon) { memset(y, 0, sizeof *y); return; }
+    const float iscale = -128.f / max_scale;
+    y->d = float_to_half(1 / iscale);
+    for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)MIN(127, nearest(iscale * scales[j]));
+    for (int j = 0; j < 16; j++) {
+        const float d = half_to_float(y->d) * y->scales[j];
+        if (!d) continue;
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(MAX(-32, MIN(31, nearest(x[16 * j + i] / d))) + 32);
+    }
+    // per 128: ql holds the low nibbles of (l, l+64) and (l+32, l+96); qh the top two bits of all four
+    for (int j = 0; j < 256; j += 128) {
+        uint8_t *ql = y->ql + j / 2, *qh = y->qh + j / 4;
+        const uint8_t *q = (const uint8_t *)L + j;
+        for (int l = 0; l < 32; l++) {
+            ql[l] = (q[l] & 0xF) | (q[l + 64] & 0xF) << 4;
+            ql[l + 32] = (q[l + 32] & 0xF) | (q[l + 96] & 0xF) << 4;
+            qh[l] = q[l] >> 4 | (q[l + 32] >> 4) << 2 | (q[l + 64] >> 4) << 4 | (q[l + 96] >> 4) << 6;
+        }
+    }
+}
+
+// --- entry point ----------------------------------------------------------------------------------
+
+int quill_quantize_row(int type, const float *x, void *y, int64_t n) {
+    switch (type) {
+#define BLOCKS(size, fn, block_t) \
+        if (n % (size)) return -1; \
+        for (int64_t i = 0; i < n / (size); i++) fn(x + i * (size), (block_t *)y + i); \
+        return 0;
+    case QUILL_Q4_0: BLOCKS(32, q4_0_block, block_q4_0)
+    case QUILL_Q4_1: BLOCKS(32, q4_1_block, block_q4_1)
+    case QUILL_Q5_0: BLOCKS(32, q5_0_block, block_q5_0)
+    case QUILL_Q5_1: BLOCKS(32, q5_1_block, block_q5_1)
+    case QUILL_Q2_K: BLOCKS(256, q2_K_block, block_q2_K)
+    case QUILL_Q3_K: BLOCKS(256, q3_K_block, block_q3_K)
+    case QUILL_Q4_K: BLOCKS(256, q4_K_block, block_q4_K)
+    case QUILL_Q5_K: BLOCKS(256, q5_K_block, block_q5_K)
+    case QUILL_Q6_K: BLOCKS(256, q6_K_block, block_q6_K)
+#undef BLOCKS
+    case QUILL_Q8_0:
+        if (n % 32) return -1;
+        quill_quantize_row_q8_0_ref(x, y, n);
+        return 0;
+    default:
+        return -1;
+    }
+}

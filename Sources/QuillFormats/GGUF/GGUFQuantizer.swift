@@ -1,0 +1,109 @@
+import CQuillKernels
+import Foundation
+import QuillCore
+
+/// Requantizes a GGUF file (llama-quantize's job): every tensor to the type the plan gives it,
+/// the metadata kept with `general.file_type` and `general.quantization_version` set.
+///
+/// ```swift
+/// let source = try GGUFFile(path: "SmolLM2-135M-Instruct.F16.gguf")
+/// try GGUFQuantizer.quantize(source, to: "SmolLM2-135M-Instruct.Q4_K_M.gguf", options: .init(fileType: .q4_K_M))
+/// ```
+public enum GGUFQuantizer {
+    public struct Options: Sendable {
+        public var plan: GGUFQuantizationPlan.Options
+        /// Quantize tensors already block-quantized in another type than Q8_0 (each step loses more;
+        /// dequantizing to F32, F16 or BF16 needs no permission).
+        public var allowRequantize = false
+        public init(fileType: GGUFFileType) { plan = .init(fileType: fileType) }
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case requantizing(path: String, tensor: String, from: GGMLType)
+        case nonFinite(path: String, tensor: String, row: Int)
+        case cannotWrite(tensor: String, type: GGMLType)
+
+        public var description: String {
+            switch self {
+            case let .requantizing(path, tensor, from):
+                return "\(path): tensor \(tensor) is already \(from.name); quantizing it again loses more than quantizing the F16/F32 original once (pass --allow-requantize to do it anyway)"
+            case let .nonFinite(path, tensor, row):
+                return "\(path): tensor \(tensor) has a NaN or infinite value in row \(row); the file is damaged"
+            case let .cannotWrite(tensor, type):
+                return "tensor \(tensor): Quill cannot write \(type.name) (it writes \(Quantize.writableTypes.map(\.name).joined(separator: ", ")))"
+            }
+        }
+    }
+
+    /// The per-tensor types `quantize` would use (`--dry-run`).
+    public static func plan(for file: GGUFFile, options: Options) -> GGUFQuantizationPlan {
+        let architecture = file.metadata["general.architecture"]?.string ?? "llama"
+        let layers = file.metadata["\(architecture).block_count"]?.int ?? 0
+        let heads = file.metadata["\(architecture).attention.head_count"]?.int ?? 1
+        let kvHeads = file.metadata["\(architecture).attention.head_count_kv"]?.int ?? heads
+        return GGUFQuantizationPlan(tensors: file.tensors.map { ($0.name, $0.dimensions, $0.type) }, layers: layers,
+                                    groupedQueries: kvHeads > 0 ? heads / kvHeads : 1, options: options.plan)
+    }
+
+    /// Writes `path` (complete or not at all). `progress(i, entry)` is called as each tensor starts.
+    public static func quantize(_ file: GGUFFile, to path: String, options: Options, pool: ThreadPool = .shared,
+                                progress: (Int, GGUFQuantizationPlan.Entry) -> Void = { _, _ in }) throws {
+        let plan = plan(for: file, options: options)
+        // every refusal before a byte is written
+        for entry in plan.entries where entry.from != entry.to {
+            guard Quantize.writableTypes.contains(entry.to) else { throw Failure.cannotWrite(tensor: entry.name, type: entry.to) }
+            // to F32 / F16 / BF16 is dequantization, not a second loss of the same kind
+            if entry.from.isBlockQuantized && entry.to.isBlockQuantized && entry.from != .q8_0 && !options.allowRequantize {
+                throw Failure.requantizing(path: file.path, tensor: entry.name, from: entry.from)
+            }
+        }
+        var writer = GGUFWriter(metadata: file.metadataKeys.compactMap { key in file.metadata[key].map { (key, $0) } })
+        writer.set("general.quantization_version", .uint32(2))
+        writer.set("general.file_type", .uint32(options.plan.fileType.code))
+        for entry in plan.entries {
+            let source = file.tensor(named: entry.name)!
+            writer.append(GGUFWriter.Tensor(name: entry.name, dimensions: entry.dimensions, type: entry.to) { out in
+                let bytes = file.data(of: source)
+                defer { file.releasePages(of: source) }
+                if entry.from == entry.to {
+                    out.copyMemory(from: bytes)
+                    return
+                }
+                let columns = entry.dimensions[0], rows = source.elementCount / max(columns, 1)
+                let values = try floats(of: source, in: file, pool: pool)
+                defer { values.deallocate() }
+                Quantize.rows(entry.to, from: values.baseAddress!, into: out.baseAddress!, rows: rows, columns: columns, pool: pool)
+            })
+        }
+        try writer.write(to: path) { i, _ in progress(i, plan.entries[i]) }
+    }
+
+    /// A tensor as fp32 (a new buffer the caller deallocates), refused if any value is not finite.
+    static func floats(of tensor: GGUFFile.TensorInfo, in file: GGUFFile, pool: ThreadPool) throws -> UnsafeMutableBufferPointer<Float> {
+        let count = tensor.elementCount, columns = tensor.dimensions.first ?? 1, rows = count / max(columns, 1)
+        let bytes = file.data(of: tensor)
+        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        let (perBlock, blockBytes) = tensor.type.blockLayout
+        let rowBytes = columns / perBlock * blockBytes
+        let perChunk = max(1, 65_536 / max(columns, 1)), chunks = (rows + perChunk - 1) / perChunk
+        let badRow = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
+        defer { badRow.deallocate() }
+        pool.parallelFor(chunks) { chunk in
+            badRow[chunk] = -1
+            for r in (chunk * perChunk)..<min(rows, (chunk + 1) * perChunk) {
+                let from = bytes.baseAddress! + r * rowBytes, to = values.baseAddress! + r * columns
+                switch tensor.type {
+                case .f16: quill_convert_f16_row(from.assumingMemoryBound(to: UInt16.self), to, Int64(columns))
+                case .bf16: quill_convert_bf16_row(from.assumingMemoryBound(to: UInt16.self), to, Int64(columns))
+                default: Dequantize.row(tensor.type, from: from, into: to, count: columns)
+                }
+                if badRow[chunk] < 0, !UnsafeBufferPointer(start: to, count: columns).allSatisfy({ $0.isFinite }) { badRow[chunk] = r }
+            }
+        }
+        if let row = (0..<chunks).lazy.map({ badRow[$0] }).first(where: { $0 >= 0 }) {
+            values.deallocate()
+            throw Failure.nonFinite(path: file.path, tensor: tensor.name, row: row)
+        }
+        return values
+    }
+}

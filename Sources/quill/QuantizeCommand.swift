@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import QuillCore
+import QuillFormats
+
+/// `quill quantize IN.gguf OUT.gguf TYPE`: llama-quantize's shape. Reads F32, F16 and BF16 files
+/// (Q8_0 too, with a warning), writes any type Quill can write with llama.cpp's per-tensor mixes.
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Quantize a GGUF model file to another type (llama-quantize's arguments and mixes).",
+        discussion: "TYPE: \(GGUFFileType.namesForHelp).")
+
+    @Argument(help: "The GGUF file to read (F32, F16, BF16; Q8_0 with a warning).") var input: String
+    @Argument(help: "The GGUF file to write (written beside and renamed into place when complete).") var output: String
+    @Argument(help: "The file type.") var type: String
+    @Flag(help: "Every quantized tensor in the base type: no per-tensor mix rules.") var pure = false
+    @Flag(name: .customLong("leave-output-tensor"), help: "Keep output.weight as it is.") var leaveOutputTensor = false
+    @Option(name: .customLong("output-tensor-type"), help: "The type of output.weight.") var outputTensorType: String?
+    @Option(name: .customLong("token-embedding-type"), help: "The type of token_embd.weight.") var tokenEmbeddingType: String?
+    @Flag(name: .customLong("allow-requantize"), help: "Quantize tensors already quantized in another type than Q8_0.")
+    var allowRequantize = false
+    @Flag(name: .customLong("dry-run"), help: "Print each tensor's type and the sizes; write nothing.") var dryRun = false
+    @OptionGroup var threads: ThreadsOption
+
+    func run() throws {
+        threads.apply()
+        guard let fileType = GGUFFileType(name: type) else {
+            throw ValidationError("unknown type \(type); choose one of \(GGUFFileType.namesForHelp)")
+        }
+        var options = GGUFQuantizer.Options(fileType: fileType)
+        options.plan.pure = pure
+        options.plan.quantizeOutput = !leaveOutputTensor
+        options.plan.outputType = try outputTensorType.map(Self.tensorType)
+        options.plan.tokenEmbeddingType = try tokenEmbeddingType.map(Self.tensorType)
+        options.allowRequantize = allowRequantize
+        let source = try GGUFFile(path: input)
+        let plan = GGUFQuantizer.plan(for: source, options: options)
+        if let q = plan.entries.first(where: { $0.from == .q8_0 && $0.to != .q8_0 && $0.to.isBlockQuantized }) {
+            FileHandle.standardError.write(Data("warning: \(input) is already quantized (\(q.name) is Q8_0); quantizing it again loses a little more than quantizing the F16 original\n".utf8))
+        }
+        let width = String(plan.entries.count).count
+        func describe(_ i: Int, _ e: GGUFQuantizationPlan.Entry) -> String {
+            let shape = e.dimensions.map(String.init).joined(separator: " x ")
+            let types = e.from == e.to ? e.from.name : "\(e.from.name) → \(e.to.name)"
+            let note = e.fallback.map { " (rows of \(e.dimensions[0]) do not fit \($0.name))" } ?? ""
+            return String(format: "[%\(width)d/%d] %-32@ %-16@ %@", i + 1, plan.entries.count, e.name, "[\(shape)]", types + note)
+        }
+        let start = Date()
+        if dryRun {
+            for (i, e) in plan.entries.enumerated() { print(describe(i, e)) }
+        } else {
+            try GGUFQuantizer.quantize(source, to: output, options: options) { i, e in print(describe(i, e)) }
+        }
+        let inputBytes = source.tensors.reduce(0) { $0 + $1.byteCount }
+        let outputBytes = plan.entries.reduce(0) { total, e in
+            total + e.dimensions.reduce(1, *) / e.to.blockLayout.elements * e.to.blockLayout.bytes
+        }
+        print(String(format: "%@ %@: tensors %.1f MB → %.1f MB (%.2f bits per weight)%@", dryRun ? "would write" : "wrote", output,
+                     Double(inputBytes) / 1e6, Double(outputBytes) / 1e6,
+                     8 * Double(outputBytes) / Double(max(1, source.tensors.reduce(0) { $0 + $1.elementCount })),
+                     dryRun ? "" : String(format: " in %.1f s", Date().timeIntervalSince(start))))
+    }
+
+    static func tensorType(_ name: String) throws -> GGMLType {
+        guard let type = GGMLType.allCases.first(where: { "\($0)".lowercased() == name.lowercased() }), Quantize.writableTypes.contains(type) else {
+            throw ValidationError("unknown tensor type \(name); choose one of \(Quantize.writableTypes.map(\.name).joined(separator: ", "))")
+        }
+        return type
+    }
+}
