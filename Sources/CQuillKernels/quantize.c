@@ -5,7 +5,7 @@
 // here does not depend on the CPU that made it:
 //   Q4_0, Q5_0   d = (the value of largest magnitude) / -8 or -16, q = trunc(x/d + 8.5 or 16.5)
 //   Q4_1, Q5_1   d = (max - min) / 15 or 31, m = min, q = trunc((x - m)/d + 0.5)
-//   Q8_0         d = max|x| / 127, q = round(x/d)             (the activation quantizer's blocks)
+//   Q8_0         d = max|x| / 127, q = round(x/d)             (the activation quantizer)
 //   Q2_K, Q4_K, Q5_K   per group of 16 or 32: a scale and a min fitted by weighted least squares
 //                      over a grid of candidate scales; then 4- or 6-bit scales and mins against
 //                      the super-block's d and dmin, and q recomputed against the rounded scales
@@ -131,7 +131,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
     }
     uint8_t candidate[32];
     for (int is = 0; is <= nstep; is++) {
-        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        iscale = (rmin + rdelta * is + nmax) / (max - min);   // min as improved so far
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; i++) {
             const int l = MAX(0, MIN(nmax, nearest(iscale * (x[i] - min))));
@@ -159,6 +159,113 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
     }
     *min_out = -min;
     return scale;
+}
+
+#if QUILL_X86
+// fit_scale_min for eight groups at once, one per lane of a ymm register: xt and wt hold element
+// i of group g at [i * 8 + g]. Every lane runs the plain version's operations in its order (no
+// fused multiply-adds, branches as masks), so the results are the same bits.
+AVX2 static void fit_scale_min_x8(int n, int nmax, const float *xt, const float *wt, uint8_t *L, int l_stride,
+                                  float *scale_out, float *min_out, float rmin, float rdelta, int nstep, int absolute) {
+    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f), magic = _mm256_set1_ps(12582912.f);
+    const __m256i mantissa = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+    const __m256i lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(nmax);
+    // nearest(v) clamped to [0, nmax], as an integer and as a float
+#define LEVEL(v, li, lf) do { \
+        li = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(v, magic)), mantissa), bias); \
+        li = _mm256_min_epi32(_mm256_max_epi32(li, lo), hi); lf = _mm256_cvtepi32_ps(li); } while (0)
+#define ERROR_TERM(d) (absolute ? _mm256_andnot_ps(sign, d) : _mm256_mul_ps(d, d))
+    __m256 min = _mm256_loadu_ps(xt), max = min, sum_w = _mm256_loadu_ps(wt), sum_x = _mm256_mul_ps(sum_w, min);
+    for (int i = 1; i < n; i++) {
+        const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
+        min = _mm256_blendv_ps(min, x, _mm256_cmp_ps(x, min, _CMP_LT_OQ));
+        max = _mm256_blendv_ps(max, x, _mm256_cmp_ps(x, max, _CMP_GT_OQ));
+        sum_w = _mm256_add_ps(sum_w, w);
+        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(w, x));
+    }
+    min = _mm256_blendv_ps(min, zero, _mm256_cmp_ps(min, zero, _CMP_GT_OQ));
+    const __m256 flat = _mm256_cmp_ps(max, min, _CMP_EQ_OQ);
+    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)nmax), _mm256_sub_ps(max, min)), scale = _mm256_div_ps(_mm256_set1_ps(1.0f), iscale);
+    __m256 best_error = zero;
+    __m256i li;
+    __m256 lf;
+    uint8_t best[32][8], candidate[32][8];
+    for (int i = 0; i < n; i++) {
+        const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
+        LEVEL(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), li, lf);
+        _mm_storel_epi64((__m128i *)best[i], _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(li), _mm256_extracti128_si256(li, 1)), _mm_setzero_si128()));
+        const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, lf), min), x);
+        best_error = _mm256_add_ps(best_error, _mm256_mul_ps(w, ERROR_TERM(diff)));
+    }
+    for (int is = 0; nstep >= 1 && is <= nstep; is++) {
+        iscale = _mm256_div_ps(_mm256_set1_ps(rmin + rdelta * is + nmax), _mm256_sub_ps(max, min));   // min as improved so far
+        __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < n; i++) {
+            const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
+            LEVEL(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), li, lf);
+            _mm_storel_epi64((__m128i *)candidate[i], _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(li), _mm256_extracti128_si256(li, 1)), _mm_setzero_si128()));
+            const __m256 wl = _mm256_mul_ps(w, lf);
+            sum_l = _mm256_add_ps(sum_l, wl);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, lf));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, x));
+        }
+        const __m256 det = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+        const __m256 solvable = _mm256_cmp_ps(det, zero, _CMP_GT_OQ);
+        if (!_mm256_movemask_ps(solvable)) continue;
+        __m256 this_scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), det);
+        __m256 this_min = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), det);
+        const __m256 positive = _mm256_cmp_ps(this_min, zero, _CMP_GT_OQ);
+        this_min = _mm256_blendv_ps(this_min, zero, positive);
+        this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), positive);
+        __m256 error = zero;
+        for (int i = 0; i < n; i++) {
+            const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
+            const __m128i c8 = _mm_loadl_epi64((const __m128i *)candidate[i]);
+            const __m256 cf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c8));
+            const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, cf), this_min), x);
+            error = _mm256_add_ps(error, _mm256_mul_ps(w, ERROR_TERM(diff)));
+        }
+        const __m256 better = _mm256_and_ps(solvable, _mm256_cmp_ps(error, best_error, _CMP_LT_OQ));
+        const int lanes = _mm256_movemask_ps(better);
+        if (!lanes) continue;
+        best_error = _mm256_blendv_ps(best_error, error, better);
+        scale = _mm256_blendv_ps(scale, this_scale, better);
+        min = _mm256_blendv_ps(min, this_min, better);
+        for (int i = 0; i < n; i++)
+            for (int g = 0; g < 8; g++) if (lanes >> g & 1) best[i][g] = candidate[i][g];
+    }
+#undef LEVEL
+#undef ERROR_TERM
+    scale = _mm256_blendv_ps(scale, zero, flat);
+    const int flat_lanes = _mm256_movemask_ps(flat);
+    float scales[8], mins[8];
+    _mm256_storeu_ps(scales, scale);
+    _mm256_storeu_ps(mins, _mm256_xor_ps(min, sign));
+    for (int g = 0; g < 8; g++) {
+        scale_out[g] = scales[g];
+        min_out[g] = mins[g];
+        for (int i = 0; i < n; i++) L[g * l_stride + i] = flat_lanes >> g & 1 ? 0 : best[i][g];
+    }
+}
+#endif
+
+// fit_scale_min over `groups` consecutive groups of n, eight lanes at a time where `wide`
+static void fit_groups(int wide, int groups, int n, int nmax, const float *x, const float *w, uint8_t *L,
+                       float *scales, float *mins, float rmin, float rdelta, int nstep, int absolute) {
+#if QUILL_X86
+    if (wide) {
+        for (int first = 0; first < groups; first += 8) {
+            float xt[32 * 8], wt[32 * 8];
+            for (int g = 0; g < 8; g++)
+                for (int i = 0; i < n; i++) { xt[i * 8 + g] = x[(first + g) * n + i]; wt[i * 8 + g] = w[(first + g) * n + i]; }
+            fit_scale_min_x8(n, nmax, xt, wt, L + first * n, n, scales + first, mins + first, rmin, rdelta, nstep, absolute);
+        }
+        return;
+    }
+#endif
+    (void)wide;
+    for (int g = 0; g < groups; g++)
+        scales[g] = fit_scale_min(n, nmax, x + g * n, w + g * n, L + g * n, &mins[g], rmin, rdelta, nstep, absolute);
 }
 
 // Symmetric, for Q6_K: x ≈ scale·(L - nmax) with L - nmax in [-nmax, nmax-1], weights x².
@@ -241,12 +348,12 @@ static inline void pack_two_bits(const uint8_t *L, uint8_t *qs) {
             qs[j / 4 + l] = L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 | L[j + l + 96] << 6;
 }
 
-static void q2_K_block(const float *x, block_q2_K *y) {
+static void q2_K_block(const float *x, block_q2_K *y, int wide) {
     uint8_t L[256];
-    float scales[16], mins[16], w[16], max_scale = 0, max_min = 0;
+    float scales[16], mins[16], w[256], max_scale = 0, max_min = 0;
+    for (int i = 0; i < 256; i++) w[i] = fabsf(x[i]);
+    fit_groups(wide, 16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, 1);
     for (int j = 0; j < 16; j++) {
-        for (int l = 0; l < 16; l++) w[l] = fabsf(x[16 * j + l]);
-        scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -309,14 +416,16 @@ static void q3_K_block(const float *x, block_q3_K *y) {
 
 // Q4_K and Q5_K: eight groups of 32 with 6-bit scales and mins (packed as dequantization reads them)
 static void fit_k_groups(const float *x, int nmax, float rmin, int nstep, uint8_t *L, uint16_t *d_out,
-                         uint16_t *dmin_out, uint8_t *packed) {
-    float scales[8], mins[8], w[32], max_scale = 0, max_min = 0;
+                         uint16_t *dmin_out, uint8_t *packed, int wide) {
+    float scales[8], mins[8], w[256], max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
         float sum_x2 = 0;
         for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep, 0);
+        for (int l = 0; l < 32; l++) w[32 * j + l] = av_x + fabsf(x[32 * j + l]);
+    }
+    fit_groups(wide, 8, 32, nmax, x, w, L, scales, mins, rmin, 0.1f, nstep, 0);
+    for (int j = 0; j < 8; j++) {
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -341,16 +450,16 @@ static void fit_k_groups(const float *x, int nmax, float rmin, int nstep, uint8_
     }
 }
 
-static void q4_K_block(const float *x, block_q4_K *y) {
+static void q4_K_block(const float *x, block_q4_K *y, int wide) {
     uint8_t L[256];
-    fit_k_groups(x, 15, -1.f, 20, L, &y->d, &y->dmin, y->scales);
+    fit_k_groups(x, 15, -1.f, 20, L, &y->d, &y->dmin, y->scales, wide);
     for (int j = 0; j < 256; j += 64)
         for (int l = 0; l < 32; l++) y->qs[j / 2 + l] = L[j + l] | L[j + l + 32] << 4;
 }
 
-static void q5_K_block(const float *x, block_q5_K *y) {
+static void q5_K_block(const float *x, block_q5_K *y, int wide) {
     uint8_t L[256];
-    fit_k_groups(x, 31, -0.5f, 15, L, &y->d, &y->dmin, y->scales);
+    fit_k_groups(x, 31, -0.5f, 15, L, &y->d, &y->dmin, y->scales, wide);
     // low nibbles as Q4_K; the fifth bit of group g's element l goes to qh[l], bit g
     memset(y->qh, 0, 32);
     for (int j = 0; j < 256; j += 64)
@@ -389,29 +498,44 @@ static void q6_K_block(const float *x, block_q6_K *y) {
     }
 }
 
-// --- entry point ----------------------------------------------------------------------------------
+// --- entry points ---------------------------------------------------------------------------------
 
-int quill_quantize_row(int type, const float *x, void *y, int64_t n) {
+static int quantize_row(int type, const float *x, void *y, int64_t n, int wide) {
     switch (type) {
-#define BLOCKS(size, fn, block_t) \
+#define BLOCKS(size, block_t, ...) \
         if (n % (size)) return -1; \
-        for (int64_t i = 0; i < n / (size); i++) fn(x + i * (size), (block_t *)y + i); \
+        for (int64_t i = 0; i < n / (size); i++) { const float *xb = x + i * (size); block_t *yb = (block_t *)y + i; __VA_ARGS__; } \
         return 0;
-    case QUILL_Q4_0: BLOCKS(32, q4_0_block, block_q4_0)
-    case QUILL_Q4_1: BLOCKS(32, q4_1_block, block_q4_1)
-    case QUILL_Q5_0: BLOCKS(32, q5_0_block, block_q5_0)
-    case QUILL_Q5_1: BLOCKS(32, q5_1_block, block_q5_1)
-    case QUILL_Q2_K: BLOCKS(256, q2_K_block, block_q2_K)
-    case QUILL_Q3_K: BLOCKS(256, q3_K_block, block_q3_K)
-    case QUILL_Q4_K: BLOCKS(256, q4_K_block, block_q4_K)
-    case QUILL_Q5_K: BLOCKS(256, q5_K_block, block_q5_K)
-    case QUILL_Q6_K: BLOCKS(256, q6_K_block, block_q6_K)
+    case QUILL_Q4_0: BLOCKS(32, block_q4_0, q4_0_block(xb, yb))
+    case QUILL_Q4_1: BLOCKS(32, block_q4_1, q4_1_block(xb, yb))
+    case QUILL_Q5_0: BLOCKS(32, block_q5_0, q5_0_block(xb, yb))
+    case QUILL_Q5_1: BLOCKS(32, block_q5_1, q5_1_block(xb, yb))
+    case QUILL_Q2_K: BLOCKS(256, block_q2_K, q2_K_block(xb, yb, wide))
+    case QUILL_Q3_K: BLOCKS(256, block_q3_K, q3_K_block(xb, yb))
+    case QUILL_Q4_K: BLOCKS(256, block_q4_K, q4_K_block(xb, yb, wide))
+    case QUILL_Q5_K: BLOCKS(256, block_q5_K, q5_K_block(xb, yb, wide))
+    case QUILL_Q6_K: BLOCKS(256, block_q6_K, q6_K_block(xb, yb))
 #undef BLOCKS
     case QUILL_Q8_0:
         if (n % 32) return -1;
-        quill_quantize_row_q8_0_ref(x, y, n);
+        if (wide) quill_quantize_row_q8_0(x, y, n);   // the activation quantizer: AVX2 where present, the same bytes
+        else quill_quantize_row_q8_0_ref(x, y, n);
         return 0;
     default:
         return -1;
     }
+}
+
+#if QUILL_X86
+static int wide_available(void) { return cpu_has_avx2(); }
+#else
+static int wide_available(void) { return 0; }
+#endif
+
+int quill_quantize_row(int type, const float *x, void *y, int64_t n) { return quantize_row(type, x, y, n, wide_available()); }
+
+int quill_quantize_row_on(const char *isa, int type, const float *x, void *y, int64_t n) {
+    if (!strcmp(isa, "plain")) return quantize_row(type, x, y, n, 0);
+    if (!strcmp(isa, "avx2") && wide_available()) return quantize_row(type, x, y, n, 1);
+    return -2;
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CQuillKernels
 import QuillCore
 
 /// Quantization of fp32 rows into every type Quill writes, byte for byte against ggml's own
@@ -22,6 +23,16 @@ import QuillCore
         let differing = zip(got, expected).filter { $0 != $1 }.count
         print("\(type.name): \(expected.count - differing)/\(expected.count) bytes equal to ggml's")
         #expect(differing == 0)
+        // each instruction set's variant (the K-quants fit eight groups at once with AVX2) too
+        guard type.isBlockQuantized else { return }
+        for isa in ["plain", "avx2"] {
+            var bytes = [UInt8](repeating: 0x5A, count: expected.count)
+            let status = input.withUnsafeBufferPointer { x in
+                bytes.withUnsafeMutableBytes { quill_quantize_row_on(isa, Int32(type.rawValue), x.baseAddress!, $0.baseAddress!, Int64(input.count)) }
+            }
+            if status == -2 { print("\(type.name) \(isa): not on this CPU"); continue }
+            #expect(status == 0 && bytes == expected, "\(type.name) on \(isa)")
+        }
     }
 
     /// Quantizing what a type's dequantization gives back reproduces it (the fits find the grid

@@ -29,6 +29,9 @@ void quill_quantize_row_q8_K_ref(const float *x, void *y, int64_t k);
 // arithmetic of ggml's reference quantizers, so files equal llama-quantize's and gguf-py's without an
 // importance matrix. n is a whole number of blocks; returns 0, or -1 for another type or length.
 int quill_quantize_row(int type, const float *x, void *y, int64_t n);
+// The same on one instruction set ("plain": one group at a time; "avx2": eight groups in the lanes of
+// a register, where the K-quants spend their time): -2 where the CPU lacks it. For tests.
+int quill_quantize_row_on(const char *isa, int type, const float *x, void *y, int64_t n);
 
 // Dot products of n elements: weights `x` in their type, activations `y` in the matching
 // type (Q8_1 for Q4_1 and Q5_1, Q8_0 for Q4_0, Q5_0 and Q8_0, Q8_K for Q4_K, Q5_K and Q6_K,

@@ -58,8 +58,13 @@ public enum GGUFQuantizer {
             }
         }
         var writer = GGUFWriter(metadata: file.metadataKeys.compactMap { key in file.metadata[key].map { (key, $0) } })
-        writer.set("general.quantization_version", .uint32(2))
-        writer.set("general.file_type", .uint32(options.plan.fileType.code))
+        // moved to the end, in this order, as llama-quantize does: the two files are then byte-identical
+        for (key, value) in [("general.quantization_version", GGUFValue.uint32(2)), ("general.file_type", .uint32(options.plan.fileType.code))] {
+            writer.remove(key)
+            writer.metadata.append((key, value))
+        }
+        let scratch = Scratch()
+        defer { scratch.buffer.deallocate() }
         for entry in plan.entries {
             let source = file.tensor(named: entry.name)!
             writer.append(GGUFWriter.Tensor(name: entry.name, dimensions: entry.dimensions, type: entry.to) { out in
@@ -70,19 +75,32 @@ public enum GGUFQuantizer {
                     return
                 }
                 let columns = entry.dimensions[0], rows = source.elementCount / max(columns, 1)
-                let values = try floats(of: source, in: file, pool: pool)
-                defer { values.deallocate() }
+                let values = try floats(of: source, in: file, into: scratch, pool: pool)
                 Quantize.rows(entry.to, from: values.baseAddress!, into: out.baseAddress!, rows: rows, columns: columns, pool: pool)
             })
         }
         try writer.write(to: path) { i, _ in progress(i, plan.entries[i]) }
     }
 
-    /// A tensor as fp32 (a new buffer the caller deallocates), refused if any value is not finite.
-    static func floats(of tensor: GGUFFile.TensorInfo, in file: GGUFFile, pool: ThreadPool) throws -> UnsafeMutableBufferPointer<Float> {
+    /// One fp32 buffer for every tensor in turn (fresh pages for each would be faulted in and zeroed).
+    final class Scratch {
+        var buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
+
+        func reserve(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+            if buffer.count < count {
+                buffer.deallocate()
+                buffer = .allocate(capacity: count)
+            }
+            return UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
+        }
+    }
+
+    /// A tensor as fp32 in the scratch buffer, refused if any value is not finite.
+    static func floats(of tensor: GGUFFile.TensorInfo, in file: GGUFFile, into scratch: Scratch,
+                       pool: ThreadPool) throws -> UnsafeMutableBufferPointer<Float> {
         let count = tensor.elementCount, columns = tensor.dimensions.first ?? 1, rows = count / max(columns, 1)
         let bytes = file.data(of: tensor)
-        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        let values = scratch.reserve(count)
         let (perBlock, blockBytes) = tensor.type.blockLayout
         let rowBytes = columns / perBlock * blockBytes
         let perChunk = max(1, 65_536 / max(columns, 1)), chunks = (rows + perChunk - 1) / perChunk
@@ -95,15 +113,24 @@ public enum GGUFQuantizer {
                 switch tensor.type {
                 case .f16: quill_convert_f16_row(from.assumingMemoryBound(to: UInt16.self), to, Int64(columns))
                 case .bf16: quill_convert_bf16_row(from.assumingMemoryBound(to: UInt16.self), to, Int64(columns))
+                case .f32: UnsafeMutableRawPointer(to).copyMemory(from: from, byteCount: columns * 4)
                 default: Dequantize.row(tensor.type, from: from, into: to, count: columns)
                 }
-                if badRow[chunk] < 0, !UnsafeBufferPointer(start: to, count: columns).allSatisfy({ $0.isFinite }) { badRow[chunk] = r }
+                if badRow[chunk] < 0 && !allFinite(to, columns) { badRow[chunk] = r }
             }
         }
         if let row = (0..<chunks).lazy.map({ badRow[$0] }).first(where: { $0 >= 0 }) {
-            values.deallocate()
             throw Failure.nonFinite(path: file.path, tensor: tensor.name, row: row)
         }
         return values
+    }
+
+    /// No NaN and no infinity: no exponent field all ones (an integer max the compiler vectorizes).
+    @inline(__always)
+    static func allFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Bool {
+        let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+        var exponent: UInt32 = 0
+        for i in 0..<n { exponent = max(exponent, bits[i] & 0x7F80_0000) }
+        return exponent != 0x7F80_0000
     }
 }
