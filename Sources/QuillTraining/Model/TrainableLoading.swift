@@ -13,7 +13,10 @@ extension TrainableModel {
     /// every trained model, adapter and export uses one convention.
     /// `quantizedBase` (QLoRA, GGUF files only): the linear layers' weights stay in their file's
     /// quantized type in memory, frozen, for training LoRA adapters on them.
-    public convenience init(loading path: String, quantizedBase: Bool = false, pool: ThreadPool = .shared) throws {
+    /// `readValues: false` builds the model's layout only: every weight zero in lazily allocated
+    /// pages that are never touched, so `MemoryEstimate` can size a run without loading it
+    /// (`quill doctor`). Shapes and names are checked as in a real load.
+    public convenience init(loading path: String, quantizedBase: Bool = false, readValues: Bool = true, pool: ThreadPool = .shared) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ModelError.unreadable(path: path, reason: "no such file or directory")
@@ -22,13 +25,13 @@ extension TrainableModel {
             if quantizedBase {
                 throw ModelError.unsupportedValue(path: path, key: "quantized base", found: "a Hugging Face directory", supported: ["a GGUF file"])
             }
-            try self.init(huggingFace: URL(fileURLWithPath: path), pool: pool)
+            try self.init(huggingFace: URL(fileURLWithPath: path), readValues: readValues, pool: pool)
         } else {
-            try self.init(gguf: try GGUFFile(path: path), quantizedBase: quantizedBase, pool: pool)
+            try self.init(gguf: try GGUFFile(path: path), quantizedBase: quantizedBase, readValues: readValues, pool: pool)
         }
     }
 
-    convenience init(huggingFace directory: URL, pool: ThreadPool) throws {
+    convenience init(huggingFace directory: URL, readValues: Bool = true, pool: ThreadPool) throws {
         let hf = try HuggingFaceConfig.read(directory)
         let json = hf.json
         let shape: Shape
@@ -64,7 +67,7 @@ extension TrainableModel {
             return (name, conv1D, expected)
         }
         let store = ParameterStore(layout: layout)
-        for (entry, source) in zip(store.entries, sources) {
+        for (entry, source) in zip(store.entries, sources) where readValues {
             let values = try checkpoint.floats(source.name)
             if Self.isGemmaNorm(entry.name, shape) { store.set(entry.name, values.map { $0 + 1 }); continue }
             store.set(entry.name, source.conv1D ? Self.transpose(values, rows: source.shape[0], cols: source.shape[1]) : values)
@@ -73,7 +76,7 @@ extension TrainableModel {
         self.llamaConfig = llamaConfig
     }
 
-    convenience init(gguf file: GGUFFile, quantizedBase: Bool, pool: ThreadPool) throws {
+    convenience init(gguf file: GGUFFile, quantizedBase: Bool, readValues: Bool = true, pool: ThreadPool) throws {
         let arch = try file.string("general.architecture")
         let shape: Shape
         var names: [String: String] = [:]   // ours → GGUF
@@ -120,7 +123,8 @@ extension TrainableModel {
                 return nil
             }
             let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: rowOrder) : [:]
-            let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names) { name, values in
+            let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names,
+                                       readValues: readValues) { name, values in
                 guard permuted else { return values }
                 if name.hasSuffix("q_proj.weight") || name.hasSuffix("q_proj.bias") {
                     return LlamaConfig.unpermuteRotaryRows(values, heads: shape.heads, headSize: shape.headSize)
@@ -138,7 +142,8 @@ extension TrainableModel {
             throw ModelError.unsupportedArchitecture(path: file.path, found: arch, supported: Self.trainableArchitectures)
         }
         let frozen = quantizedBase ? try Self.frozenWeights(file, shape: shape, names: names, rowOrder: { _ in nil }) : [:]
-        let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names) { _, values in values }
+        let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names,
+                                   readValues: readValues) { _, values in values }
         self.init(shape: shape, parameters: store, frozen: frozen, pool: pool)
     }
 
@@ -183,10 +188,10 @@ extension TrainableModel {
     /// Each tensor's file pages are let go once copied: the store holds its values from then on
     /// (the file of a 1.5B model would otherwise stay resident beside them, 1.1 GB).
     private static func store(_ layout: [(name: String, shape: [Int], decays: Bool)], from file: GGUFFile, names: [String: String],
-                              convert: (String, [Float]) -> [Float]) throws -> ParameterStore {
+                              readValues: Bool, convert: (String, [Float]) -> [Float]) throws -> ParameterStore {
         let sources = try layout.map { try source(of: $0, in: file, names: names) }
         let store = ParameterStore(layout: layout)
-        for (entry, info) in zip(store.entries, sources) {
+        for (entry, info) in zip(store.entries, sources) where readValues {
             store.set(entry.name, convert(entry.name, Dequantize.array(info.type, file.data(of: info), count: info.elementCount)))
             file.releasePages(of: info)
         }
