@@ -11,6 +11,8 @@
 //                      the super-block's d and dmin, and q recomputed against the rounded scales
 //   Q3_K, Q6_K   per group of 16: a symmetric scale fitted by least squares weighted with x²;
 //                then 6- or 8-bit signed scales against d, and q recomputed
+// Where the CPU has AVX2, the Q2_K / Q4_K / Q5_K fits (where the time goes) run eight groups at
+// once, one per lane, each lane the plain fit's operations in its order: the same bytes.
 #pragma STDC FP_CONTRACT OFF
 
 #include "quill_kernels.h"
