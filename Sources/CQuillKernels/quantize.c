@@ -39,10 +39,10 @@ static const float group_epsilon = 1e-15f;
 
 // --- blocks of 32 ---------------------------------------------------------------------------------
 
-// the value of largest magnitude (the first, on ties), signed
-static inline float signed_extreme(const float *x) {
+// the value of largest magnitude among n (the first, on ties), signed
+static inline float signed_extreme(const float *x, int n) {
     float amax = 0, max = 0;
-    for (int j = 0; j < 32; j++) if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+    for (int j = 0; j < n; j++) if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
     return max;
 }
 
@@ -59,7 +59,7 @@ static inline float affine_scale(const float *x, float levels, uint16_t *d_out, 
 }
 
 static void q4_0_block(const float *x, block_q4_0 *y) {
-    const float d = signed_extreme(x) / -8, id = d ? 1.0f / d : 0.0f;
+    const float d = signed_extreme(x, 32) / -8, id = d ? 1.0f / d : 0.0f;
     y->d = float_to_half(d);
     for (int j = 0; j < 16; j++) {
         const uint8_t lo = MIN(15, (int8_t)(x[j] * id + 8.5f)), hi = MIN(15, (int8_t)(x[j + 16] * id + 8.5f));
@@ -87,7 +87,7 @@ static inline void pack_five_bits(const uint8_t *q, uint8_t *qs, uint8_t *qh_byt
 }
 
 static void q5_0_block(const float *x, block_q5_0 *y) {
-    const float d = signed_extreme(x) / -16, id = d ? 1.0f / d : 0.0f;
+    const float d = signed_extreme(x, 32) / -16, id = d ? 1.0f / d : 0.0f;
     y->d = float_to_half(d);
     uint8_t q[32];
     for (int j = 0; j < 32; j++) q[j] = MIN(31, (int8_t)(x[j] * id + 16.5f));
@@ -164,6 +164,12 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
 }
 
 #if QUILL_X86
+// eight int32 levels in [0, 255] as eight bytes
+AVX2 static inline void store_levels(__m256i levels, uint8_t *out) {
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(levels), _mm256_extracti128_si256(levels, 1));
+    _mm_storel_epi64((__m128i *)out, _mm_packus_epi16(words, _mm_setzero_si128()));
+}
+
 // fit_scale_min for eight groups at once, one per lane of a ymm register: xt and wt hold element
 // i of group g at [i * 8 + g]. Every lane runs the plain version's operations in its order (no
 // fused multiply-adds, branches as masks), so the results are the same bits.
@@ -195,7 +201,7 @@ AVX2 static void fit_scale_min_x8(int n, int nmax, const float *xt, const float 
     for (int i = 0; i < n; i++) {
         const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
         LEVEL(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), li, lf);
-        _mm_storel_epi64((__m128i *)best[i], _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(li), _mm256_extracti128_si256(li, 1)), _mm_setzero_si128()));
+        store_levels(li, best[i]);
         const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, lf), min), x);
         best_error = _mm256_add_ps(best_error, _mm256_mul_ps(w, ERROR_TERM(diff)));
     }
@@ -205,7 +211,7 @@ AVX2 static void fit_scale_min_x8(int n, int nmax, const float *xt, const float 
         for (int i = 0; i < n; i++) {
             const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
             LEVEL(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), li, lf);
-            _mm_storel_epi64((__m128i *)candidate[i], _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(li), _mm256_extracti128_si256(li, 1)), _mm_setzero_si128()));
+            store_levels(li, candidate[i]);
             const __m256 wl = _mm256_mul_ps(w, lf);
             sum_l = _mm256_add_ps(sum_l, wl);
             sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, lf));
@@ -270,24 +276,34 @@ static void fit_groups(int wide, int groups, int n, int nmax, const float *x, co
         scales[g] = fit_scale_min(n, nmax, x + g * n, w + g * n, L + g * n, &mins[g], rmin, rdelta, nstep, absolute);
 }
 
-// Symmetric, for Q6_K: x ≈ scale·(L - nmax) with L - nmax in [-nmax, nmax-1], weights x².
-// The first grid puts the largest magnitude at -nmax; 18 more (nmax ± 0.1..0.9) are tried.
-static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {
-    float amax = 0, max = 0;
-    for (int i = 0; i < n; i++) if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
-    if (amax < group_epsilon) { memset(L, 0, (size_t)n); return 0; }
-    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
+// The symmetric fits' first grid: the largest magnitude at -nmax, levels l in [-nmax, nmax-1]
+// into L, and the x²-weighted sums Σw·x·l and Σw·l². Returns the signed extreme; 0 (and L all
+// zero) for a group of zeros.
+static float symmetric_first_grid(int n, int nmax, const float *x, int8_t *L, float *sumlx, float *suml2) {
+    const float max = signed_extreme(x, n);
+    if (fabsf(max) < group_epsilon) { memset(L, 0, (size_t)n); return 0; }
+    const float iscale = -nmax / max;
+    *sumlx = *suml2 = 0;
     for (int i = 0; i < n; i++) {
         const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
-        L[i] = (int8_t)(l + nmax);
+        L[i] = (int8_t)l;
         const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
+        *sumlx += w * x[i] * l;
+        *suml2 += w * l * l;
     }
+    return max;
+}
+
+// Symmetric, for Q6_K: x ≈ scale·(L - nmax) with L - nmax in [-nmax, nmax-1], weights x².
+// After the first grid, 18 more (nmax ± 0.1..0.9 levels on the largest magnitude) are tried.
+static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {
+    float sumlx, suml2;
+    const float max = symmetric_first_grid(n, nmax, x, L, &sumlx, &suml2);
+    if (!max) return 0;
     float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / max;
+        const float iscale = -(nmax + 0.1f * is) / max;
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
             const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
@@ -296,29 +312,20 @@ static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {
             suml2 += w * l * l;
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i]))));
+            for (int i = 0; i < n; i++) L[i] = (int8_t)MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
     }
+    for (int i = 0; i < n; i++) L[i] += nmax;
     return scale;
 }
 
-// Symmetric, for Q3_K: as above, then up to five passes that move single elements to the level
-// that most improves the weighted fit. L is left in [-nmax, nmax-1] + nmax.
+// Symmetric, for Q3_K: the first grid, then up to five passes that move single elements to the
+// level that most improves the weighted fit. L is left in [-nmax, nmax-1] + nmax.
 static float fit_scale_symmetric_refined(int n, int nmax, const float *x, int8_t *L) {
-    float amax = 0, max = 0;
-    for (int i = 0; i < n; i++) if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
-    if (amax < group_epsilon) { memset(L, 0, (size_t)n); return 0; }
-    const float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
-        L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float sumlx, suml2;
+    if (!symmetric_first_grid(n, nmax, x, L, &sumlx, &suml2)) return 0;
     for (int pass = 0; pass < 5; pass++) {
         int changed = 0;
         for (int i = 0; i < n; i++) {
@@ -381,11 +388,9 @@ static void q2_K_block(const float *x, block_q2_K *y, int wide) {
 
 static void q3_K_block(const float *x, block_q3_K *y) {
     int8_t L[256];
-    float scales[16], max_scale = 0, amax = 0;
-    for (int j = 0; j < 16; j++) {
-        scales[j] = fit_scale_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
-        if (fabsf(scales[j]) > amax) { amax = fabsf(scales[j]); max_scale = scales[j]; }
-    }
+    float scales[16];
+    for (int j = 0; j < 16; j++) scales[j] = fit_scale_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
+    const float max_scale = signed_extreme(scales, 16);
     memset(y->scales, 0, 12);
     if (max_scale) {
         // 16 six-bit scales: low nibbles in bytes 0-7 (two each), the top two bits in bytes 8-11
@@ -474,12 +479,10 @@ static void q5_K_block(const float *x, block_q5_K *y, int wide) {
 
 static void q6_K_block(const float *x, block_q6_K *y) {
     int8_t L[256];
-    float scales[16], max_scale = 0, max_abs = 0;
-    for (int j = 0; j < 16; j++) {
-        scales[j] = fit_scale_symmetric(16, 32, x + 16 * j, L + 16 * j);
-        if (fabsf(scales[j]) > max_abs) { max_abs = fabsf(scales[j]); max_scale = scales[j]; }
-    }
-    if (max_abs < group_epsilon) { memset(y, 0, sizeof *y); return; }
+    float scales[16];
+    for (int j = 0; j < 16; j++) scales[j] = fit_scale_symmetric(16, 32, x + 16 * j, L + 16 * j);
+    const float max_scale = signed_extreme(scales, 16);
+    if (fabsf(max_scale) < group_epsilon) { memset(y, 0, sizeof *y); return; }
     const float iscale = -128.f / max_scale;
     y->d = float_to_half(1 / iscale);
     for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)MIN(127, nearest(iscale * scales[j]));
