@@ -11,14 +11,13 @@ public enum DiskSpace {
     public static func available(at path: String) -> Int? {
         var directory = path
         var info = statvfs()
-        while statvfs(directory, &info) != 0 {
-            guard let slash = directory.lastIndex(of: "/") else {
-                guard directory != "." else { return nil }
+        while statvfs(directory, &info) != 0 {   // not there yet: ask its parent
+            guard directory != "/", directory != "." else { return nil }
+            if let slash = directory.lastIndex(of: "/") {
+                directory = slash == directory.startIndex ? "/" : String(directory[..<slash])
+            } else {
                 directory = "."
-                continue
             }
-            directory = slash == directory.startIndex ? "/" : String(directory[..<slash])
-            if directory == "/" && statvfs(directory, &info) != 0 { return nil }
         }
         let (bytes, overflow) = Int(info.f_bavail).multipliedReportingOverflow(by: Int(info.f_frsize))
         return overflow ? .max : bytes

@@ -33,4 +33,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
 extension GGMLType {
     /// ggml's name for the type, as llama.cpp prints it: F16, Q4_K, BF16.
     public var name: String { "\(self)".uppercased() }
+
+    /// Bytes that `elements` values (a whole number of blocks) take in this type.
+    public func byteCount(_ elements: Int) -> Int { elements / blockLayout.elements * blockLayout.bytes }
 }

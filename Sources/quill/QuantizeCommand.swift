@@ -50,12 +50,10 @@ struct QuantizeCommand: ParsableCommand {
         if dryRun {
             for (i, e) in plan.entries.enumerated() { print(describe(i, e)) }
         } else {
-            try GGUFQuantizer.quantize(source, to: output, options: options) { i, e in print(describe(i, e)) }
+            try GGUFQuantizer.quantize(source, to: output, options: options, plan: plan) { i, e in print(describe(i, e)) }
         }
         let inputBytes = source.tensors.reduce(0) { $0 + $1.byteCount }
-        let outputBytes = plan.entries.reduce(0) { total, e in
-            total + e.dimensions.reduce(1, *) / e.to.blockLayout.elements * e.to.blockLayout.bytes
-        }
+        let outputBytes = plan.entries.reduce(0) { $0 + $1.to.byteCount($1.dimensions.reduce(1, *)) }
         print(String(format: "%@ %@: tensors %.1f MB → %.1f MB (%.2f bits per weight)%@", dryRun ? "would write" : "wrote", output,
                      Double(inputBytes) / 1e6, Double(outputBytes) / 1e6,
                      8 * Double(outputBytes) / Double(max(1, source.tensors.reduce(0) { $0 + $1.elementCount })),

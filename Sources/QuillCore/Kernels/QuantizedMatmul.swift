@@ -87,12 +87,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// in the interleaved layout.
     public func dequantize(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         switch layout {
-        case .rows where type == .f16 || type == .bf16:
-            let source = (data + range.lowerBound * rowBytes).assumingMemoryBound(to: UInt16.self)
-            if type == .f16 { quill_convert_f16_row(source, out, Int64(range.count * cols)) }
-            else { quill_convert_bf16_row(source, out, Int64(range.count * cols)) }
         case .rows:
-            Dequantize.row(type, from: data + range.lowerBound * rowBytes, into: out, count: range.count * cols)
+            Dequantize.fast(type, from: data + range.lowerBound * rowBytes, into: out, count: range.count * cols)
         case .interleaved8:
             for g in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
                 let group = data + g / 8 * groupBytes, rows = out + (g - range.lowerBound) * cols

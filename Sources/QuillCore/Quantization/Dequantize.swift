@@ -8,6 +8,8 @@
 //   Q2_K/Q4_K/Q5_K:  x = (d·scale)·q - (dmin·min)     per 16- or 32-element group
 //   Q3_K/Q6_K:       x = (d·scale)·q                  with signed 6-bit scales / centred q
 
+import CQuillKernels
+
 public enum Dequantize {
     /// Dequantizes `count` elements (a whole number of blocks) from `source` into `destination`.
     public static func row(_ type: GGMLType, from source: UnsafeRawPointer,
@@ -16,6 +18,17 @@ public enum Dequantize {
         precondition(count % perBlock == 0, "\(count) elements is not a whole number of \(type) blocks")
         for b in 0..<(count / perBlock) {
             block(type, source + b * blockBytes, destination + b * perBlock)
+        }
+    }
+
+    /// As `row`, with F32 copied and F16 and BF16 through CQuillKernels' vector converters (the same bits): for
+    /// whole weights (prompts on fp32 BLAS, QLoRA's frozen weights, requantization).
+    public static func fast(_ type: GGMLType, from source: UnsafeRawPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        switch type {
+        case .f32: UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)   // little-endian hosts
+        case .f16: quill_convert_f16_row(source.assumingMemoryBound(to: UInt16.self), destination, Int64(count))
+        case .bf16: quill_convert_bf16_row(source.assumingMemoryBound(to: UInt16.self), destination, Int64(count))
+        default: row(type, from: source, into: destination, count: count)
         }
     }
 

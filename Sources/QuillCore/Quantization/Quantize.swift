@@ -30,7 +30,7 @@ public enum Quantize {
     /// `rows` rows of `columns` values each, row after row, spread over the thread pool.
     public static func rows(_ type: GGMLType, from source: UnsafePointer<Float>, into destination: UnsafeMutableRawPointer,
                             rows: Int, columns: Int, pool: ThreadPool = .shared) {
-        let rowBytes = columns / type.blockLayout.elements * type.blockLayout.bytes
+        let rowBytes = type.byteCount(columns)
         // chunks of rows large enough that a K-quant row of 576 values is not the unit of work
         let perChunk = max(1, 16_384 / max(columns, 1))
         let chunks = (rows + perChunk - 1) / perChunk

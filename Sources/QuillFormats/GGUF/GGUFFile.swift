@@ -22,10 +22,7 @@ public final class GGUFFile: Sendable {
         /// Offset from the start of the tensor data section.
         public let offset: Int
         public var elementCount: Int { dimensions.reduce(1, *) }
-        public var byteCount: Int {
-            let (e, b) = type.blockLayout
-            return elementCount / e * b
-        }
+        public var byteCount: Int { type.byteCount(elementCount) }
     }
 
     public let path: String

@@ -1,4 +1,3 @@
-import CQuillKernels
 import Foundation
 import QuillCore
 
@@ -45,10 +44,11 @@ public enum GGUFQuantizer {
                                     groupedQueries: kvHeads > 0 ? heads / kvHeads : 1, options: options.plan)
     }
 
-    /// Writes `path` (complete or not at all). `progress(i, entry)` is called as each tensor starts.
-    public static func quantize(_ file: GGUFFile, to path: String, options: Options, pool: ThreadPool = .shared,
-                                progress: (Int, GGUFQuantizationPlan.Entry) -> Void = { _, _ in }) throws {
-        let plan = plan(for: file, options: options)
+    /// Writes `path` (complete or not at all). `plan`: what `plan(for:options:)` gave for the same
+    /// file and options, where the caller has it. `progress(i, entry)` is called as each tensor starts.
+    public static func quantize(_ file: GGUFFile, to path: String, options: Options, plan: GGUFQuantizationPlan? = nil,
+                                pool: ThreadPool = .shared, progress: (Int, GGUFQuantizationPlan.Entry) -> Void = { _, _ in }) throws {
+        let plan = plan ?? Self.plan(for: file, options: options)
         // every refusal before a byte is written
         for entry in plan.entries where entry.from != entry.to {
             guard Quantize.writableTypes.contains(entry.to) else { throw Failure.cannotWrite(tensor: entry.name, type: entry.to) }
@@ -101,8 +101,7 @@ public enum GGUFQuantizer {
         let count = tensor.elementCount, columns = tensor.dimensions.first ?? 1, rows = count / max(columns, 1)
         let bytes = file.data(of: tensor)
         let values = scratch.reserve(count)
-        let (perBlock, blockBytes) = tensor.type.blockLayout
-        let rowBytes = columns / perBlock * blockBytes
+        let rowBytes = tensor.type.byteCount(columns)
         let perChunk = max(1, 65_536 / max(columns, 1)), chunks = (rows + perChunk - 1) / perChunk
         let badRow = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
         defer { badRow.deallocate() }
@@ -110,12 +109,7 @@ public enum GGUFQuantizer {
             badRow[chunk] = -1
             for r in (chunk * perChunk)..<min(rows, (chunk + 1) * perChunk) {
                 let from = bytes.baseAddress! + r * rowBytes, to = values.baseAddress! + r * columns
-                switch tensor.type {
-                case .f16: quill_convert_f16_row(from.assumingMemoryBound(to: UInt16.self), to, Int64(columns))
-                case .bf16: quill_convert_bf16_row(from.assumingMemoryBound(to: UInt16.self), to, Int64(columns))
-                case .f32: UnsafeMutableRawPointer(to).copyMemory(from: from, byteCount: columns * 4)
-                default: Dequantize.row(tensor.type, from: from, into: to, count: columns)
-                }
+                Dequantize.fast(tensor.type, from: from, into: to, count: columns)
                 if badRow[chunk] < 0 && !allFinite(to, columns) { badRow[chunk] = r }
             }
         }

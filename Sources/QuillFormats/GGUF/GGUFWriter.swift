@@ -25,21 +25,13 @@ public struct GGUFWriter {
             self.name = name; self.dimensions = dimensions; self.type = type; self.fill = fill
         }
 
-        public var byteCount: Int {
-            let (elements, bytes) = type.blockLayout
-            return dimensions.reduce(1, *) / elements * bytes
-        }
+        public var byteCount: Int { type.byteCount(dimensions.reduce(1, *)) }
     }
 
     public var metadata: [(key: String, value: GGUFValue)]
     public private(set) var tensors: [Tensor] = []
 
     public init(metadata: [(key: String, value: GGUFValue)] = []) { self.metadata = metadata }
-
-    /// Sets a key, in place where it already is, else at the end.
-    public mutating func set(_ key: String, _ value: GGUFValue) {
-        if let i = metadata.firstIndex(where: { $0.key == key }) { metadata[i].value = value } else { metadata.append((key, value)) }
-    }
 
     public mutating func remove(_ key: String) { metadata.removeAll { $0.key == key } }
 

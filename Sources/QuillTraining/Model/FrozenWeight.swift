@@ -36,7 +36,7 @@ struct FrozenWeight: Sendable {
         data.withUnsafeBytes { raw in
             pool.parallelFor(chunks) { chunk in
                 for r in (rows * chunk / chunks)..<(rows * (chunk + 1) / chunks) {
-                    Dequantize.row(type, from: raw.baseAddress! + r * rowBytes, into: out + r * cols, count: cols)
+                    Dequantize.fast(type, from: raw.baseAddress! + r * rowBytes, into: out + r * cols, count: cols)
                 }
             }
         }
