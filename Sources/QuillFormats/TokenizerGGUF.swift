@@ -6,34 +6,39 @@ extension Tokenizer {
     /// (`gpt2`), SentencePiece BPE (`llama`) or WordPiece (`bert`), with the pre-tokenizer named
     /// by `tokenizer.ggml.pre`.
     public init(gguf file: GGUFFile) throws {
-        let kind = try file.string("tokenizer.ggml.model")
-        let tokens = try file.strings("tokenizer.ggml.tokens")
-        let types = file.metadata["tokenizer.ggml.token_type"] != nil
-            ? try file.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
-        let source = URL(fileURLWithPath: file.path).lastPathComponent
+        try self.init(ggufMetadata: file.metadata, path: file.path)
+    }
+
+    /// The same from metadata alone (a file's, or metadata about to be written); `path` names its source.
+    public init(ggufMetadata metadata: [String: GGUFValue], path: String) throws {
+        let kind = try metadata.string("tokenizer.ggml.model", in: path)
+        let tokens = try metadata.strings("tokenizer.ggml.tokens", in: path)
+        let types = metadata["tokenizer.ggml.token_type"] != nil
+            ? try metadata.ints("tokenizer.ggml.token_type", in: path) : [Int](repeating: 1, count: tokens.count)
+        let source = URL(fileURLWithPath: path).lastPathComponent
         guard types.count == tokens.count else {
             throw TokenizerError.malformed(source: source, at: "tokenizer.ggml.token_type",
                                            problem: "\(types.count) token types for \(tokens.count) tokens")
         }
-        func id(_ key: String) -> Int? { file.metadata["tokenizer.ggml.\(key)"]?.int }
+        func id(_ key: String) -> Int? { metadata["tokenizer.ggml.\(key)"]?.int }
         /// A special token's id when it names a token of this vocabulary (files write -1 for none).
         func token(_ key: String) -> Int32? { id(key).flatMap { tokens.indices.contains($0) ? Int32($0) : nil } }
-        func flag(_ key: String) -> Bool? { file.metadata["tokenizer.ggml.\(key)"]?.bool }
+        func flag(_ key: String) -> Bool? { metadata["tokenizer.ggml.\(key)"]?.bool }
         switch kind {
         case "gpt2":
-            let pre = file.metadata["tokenizer.ggml.pre"]?.string ?? "default"
+            let pre = metadata["tokenizer.ggml.pre"]?.string ?? "default"
             guard let preTokenizer = try PreTokenizerPresets.byteLevel(pre) else {
                 throw TokenizerError.unknownComponent(source: source, at: "tokenizer.ggml.pre", found: pre,
                                                       supported: PreTokenizerPresets.supported)
             }
-            let merges = try file.strings("tokenizer.ggml.merges").map { m -> (String, String) in
+            let merges = try metadata.strings("tokenizer.ggml.merges", in: path).map { m -> (String, String) in
                 let parts = m.split(separator: " ", maxSplits: 1)
                 return parts.count == 2 ? (String(parts[0]), String(parts[1])) : (m, "")
             }
             var vocab: [String: Int32] = [:]
             for (i, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = Int32(i) }
             let model = try BPEModel(vocab: vocab, merges: merges,
-                                     ignoreMerges: PreTokenizerPresets.ignoreMergesNames.contains(pre), source: source)
+                                     ignoreMerges: PreTokenizerPresets.ignoreMergesNames.contains(pre), tokens: tokens, source: source)
             let added = tokens.enumerated().compactMap { i, t -> AddedToken? in
                 types[i] == 3 || types[i] == 4 ? AddedToken(content: t, id: Int32(i), special: types[i] == 3) : nil
             }
@@ -52,8 +57,8 @@ extension Tokenizer {
                       decoder: .byteLevel, addedTokens: added)
             bosTokenId = bos
         case "llama":
-            let scores = file.metadata["tokenizer.ggml.scores"] != nil
-                ? try file.floats("tokenizer.ggml.scores") : tokens.indices.map { -Float($0) }
+            let scores = metadata["tokenizer.ggml.scores"] != nil
+                ? try metadata.floats("tokenizer.ggml.scores", in: path) : tokens.indices.map { -Float($0) }
             guard scores.count == tokens.count else {
                 throw TokenizerError.malformed(source: source, at: "tokenizer.ggml.scores", problem: "\(scores.count) scores for \(tokens.count) tokens")
             }
@@ -75,8 +80,9 @@ extension Tokenizer {
                                                   supported: ["gpt2", "llama", "bert"])
         }
         if let e = token("eos_token_id") { eosTokenId = e }
+        if let u = token("unknown_token_id") { unkTokenId = u }
         if let p = token("padding_token_id") { padTokenId = p }
-        chatTemplate = file.metadata["tokenizer.chat_template"]?.string
+        chatTemplate = metadata["tokenizer.chat_template"]?.string
     }
 
     /// Loads a GGUF file's tokenizer from a path.

@@ -365,4 +365,12 @@ extension LlamaConfig {
         for (to, from) in order.enumerated() { for k in 0..<width { out[to * width + k] = values[from * width + k] } }
         return out
     }
+
+    /// The converter's permutation itself (Hugging Face's rows to GGUF's): the inverse of the above.
+    public static func permuteRotaryRows(_ values: [Float], heads: Int, headSize: Int) -> [Float] {
+        let order = rotaryRowOrder(heads: heads, headSize: headSize), width = values.count / order.count
+        var out = values
+        for (to, from) in order.enumerated() { for k in 0..<width { out[from * width + k] = values[to * width + k] } }
+        return out
+    }
 }

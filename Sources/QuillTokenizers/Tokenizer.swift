@@ -148,6 +148,16 @@ public struct Tokenizer: Sendable {
         return out
     }
 
+    /// The pieces normalization and the pre-tokenizer cut `text` into (no added tokens matched).
+    package func preTokenize(_ text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        var normalized = NormalizedText(bytes[...], base: 0)
+        normalizer?.apply(&normalized)
+        var pre = PreTokenized(normalized)
+        preTokenizer?.apply(&pre)
+        return pre.pieces.map { String(decoding: pre.text.bytes[$0], as: UTF8.self) }
+    }
+
     private func encodePieces(_ pre: PreTokenized, cache: inout WordCache, into out: inout Encoding) {
         var ids: [Int32] = [], lengths: [Int32] = []
         pre.text.bytes.withUnsafeBufferPointer { buf in

@@ -243,8 +243,7 @@ public final class Trainer {
             try model.saveAdapter(to: output, baseModel: c.model)
         } else {
             output = runDirectory.appendingPathComponent("model")
-            try model.saveHuggingFace(to: output)
-            try tokenizer?.save(to: output.appendingPathComponent("tokenizer.json"))
+            try model.saveHuggingFace(to: output, tokenizer: tokenizer)
         }
         // before against after, on the same validation windows
         var comparison: PairedComparison?

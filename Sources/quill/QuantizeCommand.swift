@@ -39,25 +39,14 @@ struct QuantizeCommand: ParsableCommand {
         if let q = plan.entries.first(where: { $0.from == .q8_0 && $0.to != .q8_0 && $0.to.isBlockQuantized }) {
             FileHandle.standardError.write(Data("warning: \(input) is already quantized (\(q.name) is Q8_0); quantizing it again loses a little more than quantizing the F16 original\n".utf8))
         }
-        let width = String(plan.entries.count).count
-        func describe(_ i: Int, _ e: GGUFQuantizationPlan.Entry) -> String {
-            let shape = e.dimensions.map(String.init).joined(separator: " x ")
-            let types = e.from == e.to ? e.from.name : "\(e.from.name) → \(e.to.name)"
-            let note = e.fallback.map { " (rows of \(e.dimensions[0]) do not fit \($0.name))" } ?? ""
-            return String(format: "[%\(width)d/%d] %-32@ %-16@ %@", i + 1, plan.entries.count, e.name, "[\(shape)]", types + note)
-        }
+        let report = PlanReport(plan: plan)
         let start = Date()
         if dryRun {
-            for (i, e) in plan.entries.enumerated() { print(describe(i, e)) }
+            for (i, e) in plan.entries.enumerated() { print(report.line(i, e)) }
         } else {
-            try GGUFQuantizer.quantize(source, to: output, options: options, plan: plan) { i, e in print(describe(i, e)) }
+            try GGUFQuantizer.quantize(source, to: output, options: options, plan: plan) { i, e in print(report.line(i, e)) }
         }
-        let inputBytes = source.tensors.reduce(0) { $0 + $1.byteCount }
-        let outputBytes = plan.entries.reduce(0) { $0 + $1.to.byteCount($1.dimensions.reduce(1, *)) }
-        print(String(format: "%@ %@: tensors %.1f MB → %.1f MB (%.2f bits per weight)%@", dryRun ? "would write" : "wrote", output,
-                     Double(inputBytes) / 1e6, Double(outputBytes) / 1e6,
-                     8 * Double(outputBytes) / Double(max(1, source.tensors.reduce(0) { $0 + $1.elementCount })),
-                     dryRun ? "" : String(format: " in %.1f s", Date().timeIntervalSince(start))))
+        print(report.summary(output: output, dryRun: dryRun, seconds: Date().timeIntervalSince(start)))
     }
 
     static func tensorType(_ name: String) throws -> GGMLType {

@@ -2,6 +2,7 @@ import Foundation
 import QuillTraining
 import QuillFormats
 import QuillModels
+import QuillCore
 import Testing
 
 /// `saveHuggingFace`, what `quill train` writes at the end of a full fine-tune, against the
@@ -53,5 +54,73 @@ import Testing
         let before = try model.logits(tokens: tokens, batch: 1, length: tokens.count)
         let after = try TrainableModel(loading: out.path).logits(tokens: tokens, batch: 1, length: tokens.count)
         #expect(after == before)
+    }
+}
+
+/// `saveGGUF` and `saveGGUFAdapter`, what `quill export --to gguf` and `--to gguf-lora` write,
+/// read back by Quill's GGUF loader: in F32 every parameter returns with the same bits (so the
+/// names, shapes and llama's q/k permutation are undone exactly) and the logits are equal; in F16
+/// each weight matrix is the fp32 one rounded to half precision. The hyperparameters written are
+/// the ones llama.cpp reads; one it has no key for is refused.
+@Suite("Export to GGUF") struct GGUFExportTests {
+    static func temporary(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("quill-gguf-export-\(getpid())-\(name)").path
+    }
+
+    @Test(arguments: TrainingParityTests.models)
+    func readBackEqualsTheModel(_ name: String) throws {
+        let model = try TrainableModel(loading: TrainingFixtures.checkpoint(name))
+        if name == "gemma3-capped" {
+            // query_pre_attn_scalar 24 with head_dim 16: llama.cpp has no key for it, so no file is made
+            #expect(throws: ModelError.self) { try model.ggufModelMetadata(name: name, source: name) }
+            return
+        }
+        let metadata = try model.ggufModelMetadata(name: name, source: name)
+        let tokens: [Int32] = [1, 5, 9, 2, 7, 3, 11, 4]
+        let before = try model.logits(tokens: tokens, batch: 1, length: tokens.count)
+        for fileType in [GGUFFileType.f32, .f16] {
+            let path = Self.temporary("\(name).\(fileType.rawValue).gguf")
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try model.saveGGUF(to: path, metadata: metadata, options: .init(fileType: fileType), source: name)
+            let file = try GGUFFile(path: path)
+            #expect(file.metadata["general.architecture"]?.string == model.ggufArchitecture)
+            let back = try TrainableModel(loading: path)
+            #expect(back.shape.layers == model.shape.layers && back.shape.heads == model.shape.heads
+                    && back.shape.kvHeads == model.shape.kvHeads && back.shape.headSize == model.shape.headSize
+                    && back.shape.intermediateSize == model.shape.intermediateSize && back.shape.normEpsilon == model.shape.normEpsilon)
+            #expect(back.shape.inverseFrequencies == model.shape.inverseFrequencies, "\(name): rope frequencies")
+            #expect(back.shape.slidingWindowLayers == model.shape.slidingWindowLayers)
+            let after = try back.logits(tokens: tokens, batch: 1, length: tokens.count)
+            // F16: each weight matrix is the fp32 one rounded to half precision (norms stay fp32)
+            let names = TrainableModel.ggufNames(model.shape)
+            let differing = model.parameters.entries.filter { entry in
+                let original = model.parameters.tensor(entry.name)
+                let half = file.tensor(named: names[entry.name] ?? "")?.type == .f16
+                let expected = half ? original.map { floatFromHalf(halfFromFloat($0)) } : original
+                return back.parameters.tensor(entry.name) != expected
+            }
+            #expect(differing.isEmpty, "\(name) \(fileType.rawValue): \(differing.prefix(3).map(\.name)) differ")
+            if fileType == .f32 {
+                let error = zip(after, before).map { abs($0 - $1) }.max() ?? 0
+                #expect(error == 0, "\(name): logits differ by \(error) after the round trip")
+            }
+        }
+    }
+
+    @Test func adapterTensorsAsLlamaCppNamesThem() throws {
+        let model = try TrainableModel(loading: TrainingFixtures.checkpoint("llama"))
+        try model.attach(LoRAConfiguration(rank: 4, alpha: 8, targets: ["q_proj", "v_proj"], rsLoRA: true), seed: 3)
+        let path = Self.temporary("adapter.gguf")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try model.saveGGUFAdapter(to: path, name: "test", source: "llama")
+        let file = try GGUFFile(path: path)
+        #expect(file.metadata["general.type"]?.string == "adapter" && file.metadata["adapter.type"]?.string == "lora")
+        // rsLoRA's α/√r as llama.cpp's α'/r
+        #expect(abs(Float(file.metadata["adapter.lora.alpha"]?.double ?? 0) - 8 * 2) < 1e-6)
+        let s = model.shape
+        #expect(file.tensor(named: "blk.0.attn_q.weight.lora_a")?.dimensions == [s.channels, 4])
+        #expect(file.tensor(named: "blk.0.attn_q.weight.lora_b")?.dimensions == [4, s.qDim])
+        #expect(file.tensor(named: "blk.0.attn_v.weight.lora_b")?.dimensions == [4, s.kvDim])
+        #expect(file.tensors.count == 4 * s.layers)
     }
 }

@@ -120,27 +120,41 @@ public final class GGUFFile: Sendable {
 
     public func tensor(named name: String) -> TensorInfo? { tensors.first { $0.name == name } }
 
+    /// The metadata in file order, as a writer takes it.
+    public var orderedMetadata: [(key: String, value: GGUFValue)] {
+        metadataKeys.compactMap { key in metadata[key].map { (key: key, value: $0) } }
+    }
+
     // Typed metadata access that says what is missing or wrong.
-    public func string(_ key: String) throws(GGUFError) -> String {
-        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+    public func string(_ key: String) throws(GGUFError) -> String { try metadata.string(key, in: path) }
+    public func strings(_ key: String) throws(GGUFError) -> [String] { try metadata.strings(key, in: path) }
+    public func ints(_ key: String) throws(GGUFError) -> [Int] { try metadata.ints(key, in: path) }
+    public func floats(_ key: String) throws(GGUFError) -> [Float] { try metadata.floats(key, in: path) }
+}
+
+/// Typed access to GGUF metadata (a file's, or metadata about to be written) that says what is
+/// missing or wrong; `path` names where it came from.
+extension Dictionary where Key == String, Value == GGUFValue {
+    public func string(_ key: String, in path: String) throws(GGUFError) -> String {
+        guard let v = self[key] else { throw .missingKey(path: path, key: key) }
         guard let s = v.string else { throw .wrongType(path: path, key: key, expected: "string", found: v.typeName) }
         return s
     }
 
-    public func strings(_ key: String) throws(GGUFError) -> [String] {
-        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+    public func strings(_ key: String, in path: String) throws(GGUFError) -> [String] {
+        guard let v = self[key] else { throw .missingKey(path: path, key: key) }
         guard case .array(.string, let a) = v else { throw .wrongType(path: path, key: key, expected: "array of string", found: v.typeName) }
         return a.map { $0.string ?? "" }
     }
 
-    public func ints(_ key: String) throws(GGUFError) -> [Int] {
-        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+    public func ints(_ key: String, in path: String) throws(GGUFError) -> [Int] {
+        guard let v = self[key] else { throw .missingKey(path: path, key: key) }
         guard let a = v.array else { throw .wrongType(path: path, key: key, expected: "array of integers", found: v.typeName) }
         return a.map { $0.int ?? 0 }
     }
 
-    public func floats(_ key: String) throws(GGUFError) -> [Float] {
-        guard let v = metadata[key] else { throw .missingKey(path: path, key: key) }
+    public func floats(_ key: String, in path: String) throws(GGUFError) -> [Float] {
+        guard let v = self[key] else { throw .missingKey(path: path, key: key) }
         guard let a = v.array else { throw .wrongType(path: path, key: key, expected: "array of floats", found: v.typeName) }
         return a.map { Float($0.double ?? 0) }
     }

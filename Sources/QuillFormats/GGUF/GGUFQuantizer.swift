@@ -27,56 +27,96 @@ public enum GGUFQuantizer {
             case let .requantizing(path, tensor, from):
                 return "\(path): tensor \(tensor) is already \(from.name); quantizing it again loses more than quantizing the F16/F32 original once (pass --allow-requantize to do it anyway)"
             case let .nonFinite(path, tensor, row):
-                return "\(path): tensor \(tensor) has a NaN or infinite value in row \(row); the file is damaged"
+                return "\(path): tensor \(tensor) has a NaN or infinite value in row \(row); nothing was written (a damaged file, or a training run that diverged)"
             case let .cannotWrite(tensor, type):
                 return "tensor \(tensor): Quill cannot write \(type.name) (it writes \(Quantize.writableTypes.map(\.name).joined(separator: ", ")))"
             }
         }
     }
 
+    /// A tensor to write: its name, ggml dimensions and type, and its bytes, lent for the length
+    /// of a call (a file's mapped pages, or values made for the moment, as un-permuted rows).
+    public struct Source {
+        public let name: String
+        public let dimensions: [Int]
+        public let type: GGMLType
+        public let withBytes: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+
+        public init(name: String, dimensions: [Int], type: GGMLType,
+                    withBytes: @escaping ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
+            self.name = name; self.dimensions = dimensions; self.type = type; self.withBytes = withBytes
+        }
+
+        /// A tensor of a GGUF file; its pages are let go once it is written.
+        public init(_ tensor: GGUFFile.TensorInfo, of file: GGUFFile) {
+            self.init(name: tensor.name, dimensions: tensor.dimensions, type: tensor.type) { body in
+                defer { file.releasePages(of: tensor) }
+                try body(file.data(of: tensor))
+            }
+        }
+    }
+
     /// The per-tensor types `quantize` would use (`--dry-run`).
     public static func plan(for file: GGUFFile, options: Options) -> GGUFQuantizationPlan {
-        let architecture = file.metadata["general.architecture"]?.string ?? "llama"
-        let layers = file.metadata["\(architecture).block_count"]?.int ?? 0
-        let heads = file.metadata["\(architecture).attention.head_count"]?.int ?? 1
-        let kvHeads = file.metadata["\(architecture).attention.head_count_kv"]?.int ?? heads
-        return GGUFQuantizationPlan(tensors: file.tensors.map { ($0.name, $0.dimensions, $0.type) }, layers: layers,
-                                    groupedQueries: kvHeads > 0 ? heads / kvHeads : 1, options: options.plan)
+        plan(for: file.tensors.map { ($0.name, $0.dimensions, $0.type) }, metadata: file.metadata, options: options)
+    }
+
+    /// The same for tensors about to be written with `metadata` (which gives the layer and head counts).
+    public static func plan(for tensors: [(name: String, dimensions: [Int], type: GGMLType)], metadata: [String: GGUFValue],
+                            options: Options) -> GGUFQuantizationPlan {
+        let architecture = metadata["general.architecture"]?.string ?? "llama"
+        let layers = metadata["\(architecture).block_count"]?.int ?? 0
+        let heads = metadata["\(architecture).attention.head_count"]?.int ?? 1
+        let kvHeads = metadata["\(architecture).attention.head_count_kv"]?.int ?? heads
+        return GGUFQuantizationPlan(tensors: tensors, layers: layers, groupedQueries: kvHeads > 0 ? heads / kvHeads : 1,
+                                    options: options.plan)
     }
 
     /// Writes `path` (complete or not at all). `plan`: what `plan(for:options:)` gave for the same
     /// file and options, where the caller has it. `progress(i, entry)` is called as each tensor starts.
     public static func quantize(_ file: GGUFFile, to path: String, options: Options, plan: GGUFQuantizationPlan? = nil,
                                 pool: ThreadPool = .shared, progress: (Int, GGUFQuantizationPlan.Entry) -> Void = { _, _ in }) throws {
-        let plan = plan ?? Self.plan(for: file, options: options)
+        try quantize(file.tensors.map { Source($0, of: file) }, metadata: file.orderedMetadata, source: file.path, to: path, options: options,
+                     plan: plan ?? Self.plan(for: file, options: options), pool: pool, progress: progress)
+    }
+
+    /// Writes `tensors` with `metadata` to `path` (complete or not at all), each tensor converted
+    /// to the type the plan gives it. `source` names where the tensors came from, for refusals.
+    public static func quantize(_ tensors: [Source], metadata: [(key: String, value: GGUFValue)], source: String, to path: String,
+                                options: Options, plan: GGUFQuantizationPlan? = nil, pool: ThreadPool = .shared,
+                                progress: (Int, GGUFQuantizationPlan.Entry) -> Void = { _, _ in }) throws {
+        let plan = plan ?? Self.plan(for: tensors.map { ($0.name, $0.dimensions, $0.type) },
+                                     metadata: Dictionary(metadata, uniquingKeysWith: { a, _ in a }), options: options)
         // every refusal before a byte is written
         for entry in plan.entries where entry.from != entry.to {
             guard Quantize.writableTypes.contains(entry.to) else { throw Failure.cannotWrite(tensor: entry.name, type: entry.to) }
             // to F32 / F16 / BF16 is dequantization, not a second loss of the same kind
             if entry.from.isBlockQuantized && entry.to.isBlockQuantized && entry.from != .q8_0 && !options.allowRequantize {
-                throw Failure.requantizing(path: file.path, tensor: entry.name, from: entry.from)
+                throw Failure.requantizing(path: source, tensor: entry.name, from: entry.from)
             }
         }
-        var writer = GGUFWriter(metadata: file.metadataKeys.compactMap { key in file.metadata[key].map { (key, $0) } })
+        var writer = GGUFWriter(metadata: metadata)
         // moved to the end, in this order, as llama-quantize does: the two files are then byte-identical
         for (key, value) in [("general.quantization_version", GGUFValue.uint32(2)), ("general.file_type", .uint32(options.plan.fileType.code))] {
             writer.remove(key)
             writer.metadata.append((key, value))
         }
+        var byName: [String: Source] = [:]
+        for tensor in tensors { byName[tensor.name] = tensor }
         let scratch = Scratch()
         defer { scratch.buffer.deallocate() }
         for entry in plan.entries {
-            let source = file.tensor(named: entry.name)!
+            let tensor = byName[entry.name]!
             writer.append(GGUFWriter.Tensor(name: entry.name, dimensions: entry.dimensions, type: entry.to) { out in
-                let bytes = file.data(of: source)
-                defer { file.releasePages(of: source) }
-                if entry.from == entry.to {
-                    out.copyMemory(from: bytes)
-                    return
+                try tensor.withBytes { bytes in
+                    if entry.from == entry.to {
+                        out.copyMemory(from: bytes)
+                        return
+                    }
+                    let columns = entry.dimensions[0], rows = entry.dimensions.reduce(1, *) / max(columns, 1)
+                    let values = try floats(of: tensor, bytes: bytes, source: source, into: scratch, pool: pool)
+                    Quantize.rows(entry.to, from: values.baseAddress!, into: out.baseAddress!, rows: rows, columns: columns, pool: pool)
                 }
-                let columns = entry.dimensions[0], rows = source.elementCount / max(columns, 1)
-                let values = try floats(of: source, in: file, into: scratch, pool: pool)
-                Quantize.rows(entry.to, from: values.baseAddress!, into: out.baseAddress!, rows: rows, columns: columns, pool: pool)
             })
         }
         try writer.write(to: path) { i, _ in progress(i, plan.entries[i]) }
@@ -96,10 +136,9 @@ public enum GGUFQuantizer {
     }
 
     /// A tensor as fp32 in the scratch buffer, refused if any value is not finite.
-    static func floats(of tensor: GGUFFile.TensorInfo, in file: GGUFFile, into scratch: Scratch,
+    static func floats(of tensor: Source, bytes: UnsafeRawBufferPointer, source: String, into scratch: Scratch,
                        pool: ThreadPool) throws -> UnsafeMutableBufferPointer<Float> {
-        let count = tensor.elementCount, columns = tensor.dimensions.first ?? 1, rows = count / max(columns, 1)
-        let bytes = file.data(of: tensor)
+        let count = tensor.dimensions.reduce(1, *), columns = tensor.dimensions.first ?? 1, rows = count / max(columns, 1)
         let values = scratch.reserve(count)
         let rowBytes = tensor.type.byteCount(columns)
         let perChunk = max(1, 65_536 / max(columns, 1)), chunks = (rows + perChunk - 1) / perChunk
@@ -114,7 +153,7 @@ public enum GGUFQuantizer {
             }
         }
         if let row = (0..<chunks).lazy.map({ badRow[$0] }).first(where: { $0 >= 0 }) {
-            throw Failure.nonFinite(path: file.path, tensor: tensor.name, row: row)
+            throw Failure.nonFinite(path: source, tensor: tensor.name, row: row)
         }
         return values
     }

@@ -77,9 +77,7 @@ public struct GGUFWriter {
     public func write(to path: String, progress: (Int, Tensor) -> Void = { _, _ in }) throws {
         let (header, dataBytes) = layout()
         let needed = header.count + dataBytes
-        if let free = DiskSpace.available(at: path), free < needed {
-            throw GGUFWriteError.noSpace(path: path, needed: needed, available: free)
-        }
+        try FileWriteError.requireRoom(needed, at: path)
         try AtomicFile.write(to: URL(fileURLWithPath: path)) { handle in
             try handle.write(contentsOf: Data(header))
             var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 64)
@@ -100,18 +98,6 @@ public struct GGUFWriter {
     }
 }
 
-public enum GGUFWriteError: Error, CustomStringConvertible {
-    case noSpace(path: String, needed: Int, available: Int)
-
-    public var description: String {
-        switch self {
-        case let .noSpace(path, needed, available):
-            return "\(path): needs \(Self.megabytes(needed)) and the file system has \(Self.megabytes(available)) free; nothing was written"
-        }
-    }
-
-    static func megabytes(_ n: Int) -> String { String(format: "%.1f MB", Double(n) / 1e6) }
-}
 
 extension GGUFValue {
     var valueType: GGUFValueType {

@@ -133,7 +133,7 @@ extension Tokenizer {
         let merges = Self.mergesFromSplits(mergeable.map { ($0.element.0, rank[$0.offset]) }, known: vocab)
         let unk = unkId >= 0 && unkId < scoredPieces.count ? scoredPieces[unkId].0 : nil
         let model = try BPEModel(vocab: vocab, idMerges: merges, unkToken: unk, fuseUnk: true,
-                                 byteFallback: byteFallback, source: source)
+                                 byteFallback: byteFallback, tokens: scoredPieces.map(\.0), source: source)
         var added: [AddedToken] = []
         for (i, p) in scoredPieces.enumerated() where p.2 == 2 || p.2 == 3 || p.2 == 4 {
             added.append(AddedToken(content: p.0, id: Int32(i), special: p.2 != 4))

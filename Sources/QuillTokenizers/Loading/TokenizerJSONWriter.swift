@@ -42,6 +42,42 @@ extension Tokenizer {
     public func save(to url: URL) throws {
         try tokenizerJSON().write(to: url, options: .atomic)
     }
+
+    /// `tokenizer_config.json` as transformers writes it for a fast tokenizer: the special tokens
+    /// by content, every added token by id, the chat template, the model's context length.
+    public func tokenizerConfigJSON(modelMaxLength: Int?) throws -> Data {
+        var config: [String: Any] = [
+            "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false,
+            "added_tokens_decoder": Dictionary(uniqueKeysWithValues: addedTokens.map {
+                (String($0.id), ["content": $0.content, "lstrip": $0.lstrip, "rstrip": $0.rstrip, "normalized": $0.normalized,
+                                 "single_word": $0.singleWord, "special": $0.special] as [String: Any])
+            }),
+        ]
+        for (key, id) in specialTokenIds { config[key] = id.flatMap { token(for: $0) } ?? NSNull() }
+        if let chatTemplate { config["chat_template"] = chatTemplate }
+        if let modelMaxLength { config["model_max_length"] = modelMaxLength }
+        return try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// `special_tokens_map.json`: the special tokens by role.
+    public func specialTokensMapJSON() throws -> Data {
+        let map = specialTokenIds.reduce(into: [String: String]()) { map, pair in
+            if let id = pair.id, let token = token(for: id) { map[pair.key] = token }
+        }
+        return try JSONSerialization.data(withJSONObject: map, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// Writes `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` into a
+    /// Hugging Face model directory, so `AutoTokenizer.from_pretrained` loads it.
+    public func saveHuggingFace(to directory: URL, modelMaxLength: Int?) throws {
+        try save(to: directory.appendingPathComponent("tokenizer.json"))
+        try tokenizerConfigJSON(modelMaxLength: modelMaxLength).write(to: directory.appendingPathComponent("tokenizer_config.json"), options: .atomic)
+        try specialTokensMapJSON().write(to: directory.appendingPathComponent("special_tokens_map.json"), options: .atomic)
+    }
+
+    private var specialTokenIds: [(key: String, id: Int32?)] {
+        [("bos_token", bosTokenId), ("eos_token", eosTokenId), ("unk_token", unkTokenId), ("pad_token", padTokenId)]
+    }
 }
 
 enum TokenizerJSONWriter {

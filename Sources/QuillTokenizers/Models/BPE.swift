@@ -20,10 +20,14 @@ public struct BPEModel: Sendable {
     /// Ids of the single-scalar tokens, for the first-symbol lookup without building a String.
     private let scalarIds: [UInt32: Int32]
 
-    /// - Parameter merges: pairs of token strings, in rank order.
+    /// - Parameters:
+    ///   - merges: pairs of token strings, in rank order.
+    ///   - tokens: every token by id, where the source lists them (GGUF, SentencePiece): Swift
+    ///     compares strings by canonical equivalence, so a vocabulary with both "Å" (U+00C5) and
+    ///     "Å" (U+212B) keeps one of them as a dictionary key; the list keeps both.
     package init(vocab: [String: Int32], merges: [(String, String)], unkToken: String? = nil,
                  fuseUnk: Bool = false, byteFallback: Bool = false, ignoreMerges: Bool = false,
-                 continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil,
+                 continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil, tokens: [String]? = nil,
                  source: String = "BPE") throws(TokenizerError) {
         let prefixLength = continuingSubwordPrefix?.count ?? 0
         var idMerges: [(Int32, Int32, Int32)] = []
@@ -43,16 +47,17 @@ public struct BPEModel: Sendable {
         }
         try self.init(vocab: vocab, idMerges: idMerges, unkToken: unkToken, fuseUnk: fuseUnk, byteFallback: byteFallback,
                       ignoreMerges: ignoreMerges, continuingSubwordPrefix: continuingSubwordPrefix,
-                      endOfWordSuffix: endOfWordSuffix, source: source)
+                      endOfWordSuffix: endOfWordSuffix, tokens: tokens, source: source)
     }
 
     /// - Parameter idMerges: (left, right, merged) token ids, in rank order.
     package init(vocab: [String: Int32], idMerges: [(Int32, Int32, Int32)], unkToken: String? = nil,
                  fuseUnk: Bool = false, byteFallback: Bool = false, ignoreMerges: Bool = false,
-                 continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil,
+                 continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil, tokens listed: [String]? = nil,
                  source: String = "BPE") throws(TokenizerError) {
         self.vocab = vocab
-        let tokens = try tokenList(vocab, source: source)
+        var tokens = try tokenList(vocab, source: source)
+        if let listed, listed.count >= tokens.count { tokens = listed }
         self.tokens = tokens
         var table = PairTable(capacity: idMerges.count)
         for (rank, (a, b, merged)) in idMerges.enumerated() { table.insert(a, b, rank: Int32(rank), merged: merged) }

@@ -2,6 +2,7 @@ import Foundation
 import QuillModels
 import QuillCore
 import QuillFormats
+import QuillTokenizers
 
 extension TrainableModel {
     // MARK: PEFT adapters
@@ -53,9 +54,13 @@ extension TrainableModel {
 
     // MARK: Hugging Face directories
 
-    /// Writes `config.json` and `model.safetensors` in the layout transformers loads
-    /// (GPT-2's Conv1D weights transposed back to [in, out]).
-    public func saveHuggingFace(to directory: URL) throws {
+    /// Writes a Hugging Face model directory that transformers loads: `config.json`,
+    /// `generation_config.json`, the weights as `model.safetensors` (`__metadata__` format pt;
+    /// tied weights once; GPT-2's Conv1D weights transposed back to [in, out]) or, above
+    /// `maxShardBytes`, as shards with `model.safetensors.index.json`, and the tokenizer's files
+    /// (`Tokenizer.saveHuggingFace`) when one is given.
+    public func saveHuggingFace(to directory: URL, tokenizer: Tokenizer? = nil, dtype: SafetensorsWriter.DType = .f32,
+                                maxShardBytes: Int = .max) throws {
         guard !hasQuantizedBase else { throw LoRAError.invalid("a quantized base is saved as its GGUF file, not as fp32 safetensors") }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let s = shape
@@ -77,9 +82,18 @@ extension TrainableModel {
             if let window = s.slidingWindow { config["sliding_window"] = window; config["use_sliding_window"] = true }
             if s.gemmaNorms { try gemmaConfig(into: &config) }
         }
-        config["torch_dtype"] = "float32"
-        try AtomicFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
-                             to: directory.appendingPathComponent("config.json"))
+        config["torch_dtype"] = dtype.torchName
+        var generation: [String: Any] = ["_from_model_config": true]
+        if let tokenizer {
+            for (key, id) in [("bos_token_id", tokenizer.bosTokenId), ("eos_token_id", tokenizer.eosTokenId),
+                              ("pad_token_id", tokenizer.padTokenId)] {
+                if let id { config[key] = Int(id); generation[key] = Int(id) }
+            }
+        }
+        for (name, object) in [("config.json", config), ("generation_config.json", generation)] {
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
+                                 to: directory.appendingPathComponent(name))
+        }
         // GPT-2's Conv1D weights are written transposed and Gemma's norms as w of 1 + w, from a
         // store of their own
         let conv1D = s.family == .gpt2
@@ -97,8 +111,10 @@ extension TrainableModel {
                                             data: UnsafeBufferPointer(start: store.base + written.offset, count: written.count))
         }
         try withExtendedLifetime(rewritten) {
-            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
+            _ = try SafetensorsWriter.writeSharded(tensors, dtype: dtype, metadata: ["format": "pt"], maxShardBytes: maxShardBytes,
+                                                   directory: directory)
         }
+        try tokenizer?.saveHuggingFace(to: directory, modelMaxLength: s.contextLength)
     }
 }
 

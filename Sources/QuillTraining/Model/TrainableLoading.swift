@@ -82,38 +82,13 @@ extension TrainableModel {
         var names: [String: String] = [:]   // ours → GGUF
         if arch == "gpt2" {
             shape = Shape(gpt2: try GPT2Model.Config(gguf: file))
-            names = ["transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
-                     "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias"]
-            for l in 0..<shape.layers {
-                let ours = "transformer.h.\(l).", theirs = "blk.\(l)."
-                for (a, b) in [("ln_1", "attn_norm"), ("attn.c_attn", "attn_qkv"), ("attn.c_proj", "attn_output"),
-                               ("ln_2", "ffn_norm"), ("mlp.c_fc", "ffn_up"), ("mlp.c_proj", "ffn_down")] {
-                    names[ours + a + ".weight"] = theirs + b + ".weight"
-                    names[ours + a + ".bias"] = theirs + b + ".bias"
-                }
-            }
+            names = Self.ggufNames(shape)
         } else if LlamaConfig.trainableArchitectures.contains(arch) {
             var config = try LlamaConfig(gguf: file)
             if let e = file.tensor(named: "token_embd.weight"), e.dimensions.count == 2 { config.vocabularySize = e.dimensions[1] }
             config.tiedEmbeddings = file.tensor(named: "output.weight") == nil
             shape = Self.shape(config, attentionBias: file.tensor(named: "blk.0.attn_q.bias") != nil)
-            names = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-                     "lm_head.weight": "output.weight"]
-            // Gemma's post_attention_layernorm is llama.cpp's post_attention_norm; its
-            // pre_feedforward_layernorm is ffn_norm, where Llama's post_attention_layernorm is
-            let norms = shape.gemmaNorms
-                ? [("post_attention_layernorm", "post_attention_norm"), ("pre_feedforward_layernorm", "ffn_norm"),
-                   ("post_feedforward_layernorm", "post_ffw_norm"), ("self_attn.q_norm", "attn_q_norm"), ("self_attn.k_norm", "attn_k_norm")]
-                : [("post_attention_layernorm", "ffn_norm")]
-            for l in 0..<shape.layers {
-                let ours = "model.layers.\(l).", theirs = "blk.\(l)."
-                for (a, b) in norms + [("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
-                                       ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"),
-                                       ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")] {
-                    names[ours + a + ".weight"] = theirs + b + ".weight"
-                    names[ours + a + ".bias"] = theirs + b + ".bias"
-                }
-            }
+            names = Self.ggufNames(shape)
             // llama.cpp permutes q/k rows of `llama` files for adjacent-pair rotation
             let permuted = config.ropePairing == .adjacent
             func rowOrder(_ name: String) -> [Int]? {
@@ -145,6 +120,42 @@ extension TrainableModel {
         let store = try Self.store(Wiring.layout(shape).filter { frozen[$0.name] == nil }, from: file, names: names,
                                    readValues: readValues) { _, values in values }
         self.init(shape: shape, parameters: store, frozen: frozen, pool: pool)
+    }
+
+    /// llama.cpp's name of each of our (Hugging Face's) tensor names, for either family; names
+    /// of tensors a model does not have (biases, an untied head) are harmless extras.
+    public static func ggufNames(_ shape: Shape) -> [String: String] {
+        var names: [String: String] = [:]
+        let layerPairs: [(String, String)]
+        let ours: (Int) -> String
+        switch shape.family {
+        case .gpt2:
+            names = ["transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
+                     "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias"]
+            layerPairs = [("ln_1", "attn_norm"), ("attn.c_attn", "attn_qkv"), ("attn.c_proj", "attn_output"),
+                          ("ln_2", "ffn_norm"), ("mlp.c_fc", "ffn_up"), ("mlp.c_proj", "ffn_down")]
+            ours = { "transformer.h.\($0)." }
+        case .llama:
+            names = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                     "lm_head.weight": "output.weight"]
+            // Gemma's post_attention_layernorm is llama.cpp's post_attention_norm; its
+            // pre_feedforward_layernorm is ffn_norm, where Llama's post_attention_layernorm is
+            let norms = shape.gemmaNorms
+                ? [("post_attention_layernorm", "post_attention_norm"), ("pre_feedforward_layernorm", "ffn_norm"),
+                   ("post_feedforward_layernorm", "post_ffw_norm"), ("self_attn.q_norm", "attn_q_norm"), ("self_attn.k_norm", "attn_k_norm")]
+                : [("post_attention_layernorm", "ffn_norm")]
+            layerPairs = norms + [("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+                                  ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"),
+                                  ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")]
+            ours = { "model.layers.\($0)." }
+        }
+        for l in 0..<shape.layers {
+            for (a, b) in layerPairs {
+                names[ours(l) + a + ".weight"] = "blk.\(l).\(b).weight"
+                names[ours(l) + a + ".bias"] = "blk.\(l).\(b).bias"
+            }
+        }
+        return names
     }
 
     static func shape(_ config: LlamaConfig, attentionBias: Bool) -> Shape {
