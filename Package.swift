@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "QuillCore", targets: ["QuillCore"]),
         .library(name: "QuillTokenizers", targets: ["QuillTokenizers"]),
         .library(name: "QuillFormats", targets: ["QuillFormats"]),
+        .library(name: "QuillHub", targets: ["QuillHub"]),
         .library(name: "QuillModels", targets: ["QuillModels"]),
         .library(name: "QuillData", targets: ["QuillData"]),
         .library(name: "QuillTraining", targets: ["QuillTraining"]),
@@ -39,7 +40,8 @@ let package = Package(
             "CQuillKernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux])),
         ]),
         .target(name: "QuillTokenizers"),
-        .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers"]),
+        .target(name: "QuillHub", dependencies: ["QuillCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers", "QuillHub"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillData", dependencies: ["QuillCore", "QuillTokenizers", "CZlib"]),
         .target(name: "QuillTraining", dependencies: ["QuillModels", "QuillData", "QuillEval", "QuillCore", "QuillFormats", "QuillTokenizers"]),
@@ -63,13 +65,13 @@ let package = Package(
         .executableTarget(
             name: "quill",
             dependencies: [
-                "QuillCore", "QuillTokenizers", "QuillFormats", "QuillModels", "QuillData", "QuillTraining", "QuillEval", "QuillServer", "QuillReview",
+                "QuillCore", "QuillTokenizers", "QuillFormats", "QuillHub", "QuillModels", "QuillData", "QuillTraining", "QuillEval", "QuillServer", "QuillReview",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "QuillTokenizersTests", dependencies: ["QuillTokenizers", "QuillFormats"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats", "QuillTokenizers", "QuillCore"],
+        .testTarget(name: "QuillFormatsTests", dependencies: ["QuillFormats", "QuillTokenizers", "QuillCore", "QuillHub"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillModelsTests", dependencies: ["QuillModels", "QuillEval", "QuillCore", "QuillFormats", "QuillTokenizers"],
                     resources: [.copy("Fixtures")]),

@@ -18,6 +18,7 @@ let package = Package(
             .product(name: "QuillCore", package: "Quill"),
             .product(name: "QuillTokenizers", package: "Quill"),
             .product(name: "QuillFormats", package: "Quill"),
+            .product(name: "QuillHub", package: "Quill"),
             .product(name: "QuillModels", package: "Quill"),
             .product(name: "QuillTraining", package: "Quill"),
             .product(name: "QuillData", package: "Quill"),

@@ -196,6 +196,13 @@ counts["server"] = seeds("server", [bytes([k]) + json.dumps(b).encode() for k, b
     (3, chat), (3, dict(chat, stream=True, logprobs=True, top_logprobs=2, n=2)),
     (4, {"text": "春眠不觉晓 hello", "add_special_tokens": True}), (5, {"tokens": [1, 2, 3, 49151]}),
 ]] + [b"\6smollm2", b"\7swagger-ui.css"])
+commit = "0123456789abcdef0123456789abcdef01234567"
+counts["hub"] = seeds("hub", [
+    b"\0" + json.dumps({"id": "org/name", "sha": commit, "siblings": [{"rfilename": "config.json"}, {"rfilename": "sub/model.gguf"},
+                                                                      {"rfilename": "../escape"}, {"rfilename": "/abs"}]}).encode(),
+    b"\1" + b"X-Repo-Commit: " + commit.encode() + b"\nX-Linked-Etag: \"" + b"ab" * 32 + b"\"\nX-Linked-Size: 1048576\nLocation: https://cdn.example/x?y=1\n",
+    b"\1ETag: W/\"" + b"cd" * 20 + b"\"\nContent-Length: 23\n",
+    b"\2org/name", b"\2org/name@v1.0/model.Q4_K_M.gguf", b"\2../etc/passwd", b"\2org/name@" + commit.encode()])
 counts["review"] = seeds("review", [
     b"\0" + json.dumps({"name": "Ada"}).encode(),
     b"\1" + json.dumps({"token": "TOKEN", "comparison": 1, "verdict": "left", "comment": "better rhythm"}).encode(),

@@ -1,4 +1,5 @@
 import Foundation
+import QuillHub
 import QuillTokenizers
 
 /// Where Quill keeps fetched models and assets: `$QUILL_CACHE`, else `~/.cache/quill`.
@@ -21,8 +22,13 @@ public enum QuillCache {
 
     /// A path as given when it exists; otherwise a cached model by name: exactly, with `.gguf`
     /// added, or the one cached name that starts with it ("SmolLM2-135M-Instruct.Q8_0").
-    public static func resolveModel(_ nameOrPath: String) throws -> String {
+    /// `ORG/NAME[@REVISION][/FILE]`: a model in the Hugging Face cache (`pulledModel`).
+    public static func resolveModel(_ nameOrPath: String) throws -> String { try resolveModel(nameOrPath, hubCache: HubCache()) }
+
+    /// The same, looking in `hubCache` for pulled models.
+    public static func resolveModel(_ nameOrPath: String, hubCache: HubCache) throws -> String {
         if FileManager.default.fileExists(atPath: nameOrPath) { return nameOrPath }
+        if let pulled = try pulledModel(nameOrPath, cache: hubCache) { return pulled }
         let models = root.appendingPathComponent("models"), cached = cachedModels
         for candidate in [nameOrPath, nameOrPath + ".gguf"] where cached.contains(candidate) {
             return models.appendingPathComponent(candidate).path
@@ -33,6 +39,35 @@ public enum QuillCache {
             ? "no such file or directory, and no cached model of that name (cached: \(cached.isEmpty ? "none" : cached.joined(separator: ", ")))"
             : "several cached models start with that name: \(matches.joined(separator: ", "))"
         throw TokenizerError.unreadable(path: nameOrPath, reason: reason)
+    }
+}
+
+extension QuillCache {
+    /// A model `quill pull` (or huggingface_hub) put in the Hugging Face cache: `ORG/NAME[@REVISION]`
+    /// is its snapshot directory when that holds a `config.json`, else its one GGUF file;
+    /// `ORG/NAME[@REVISION]/FILE` is that file. Nil when the name is not of that shape.
+    static func pulledModel(_ reference: String, cache: HubCache) throws -> String? {
+        let parts = reference.split(separator: "/", maxSplits: 2).map(String.init)
+        guard parts.count >= 2, !reference.hasPrefix("/"), !reference.hasPrefix("."),
+              let (repo, revision) = try? HubClient.parse(parts[0] + "/" + parts[1]) else { return nil }
+        guard let snapshot = cache.snapshot(repo, revision: revision ?? "main") else {
+            throw TokenizerError.unreadable(path: reference, reason: "no such file, and \(repo)\(revision.map { "@" + $0 } ?? "") is not in the Hugging Face cache at \(cache.root.path); run quill pull \(repo)")
+        }
+        if parts.count == 3 {
+            let file = snapshot.appendingPathComponent(parts[2])
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                throw TokenizerError.unreadable(path: reference, reason: "the pulled snapshot \(snapshot.path) has no \(parts[2])")
+            }
+            return file.path
+        }
+        if FileManager.default.fileExists(atPath: snapshot.appendingPathComponent("config.json").path) { return snapshot.path }
+        let ggufs = ((try? FileManager.default.contentsOfDirectory(atPath: snapshot.path)) ?? []).filter { $0.hasSuffix(".gguf") }.sorted()
+        guard ggufs.count == 1 else {
+            throw TokenizerError.unreadable(path: reference, reason: ggufs.isEmpty
+                ? "the pulled snapshot \(snapshot.path) has neither config.json nor a GGUF file"
+                : "the pulled snapshot has several GGUF files; name one: \(ggufs.map { "\(repo)/\($0)" }.joined(separator: ", "))")
+        }
+        return snapshot.appendingPathComponent(ggufs[0]).path
     }
 }
 

@@ -9,7 +9,7 @@ struct Quill: AsyncParsableCommand {
         abstract: "Prepare text, tokenize, fine-tune, evaluate and serve your own writing model.",
         version: "0.1.0",
         subcommands: [DoctorCommand.self, PrepareCommand.self, TokenizeCommand.self, GenerateCommand.self, ChatCommand.self, EvalCommand.self, PerplexityCommand.self,
-                      BenchCommand.self, TrainCommand.self, QuantizeCommand.self, ExportCommand.self, ServeCommand.self, ReviewCommand.self]
+                      BenchCommand.self, TrainCommand.self, QuantizeCommand.self, ExportCommand.self, PullCommand.self, ServeCommand.self, ReviewCommand.self]
     )
 
     static func main() async {

@@ -2,6 +2,7 @@ import Foundation
 import QuillData
 import QuillEval
 import QuillFormats
+import QuillHub
 import QuillModels
 import QuillReview
 import QuillTokenizers
@@ -106,7 +107,37 @@ func exerciseTraining(_ path: String, quantizedBase: Bool) {
 
 enum FuzzTargets {
     static let all: [FuzzTarget] = [gguf, safetensors, huggingFace, tokenizerJSON, vocabularyFiles, encode, jinja, records, corpus, text,
-                                    ServerFuzz.target, ReviewFuzz.target]
+                                    hub, ServerFuzz.target, ReviewFuzz.target]
+
+    /// What `quill pull` reads from a Hub: the first byte picks the revision route's JSON, a HEAD
+    /// answer's headers ("Name: value" lines, then a status), or a model reference as `-m` takes it.
+    static let hub = FuzzTarget(name: "hub", summary: "Hugging Face Hub answers (revision JSON, file headers) and ORG/NAME references") { bytes in
+        guard let kind = bytes.first else { return }
+        let rest = Data(bytes.dropFirst())
+        let url = URL(string: "http://127.0.0.1/org/name/resolve/main/model.gguf")!
+        switch kind % 3 {
+        case 0:
+            guard let (commit, files) = try? HubClient.revision(from: rest, url: url.absoluteString) else { return }
+            if !HubCache.isCommitHash(commit) { violated("commit \(commit) is not a hash") }
+            for path in files where path.hasPrefix("/") || path.split(separator: "/").contains("..") { violated("\(path) leaves the snapshot") }
+        case 1:
+            var headers: [String: String] = [:]
+            for line in String(decoding: rest, as: UTF8.self).split(separator: "\n") {
+                let pair = line.split(separator: ":", maxSplits: 1)
+                if pair.count == 2 { headers[pair[0].lowercased()] = pair[1].trimmingCharacters(in: .whitespaces) }
+            }
+            let status = [200, 302, 307][Int(bytes.count % 3)]
+            guard let file = try? HubClient.fileMetadata(path: "model.gguf", url: url, status: status, headers: headers) else { return }
+            if file.etag.contains("/") || file.etag.contains(".") || file.size < 0 { violated("ETag \(file.etag), size \(file.size)") }
+        default:
+            let reference = String(decoding: rest, as: UTF8.self)
+            if let (repo, _) = try? HubClient.parse(reference) {
+                if repo.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) { violated("\(repo) climbs out of the cache") }
+                let cache = HubCache(root: URL(fileURLWithPath: Scratch.folder).appendingPathComponent("hub"))
+                _ = try? QuillCache.resolveModel(reference, hubCache: cache)
+            }
+        }
+    }
 
     static let gguf = FuzzTarget(name: "gguf", summary: "GGUF files: header, metadata, tensors, tokenizer, model, the model loaded for training") { bytes in
         let path = Scratch.file("input.gguf", bytes)
