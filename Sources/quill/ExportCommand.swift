@@ -40,7 +40,7 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "How --to hf stores weights: f32, f16 or bf16.") var dtype = "f32"
     @Option(name: .customLong("max-shard-size"), help: "Largest safetensors file for --to hf (e.g. 5GB, 500MB).")
     var maxShardSize = "5GB"
-    @Option(help: "general.name of a GGUF written from a Hugging Face directory (default: its directory name).") var name: String?
+    @Option(help: "general.name of a GGUF written from a Hugging Face directory or a run (default: SOURCE's name).") var name: String?
     @Flag(name: .customLong("dry-run"), help: "Print each tensor's type and the sizes (--to gguf); write nothing.") var dryRun = false
     @OptionGroup var threads: ThreadsOption
 
@@ -112,7 +112,8 @@ struct ExportSource {
     let adapter: String?
     /// The source file when it is GGUF: its metadata is kept.
     let ggufFile: GGUFFile?
-    var name: String { ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+    /// What the user named (a run's directory rather than its model/), without an extension.
+    let name: String
 
     init(_ source: String, adapter: String?) throws {
         var path = try ModelOption.path(source), adapter = adapter
@@ -128,6 +129,7 @@ struct ExportSource {
         }
         self.path = path
         self.adapter = adapter
+        name = ((URL(fileURLWithPath: source).standardizedFileURL.lastPathComponent) as NSString).deletingPathExtension
         var isDirectory: ObjCBool = false
         _ = fm.fileExists(atPath: path, isDirectory: &isDirectory)
         ggufFile = isDirectory.boolValue ? nil : try GGUFFile(path: path)

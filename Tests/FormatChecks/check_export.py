@@ -4,7 +4,7 @@
     Benchmarks/build_llama_cpp.sh && pip install torch transformers gguf
     python3 Tests/FormatChecks/check_export.py [--types F16,Q8_0,...] [--chunks 4] [--quill .build/release/quill]
 
-1. SmolLM2-135M: the published F16 GGUF exported `--to hf`, and that directory exported back `--to
+1. SmolLM2-135M: an F16 GGUF (from the published Q4_1, as llama-quantize makes it) exported `--to hf`, and that directory exported back `--to
    gguf --type F16`: every tensor byte equals the original file's (names, the q/k permutation,
    F16 rounding), and the tokenizer metadata too (tokens, token types, merges, `pre`). Each TYPE
    from the directory has the tensors `quill quantize` gives from the F16 file (which
@@ -31,9 +31,9 @@ TOLERANCE = 1e-4
 TEXT = "Shall I compare thee to a summer's day? 床前明月光，疑是地上霜。 def f(x): return x * 2"
 
 a, bin_dir, work = llama_tools.setup("export")
-smol_f16 = os.path.join(CACHE, "models/SmolLM2-135M-Instruct.F16.gguf")
-if not os.path.exists(smol_f16):
-    run(a.quill, "quantize", os.path.join(CACHE, "models/SmolLM2-135M-Instruct.Q4_1.gguf"), smol_f16, "F16")
+# SmolLM2 in F16, from the published Q4_1 file (check_quantize.py: identical to llama-quantize's)
+smol_f16 = os.path.join(work, "SmolLM2-135M-Instruct.F16.gguf")
+run(a.quill, "quantize", os.path.join(CACHE, "models/SmolLM2-135M-Instruct.Q4_1.gguf"), smol_f16, "F16", "--threads", 2)
 
 
 def export(*args):
