@@ -38,7 +38,7 @@ extension Tokenizer {
             let type = Self.ggufTokenType(id: Int32(id), token: token, added: added[Int32(id)], unk: unk, sentencePiece: sentencePiece)
             types.append(.int32(Int32(type.rawValue)))
         }
-        var metadata: [(key: String, value: GGUFValue)] = [("tokenizer.ggml.model", .string(sentencePiece ? "llama" : "gpt2"))]
+        let metadata: [(key: String, value: GGUFValue)] = [("tokenizer.ggml.model", .string(sentencePiece ? "llama" : "gpt2"))]
         var afterPre: [(key: String, value: GGUFValue)] = [("tokenizer.ggml.tokens", .array(.string, tokens))]
         if sentencePiece {
             // a piece's score ranks the merge that makes it: the earlier the merge, the higher

@@ -14,7 +14,7 @@ import Darwin
 ///         blobs/ETAG.incomplete           a download under way (resumed with a Range request)
 ///         refs/REVISION                   the commit a branch or tag pointed to when last pulled
 ///         snapshots/COMMIT/PATH           a relative symlink to ../../blobs/ETAG
-///         .no_exist/COMMIT/PATH           a file the Hub said that commit does not have
+///         .no_exist/COMMIT/PATH           huggingface_hub's note of a file a commit does not have
 ///       .locks/models--ORG--NAME/ETAG.lock
 public struct HubCache: Sendable {
     public let root: URL
@@ -77,13 +77,6 @@ public struct HubCache: Sendable {
         guard symlink(target, pointer.path) == 0 else {
             throw HubError.cache(path: pointer.path, reason: "cannot link to \(target): \(String(cString: strerror(errno)))")
         }
-    }
-
-    /// Marks PATH as absent from COMMIT (`.no_exist`), so an offline lookup can say so.
-    public func markMissing(_ repo: String, commit: String, path: String) {
-        let marker = repository(repo).appendingPathComponent(".no_exist/\(commit)/\(path)")
-        try? FileManager.default.createDirectory(at: marker.deletingLastPathComponent(), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: marker.path, contents: Data())
     }
 
     public static func isCommitHash(_ s: String) -> Bool {

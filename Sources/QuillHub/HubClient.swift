@@ -249,7 +249,9 @@ public final class HubClient: Sendable {
         return try await FileLock.withLock(cache.lock(repo, etag: file.etag)) {
             if FileManager.default.fileExists(atPath: blob.path) { return 0 }
             let partial = URL(fileURLWithPath: blob.path + ".incomplete")
-            if !FileManager.default.fileExists(atPath: partial.path) { FileManager.default.createFile(atPath: partial.path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: partial.path), !FileManager.default.createFile(atPath: partial.path, contents: nil) {
+                throw HubError.cache(path: partial.path, reason: "cannot create the file (permissions?)")
+            }
             let download = try BlobDownload(file: file, partial: partial, onEvent: onEvent)
             var get = request(file.url, method: "GET")
             get.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
