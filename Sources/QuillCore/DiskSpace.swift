@@ -23,3 +23,25 @@ public enum DiskSpace {
         return overflow ? .max : bytes
     }
 }
+
+/// A file that cannot be written whole.
+public enum FileWriteError: Error, CustomStringConvertible {
+    case noSpace(path: String, needed: Int, available: Int)
+
+    /// Refuses, before anything is written, a file of `bytes` where the file system has less free.
+    public static func requireRoom(_ bytes: Int, at path: String) throws(FileWriteError) {
+        if let free = DiskSpace.available(at: path), free < bytes { throw .noSpace(path: path, needed: bytes, available: free) }
+    }
+
+    public var description: String {
+        switch self {
+        case let .noSpace(path, needed, available):
+            return "\(path): needs \(Self.megabytes(needed)) and the file system has \(Self.megabytes(available)) free; nothing was written"
+        }
+    }
+
+    static func megabytes(_ n: Int) -> String {
+        let tenths = (n + 50_000) / 100_000
+        return "\(tenths / 10).\(tenths % 10) MB"
+    }
+}

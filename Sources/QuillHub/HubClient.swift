@@ -116,9 +116,7 @@ public final class HubClient: Sendable {
         let missing = wanted.compactMap { metadata[$0] }.filter { !FileManager.default.fileExists(atPath: cache.blob(repo, etag: $0.etag).path) }
         let needed = missing.reduce(0) { $0 + $1.size - Self.partialSize(cache.blob(repo, etag: $1.etag)) }
         try FileManager.default.createDirectory(at: cache.repository(repo).appendingPathComponent("blobs"), withIntermediateDirectories: true)
-        if let free = DiskSpace.available(at: cache.repository(repo).path), free < needed {
-            throw HubError.noSpace(path: cache.repository(repo).path, needed: needed, available: free)
-        }
+        try FileWriteError.requireRoom(needed, at: cache.repository(repo).path)
         onEvent(.listed(commit: info.commit, files: wanted.count, bytes: wanted.reduce(0) { $0 + (metadata[$1]?.size ?? 0) }))
 
         var files: [Pulled.File] = []

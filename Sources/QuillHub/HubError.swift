@@ -10,7 +10,6 @@ public enum HubError: Error, Equatable, CustomStringConvertible {
     case mismatch(file: String, expected: String, found: String)
     case malformed(url: String, reason: String)
     case cache(path: String, reason: String)
-    case noSpace(path: String, needed: Int, available: Int)
 
     public var description: String {
         switch self {
@@ -34,8 +33,6 @@ public enum HubError: Error, Equatable, CustomStringConvertible {
             return "\(url): \(reason)"
         case let .cache(path, reason):
             return "\(path): \(reason)"
-        case let .noSpace(path, needed, available):
-            return "\(path): needs \(needed / 1_000_000) MB more and the file system has \(available / 1_000_000) MB free; nothing was downloaded"
         }
     }
 }

@@ -99,17 +99,25 @@ extension TrainableModel {
         return keys
     }
 
+    /// The head count whose rows llama.cpp's converter permutes in a q or k projection of a
+    /// `llama` file (the weight, its bias, or an adapter's B), nil for every other tensor.
+    func permutedHeads(_ name: String) -> Int? {
+        guard ggufArchitecture == "llama" else { return nil }
+        if name.contains("q_proj.") { return shape.heads }
+        if name.contains("k_proj.") { return shape.kvHeads }
+        return nil
+    }
+
     /// Every parameter under its GGUF name and dimensions, as fp32, q/k rows permuted for `llama`.
     func ggufTensors() throws -> [GGUFQuantizer.Source] {
         guard !hasQuantizedBase else { throw LoRAError.invalid("a model with a quantized base is exported from its fp32 load (no --qlora)") }
         guard lora == nil else { throw LoRAError.invalid("merge the adapters (mergeAdapters) before exporting the model") }
         let names = Self.ggufNames(shape), s = shape, store = parameters
-        let permuted = ggufArchitecture == "llama"
         var tensors = try parameters.entries.map { entry -> GGUFQuantizer.Source in
             guard let name = names[entry.name] else { throw ModelError.missingTensor(path: "GGUF names", name: entry.name) }
-            let heads = entry.name.contains("q_proj") ? s.heads : entry.name.contains("k_proj") ? s.kvHeads : nil
+            let heads = permutedHeads(entry.name)
             return GGUFQuantizer.Source(name: name, dimensions: entry.shape.reversed(), type: .f32) { body in
-                if permuted, let heads {
+                if let heads {
                     let rows = LlamaConfig.permuteRotaryRows(store.tensor(entry.name), heads: heads, headSize: s.headSize)
                     try rows.withUnsafeBytes(body)
                 } else {
@@ -144,18 +152,17 @@ extension TrainableModel {
             ("general.architecture", .string(ggufArchitecture)), ("general.type", .string("adapter")), ("general.name", .string(name)),
             ("adapter.type", .string("lora")), ("adapter.lora.alpha", .float32(alpha)),
         ]
-        let permuted = ggufArchitecture == "llama"
         let tensors = try lora.adapters.flatMap { adapter -> [GGUFQuantizer.Source] in
             guard let base = names[adapter.module + ".weight"] else {
                 throw ModelError.missingTensor(path: source, name: adapter.module + ".weight")
             }
-            let heads = adapter.module.hasSuffix("q_proj") ? s.heads : adapter.module.hasSuffix("k_proj") ? s.kvHeads : nil
+            let heads = permutedHeads(adapter.module + ".weight")
             let a = GGUFQuantizer.Source(name: base + ".lora_a", dimensions: [adapter.inputs, adapter.rank], type: .f32) { body in
                 try store.tensor(adapter.aName).withUnsafeBytes(body)
             }
             let b = GGUFQuantizer.Source(name: base + ".lora_b", dimensions: [adapter.rank, adapter.outputs], type: .f32) { body in
                 let values = store.tensor(adapter.bName)
-                guard permuted, let heads else { return try values.withUnsafeBytes(body) }
+                guard let heads else { return try values.withUnsafeBytes(body) }
                 try LlamaConfig.permuteRotaryRows(values, heads: heads, headSize: s.headSize).withUnsafeBytes(body)
             }
             return [a, b]
