@@ -257,17 +257,20 @@ AVX2 static void fit_scale_min_x8(int n, int nmax, const float *xt, const float 
 }
 #endif
 
-// fit_scale_min over `groups` consecutive groups of n, eight lanes at a time where `wide`
+// fit_scale_min over `groups` consecutive groups of n, eight lanes at a time where `wide` (n ≤ 32)
 static void fit_groups(int wide, int groups, int n, int nmax, const float *x, const float *w, uint8_t *L,
                        float *scales, float *mins, float rmin, float rdelta, int nstep, int absolute) {
 #if QUILL_X86
     if (wide) {
-        for (int first = 0; first < groups; first += 8) {
+        const int whole = groups / 8 * 8;
+        for (int first = 0; first < whole; first += 8) {
             float xt[32 * 8], wt[32 * 8];
             for (int g = 0; g < 8; g++)
                 for (int i = 0; i < n; i++) { xt[i * 8 + g] = x[(first + g) * n + i]; wt[i * 8 + g] = w[(first + g) * n + i]; }
             fit_scale_min_x8(n, nmax, xt, wt, L + first * n, n, scales + first, mins + first, rmin, rdelta, nstep, absolute);
         }
+        for (int g = whole; g < groups; g++)   // the last few, as the plain fit (the same bits)
+            scales[g] = fit_scale_min(n, nmax, x + g * n, w + g * n, L + g * n, &mins[g], rmin, rdelta, nstep, absolute);
         return;
     }
 #endif
@@ -277,9 +280,9 @@ static void fit_groups(int wide, int groups, int n, int nmax, const float *x, co
 }
 
 // The symmetric fits' first grid: the largest magnitude at -nmax, levels l in [-nmax, nmax-1]
-// into L, and the x²-weighted sums Σw·x·l and Σw·l². Returns the signed extreme; 0 (and L all
-// zero) for a group of zeros.
-static float symmetric_first_grid(int n, int nmax, const float *x, int8_t *L, float *sumlx, float *suml2) {
+// into L, and the weighted sums Σw·x·l and Σw·l² (w: the given weights, or x² where none).
+// Returns the signed extreme; 0 (and L all zero) for a group of zeros.
+static float symmetric_first_grid(int n, int nmax, const float *x, const float *weights, int8_t *L, float *sumlx, float *suml2) {
     const float max = signed_extreme(x, n);
     if (fabsf(max) < group_epsilon) { memset(L, 0, (size_t)n); return 0; }
     const float iscale = -nmax / max;
@@ -287,18 +290,19 @@ static float symmetric_first_grid(int n, int nmax, const float *x, int8_t *L, fl
     for (int i = 0; i < n; i++) {
         const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
         L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
+        const float w = weights ? weights[i] : x[i] * x[i];
         *sumlx += w * x[i] * l;
         *suml2 += w * l * l;
     }
     return max;
 }
 
-// Symmetric, for Q6_K: x ≈ scale·(L - nmax) with L - nmax in [-nmax, nmax-1], weights x².
-// After the first grid, 18 more (nmax ± 0.1..0.9 levels on the largest magnitude) are tried.
-static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {
+// Symmetric, for Q6_K (and, with importance weights, Q4_0, Q5_0 and Q3_K): x ≈ scale·(L - nmax)
+// with L - nmax in [-nmax, nmax-1], least squares weighted by `weights` (x² where NULL). After
+// the first grid, 18 more (nmax ± 0.1..0.9 levels on the largest magnitude) are tried.
+static float fit_scale_symmetric(int n, int nmax, const float *x, const float *weights, int8_t *L) {
     float sumlx, suml2;
-    const float max = symmetric_first_grid(n, nmax, x, L, &sumlx, &suml2);
+    const float max = symmetric_first_grid(n, nmax, x, weights, L, &sumlx, &suml2);
     if (!max) return 0;
     float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
@@ -307,7 +311,7 @@ static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
             const int l = MAX(-nmax, MIN(nmax - 1, nearest(iscale * x[i])));
-            const float w = x[i] * x[i];
+            const float w = weights ? weights[i] : x[i] * x[i];
             sumlx += w * x[i] * l;
             suml2 += w * l * l;
         }
@@ -325,7 +329,7 @@ static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {
 // level that most improves the weighted fit. L is left in [-nmax, nmax-1] + nmax.
 static float fit_scale_symmetric_refined(int n, int nmax, const float *x, int8_t *L) {
     float sumlx, suml2;
-    if (!symmetric_first_grid(n, nmax, x, L, &sumlx, &suml2)) return 0;
+    if (!symmetric_first_grid(n, nmax, x, NULL, L, &sumlx, &suml2)) return 0;
     for (int pass = 0; pass < 5; pass++) {
         int changed = 0;
         for (int i = 0; i < n; i++) {
@@ -348,7 +352,135 @@ static float fit_scale_symmetric_refined(int n, int nmax, const float *x, int8_t
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
+// --- with an importance matrix: the pieces -------------------------------------------------------
+//
+// llama-quantize --imatrix: each column's importance (the mean square of the activations that
+// meet it, from llama-imatrix or `quill eval --imatrix`) weights the fits, as ggml's `_impl`
+// quantizers do, operation for operation, so a file equals llama-quantize's with the same matrix.
+
+// Each value's weight: its column's importance times √(σ² + x²), σ² a mean square of the values
+static inline void importance_weights(int n, const float *x, const float *importance, float sigma2, float *w) {
+    for (int i = 0; i < n; i++) w[i] = importance[i] * sqrtf(sigma2 + x[i] * x[i]);
+}
+
+static inline float sum_of_squares(int64_t n, const float *x) {
+    float sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += x[i] * x[i];
+    return sum;
+}
+
+static inline float sum_of(int n, const float *x) {
+    float sum = 0;
+    for (int i = 0; i < n; i++) sum += x[i];
+    return sum;
+}
+
+// The scales (or mins) of a super-block's groups as levels of one scale: x ≈ scale·L, L in
+// [0, nmax], least squares weighted by each group's total weight w: 9 candidate grids around
+// nmax over the largest value, then up to five passes that move single levels. Returns the
+// scale. (ggml's make_qp_quants; negative x do not occur, and wrap into L as they do there.)
+static float fit_scale_positive(int n, int nmax, const float *x, uint8_t *L, const float *w) {
+    float max = 0;
+    for (int i = 0; i < n; i++) max = MAX(max, x[i]);
+    if (max < group_epsilon) { memset(L, 0, (size_t)n); return 0; }
+    float iscale = nmax / max;
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)nearest(iscale * x[i]);
+    const float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; i++) {
+        const float diff = x[i] - scale * L[i];
+        best_error += w[i] * diff * diff;
+    }
+    for (int is = -4; is <= 4; is++) {
+        if (is == 0) continue;
+        const float iscale_is = (0.1f * is + nmax) / max, scale_is = 1 / iscale_is;
+        float error = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = MIN(nmax, nearest(iscale_is * x[i]));
+            const float diff = x[i] - scale_is * l;
+            error += w[i] * diff * diff;
+        }
+        if (error < best_error) { best_error = error; iscale = iscale_is; }
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = MIN(nmax, nearest(iscale * x[i]));
+        L[i] = (uint8_t)l;
+        sumlx += w[i] * x[i] * l;
+        suml2 += w[i] * l * l;
+    }
+    for (int pass = 0; pass < 5; pass++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            float slx = sumlx - w[i] * x[i] * L[i], sl2 = suml2 - w[i] * L[i] * L[i];
+            if (!(slx > 0 && sl2 > 0)) continue;
+            const int l = MIN(nmax, nearest(x[i] * sl2 / slx));
+            if (l == L[i]) continue;
+            slx += w[i] * x[i] * l;
+            sl2 += w[i] * l * l;
+            if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = (uint8_t)l; sumlx = slx; suml2 = sl2;
+                changed++;
+            }
+        }
+        if (!changed) break;
+    }
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// --- blocks of 32 with an importance matrix: σ² is the whole row's mean square --------------------
+
+// Q4_0 / Q5_0: the symmetric fit with the weights
+static void q4_0_block_weighted(const float *x, const float *importance, float sigma2, block_q4_0 *y) {
+    float w[32];
+    int8_t L[32];
+    importance_weights(32, x, importance, sigma2, w);
+    y->d = float_to_half(fit_scale_symmetric(32, 8, x, w, L));
+    for (int j = 0; j < 16; j++) y->qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
+}
+
+static void q5_0_block_weighted(const float *x, const float *importance, float sigma2, block_q5_0 *y) {
+    float w[32];
+    int8_t L[32];
+    importance_weights(32, x, importance, sigma2, w);
+    y->d = float_to_half(fit_scale_symmetric(32, 16, x, w, L));
+    pack_five_bits((const uint8_t *)L, y->qs, y->qh);
+}
+
+// Q4_1 / Q5_1: up to eight blocks' asymmetric fits at once (37 grids each)
+static void affine_blocks_weighted(int blocks, int nmax, const float *x, const float *importance, float sigma2,
+                                   uint8_t *L, float *scales, float *mins, int wide) {
+    float w[256];
+    importance_weights(32 * blocks, x, importance, sigma2, w);
+    fit_groups(wide, blocks, 32, nmax, x, w, L, scales, mins, -0.9f, 0.05f, 36, 0);
+}
+
+static void q4_1_blocks_weighted(int blocks, const float *x, const float *importance, float sigma2, block_q4_1 *y, int wide) {
+    uint8_t L[256];
+    float scales[8], mins[8];
+    affine_blocks_weighted(blocks, 15, x, importance, sigma2, L, scales, mins, wide);
+    for (int b = 0; b < blocks; b++) {
+        y[b].d = float_to_half(scales[b]);
+        y[b].m = float_to_half(-mins[b]);
+        for (int j = 0; j < 16; j++) y[b].qs[j] = L[32 * b + j] | L[32 * b + j + 16] << 4;
+    }
+}
+
+static void q5_1_blocks_weighted(int blocks, const float *x, const float *importance, float sigma2, block_q5_1 *y, int wide) {
+    uint8_t L[256];
+    float scales[8], mins[8];
+    affine_blocks_weighted(blocks, 31, x, importance, sigma2, L, scales, mins, wide);
+    for (int b = 0; b < blocks; b++) {
+        y[b].d = float_to_half(scales[b]);
+        y[b].m = float_to_half(-mins[b]);
+        pack_five_bits(L + 32 * b, y[b].qs, y[b].qh);
+    }
+}
+
 // --- super-blocks of 256 --------------------------------------------------------------------------
+//
+// Each K-quant fits its groups (with the importance where there is one, σ² then the super-block's),
+// then quantizes the group scales, then requantizes the values against the rounded scales.
 
 // four 2-bit values per byte: byte l of each 32 holds elements l, l+32, l+64, l+96 of a 128
 static inline void pack_two_bits(const uint8_t *L, uint8_t *qs) {
@@ -357,25 +489,37 @@ static inline void pack_two_bits(const uint8_t *L, uint8_t *qs) {
             qs[j / 4 + l] = L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 | L[j + l + 96] << 6;
 }
 
-static void q2_K_block(const float *x, block_q2_K *y, int wide) {
+static void q2_K_block(const float *x, const float *importance, block_q2_K *y, int wide) {
     uint8_t L[256];
-    float scales[16], mins[16], w[256], max_scale = 0, max_min = 0;
-    for (int i = 0; i < 256; i++) w[i] = fabsf(x[i]);
-    fit_groups(wide, 16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, 1);
-    for (int j = 0; j < 16; j++) {
-        if (scales[j] > max_scale) max_scale = scales[j];
-        if (mins[j] > max_min) max_min = mins[j];
-    }
-    memset(y->scales, 0, 16);
-    y->d = float_to_half(max_scale > 0 ? max_scale / 15.f : 0.f);
-    y->dmin = float_to_half(max_min > 0 ? max_min / 15.f : 0.f);
-    if (max_scale > 0) {
-        const float iscale = 15.f / max_scale;
-        for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)nearest(iscale * scales[j]);
-    }
-    if (max_min > 0) {
-        const float iscale = 15.f / max_min;
-        for (int j = 0; j < 16; j++) y->scales[j] |= (uint8_t)(nearest(iscale * mins[j]) << 4);
+    float scales[16], mins[16], w[256];
+    if (importance) {
+        importance_weights(256, x, importance, sum_of_squares(256, x) / 256, w);
+        fit_groups(wide, 16, 16, 3, x, w, L, scales, mins, -0.9f, 0.05f, 36, 0);
+        float group_weight[16];
+        uint8_t ls[16], lm[16];
+        for (int j = 0; j < 16; j++) group_weight[j] = sum_of(16, w + 16 * j);
+        y->d = float_to_half(fit_scale_positive(16, 15, scales, ls, group_weight));
+        y->dmin = float_to_half(fit_scale_positive(16, 15, mins, lm, group_weight));
+        for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)(ls[j] | lm[j] << 4);
+    } else {
+        float max_scale = 0, max_min = 0;
+        for (int i = 0; i < 256; i++) w[i] = fabsf(x[i]);
+        fit_groups(wide, 16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, 1);
+        for (int j = 0; j < 16; j++) {
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        memset(y->scales, 0, 16);
+        y->d = float_to_half(max_scale > 0 ? max_scale / 15.f : 0.f);
+        y->dmin = float_to_half(max_min > 0 ? max_min / 15.f : 0.f);
+        if (max_scale > 0) {
+            const float iscale = 15.f / max_scale;
+            for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)nearest(iscale * scales[j]);
+        }
+        if (max_min > 0) {
+            const float iscale = 15.f / max_min;
+            for (int j = 0; j < 16; j++) y->scales[j] |= (uint8_t)(nearest(iscale * mins[j]) << 4);
+        }
     }
     for (int j = 0; j < 16; j++) {
         const float d = half_to_float(y->d) * (y->scales[j] & 0xF);
@@ -386,23 +530,41 @@ static void q2_K_block(const float *x, block_q2_K *y, int wide) {
     pack_two_bits(L, y->qs);
 }
 
-static void q3_K_block(const float *x, block_q3_K *y) {
+static void q3_K_block(const float *x, const float *importance, block_q3_K *y) {
     int8_t L[256];
     float scales[16];
-    for (int j = 0; j < 16; j++) scales[j] = fit_scale_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
-    const float max_scale = signed_extreme(scales, 16);
     memset(y->scales, 0, 12);
-    if (max_scale) {
-        // 16 six-bit scales: low nibbles in bytes 0-7 (two each), the top two bits in bytes 8-11
-        const float iscale = -32.f / max_scale;
+    if (importance) {
+        float w[256], group_weight[16];
+        int8_t ls[16];
+        importance_weights(256, x, importance, 2 * sum_of_squares(256, x) / 256, w);
         for (int j = 0; j < 16; j++) {
-            const int l = MAX(-32, MIN(31, (int8_t)nearest(iscale * scales[j]))) + 32;
+            group_weight[j] = sum_of(16, w + 16 * j);
+            scales[j] = fit_scale_symmetric(16, 4, x + 16 * j, w + 16 * j, L + 16 * j);
+        }
+        // the 16 scales as signed 6-bit levels of one scale, fitted with the groups' weights
+        const float d = fit_scale_symmetric(16, 32, scales, group_weight, ls);
+        for (int j = 0; j < 16; j++) {
+            const int l = ls[j];
             if (j < 8) y->scales[j] = l & 0xF; else y->scales[j - 8] |= (l & 0xF) << 4;
             y->scales[j % 4 + 8] |= (l >> 4) << (2 * (j / 4));
         }
-        y->d = float_to_half(1 / iscale);
+        y->d = float_to_half(d);
     } else {
-        y->d = float_to_half(0.f);
+        for (int j = 0; j < 16; j++) scales[j] = fit_scale_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
+        const float max_scale = signed_extreme(scales, 16);
+        if (max_scale) {
+            // 16 six-bit scales: low nibbles in bytes 0-7 (two each), the top two bits in bytes 8-11
+            const float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                const int l = MAX(-32, MIN(31, (int8_t)nearest(iscale * scales[j]))) + 32;
+                if (j < 8) y->scales[j] = l & 0xF; else y->scales[j - 8] |= (l & 0xF) << 4;
+                y->scales[j % 4 + 8] |= (l >> 4) << (2 * (j / 4));
+            }
+            y->d = float_to_half(1 / iscale);
+        } else {
+            y->d = float_to_half(0.f);
+        }
     }
     for (int j = 0; j < 16; j++) {
         const int low = j < 8 ? y->scales[j] & 0xF : y->scales[j - 8] >> 4;
@@ -421,52 +583,88 @@ static void q3_K_block(const float *x, block_q3_K *y) {
     pack_two_bits(low, y->qs);
 }
 
-// Q4_K and Q5_K: eight groups of 32 with 6-bit scales and mins (packed as dequantization reads them)
-static void fit_k_groups(const float *x, int nmax, float rmin, int nstep, uint8_t *L, uint16_t *d_out,
-                         uint16_t *dmin_out, uint8_t *packed, int wide) {
-    float scales[8], mins[8], w[256], max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; j++) {
-        float sum_x2 = 0;
-        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
-        const float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; l++) w[32 * j + l] = av_x + fabsf(x[32 * j + l]);
-    }
-    fit_groups(wide, 8, 32, nmax, x, w, L, scales, mins, rmin, 0.1f, nstep, 0);
-    for (int j = 0; j < 8; j++) {
-        if (scales[j] > max_scale) max_scale = scales[j];
-        if (mins[j] > max_min) max_min = mins[j];
-    }
-    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-    uint8_t ls[8], lm[8];
-    for (int j = 0; j < 8; j++) {
-        ls[j] = MIN(63, (uint8_t)nearest(inv_scale * scales[j]));
-        lm[j] = MIN(63, (uint8_t)nearest(inv_min * mins[j]));
-    }
+// Q4_K and Q5_K: eight groups of 32 with 6-bit scales and mins, packed as dequantization reads
+// them: group j < 4 in the low six bits of bytes j and j+4; j ≥ 4 in the nibbles of byte j+4 and
+// the top two bits of bytes j-4 and j
+static inline void pack_k_scales(const uint8_t *ls, const uint8_t *lm, uint8_t *packed) {
     for (int j = 0; j < 4; j++) {
-        packed[j] = ls[j] | (ls[j + 4] >> 4) << 6;
-        packed[j + 4] = lm[j] | (lm[j + 4] >> 4) << 6;
-        packed[j + 8] = (ls[j + 4] & 0xF) | (lm[j + 4] & 0xF) << 4;
+        packed[j] = ls[j];
+        packed[j + 4] = lm[j];
     }
-    *d_out = float_to_half(max_scale / 63.f);
-    *dmin_out = float_to_half(max_min / 63.f);
+    for (int j = 4; j < 8; j++) {
+        packed[j + 4] = (ls[j] & 0xF) | (lm[j] & 0xF) << 4;
+        packed[j - 4] |= (ls[j] >> 4) << 6;
+        packed[j] |= (lm[j] >> 4) << 6;
+    }
+}
+
+static inline void unpack_k_scale(int j, const uint8_t *packed, uint8_t *scale, uint8_t *min) {
+    if (j < 4) {
+        *scale = packed[j] & 63;
+        *min = packed[j + 4] & 63;
+    } else {
+        *scale = (packed[j + 4] & 0xF) | (packed[j - 4] >> 6) << 4;
+        *min = (packed[j + 4] >> 4) | (packed[j] >> 6) << 4;
+    }
+}
+
+// The groups fitted, the scales and mins quantized and packed, the values requantized into L
+static void fit_k_groups(const float *x, const float *importance, int nmax, float rmin, int nstep, uint8_t *L,
+                         uint16_t *d_out, uint16_t *dmin_out, uint8_t *packed, int wide) {
+    float scales[8], mins[8], w[256];
+    uint8_t ls[8], lm[8];
+    if (importance) {
+        const float sigma2 = 2 * sum_of_squares(256, x) / 256;
+        float group_weight[8];
+        importance_weights(256, x, importance, sigma2, w);
+        fit_groups(wide, 8, 32, nmax, x, w, L, scales, mins, -0.9f, 0.05f, 36, 0);
+        for (int j = 0; j < 8; j++) group_weight[j] = sum_of(32, w + 32 * j);
+        *d_out = float_to_half(fit_scale_positive(8, 63, scales, ls, group_weight));
+        *dmin_out = float_to_half(fit_scale_positive(8, 63, mins, lm, group_weight));
+        if (nmax == 31)   // Q5_K clamps the levels; Q4_K does not (they never exceed 63 but by wrapping)
+            for (int j = 0; j < 8; j++) { ls[j] = MIN(63, ls[j]); lm[j] = MIN(63, lm[j]); }
+    } else {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 8; j++) {
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+            const float av_x = sqrtf(sum_x2 / 32);
+            for (int l = 0; l < 32; l++) w[32 * j + l] = av_x + fabsf(x[32 * j + l]);
+        }
+        fit_groups(wide, 8, 32, nmax, x, w, L, scales, mins, rmin, 0.1f, nstep, 0);
+        for (int j = 0; j < 8; j++) {
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        for (int j = 0; j < 8; j++) {
+            ls[j] = MIN(63, (uint8_t)nearest(inv_scale * scales[j]));
+            lm[j] = MIN(63, (uint8_t)nearest(inv_min * mins[j]));
+        }
+        *d_out = float_to_half(max_scale / 63.f);
+        *dmin_out = float_to_half(max_min / 63.f);
+    }
+    pack_k_scales(ls, lm, packed);
     for (int j = 0; j < 8; j++) {
-        const float d = half_to_float(*d_out) * ls[j];
+        uint8_t scale, min;
+        unpack_k_scale(j, packed, &scale, &min);
+        const float d = half_to_float(*d_out) * scale;
         if (!d) continue;
-        const float dm = half_to_float(*dmin_out) * lm[j];
+        const float dm = half_to_float(*dmin_out) * min;
         for (int i = 0; i < 32; i++) L[32 * j + i] = (uint8_t)MAX(0, MIN(nmax, nearest((x[32 * j + i] + dm) / d)));
     }
 }
 
-static void q4_K_block(const float *x, block_q4_K *y, int wide) {
+static void q4_K_block(const float *x, const float *importance, block_q4_K *y, int wide) {
     uint8_t L[256];
-    fit_k_groups(x, 15, -1.f, 20, L, &y->d, &y->dmin, y->scales, wide);
+    fit_k_groups(x, importance, 15, -1.f, 20, L, &y->d, &y->dmin, y->scales, wide);
     for (int j = 0; j < 256; j += 64)
         for (int l = 0; l < 32; l++) y->qs[j / 2 + l] = L[j + l] | L[j + l + 32] << 4;
 }
 
-static void q5_K_block(const float *x, block_q5_K *y, int wide) {
+static void q5_K_block(const float *x, const float *importance, block_q5_K *y, int wide) {
     uint8_t L[256];
-    fit_k_groups(x, 31, -0.5f, 15, L, &y->d, &y->dmin, y->scales, wide);
+    fit_k_groups(x, importance, 31, -0.5f, 15, L, &y->d, &y->dmin, y->scales, wide);
     // low nibbles as Q4_K; the fifth bit of group g's element l goes to qh[l], bit g
     memset(y->qh, 0, 32);
     for (int j = 0; j < 256; j += 64)
@@ -477,10 +675,11 @@ static void q5_K_block(const float *x, block_q5_K *y, int wide) {
         }
 }
 
-static void q6_K_block(const float *x, block_q6_K *y) {
+// with an importance matrix, each group's fit is weighted by the importance alone
+static void q6_K_block(const float *x, const float *importance, block_q6_K *y) {
     int8_t L[256];
     float scales[16];
-    for (int j = 0; j < 16; j++) scales[j] = fit_scale_symmetric(16, 32, x + 16 * j, L + 16 * j);
+    for (int j = 0; j < 16; j++) scales[j] = fit_scale_symmetric(16, 32, x + 16 * j, importance ? importance + 16 * j : NULL, L + 16 * j);
     const float max_scale = signed_extreme(scales, 16);
     if (fabsf(max_scale) < group_epsilon) { memset(y, 0, sizeof *y); return; }
     const float iscale = -128.f / max_scale;
@@ -505,23 +704,41 @@ static void q6_K_block(const float *x, block_q6_K *y) {
 
 // --- entry points ---------------------------------------------------------------------------------
 
-static int quantize_row(int type, const float *x, void *y, int64_t n, int wide) {
+static int quantize_row(int type, const float *x, void *y, int64_t n, const float *importance, int wide) {
+    if (importance && (type == QUILL_Q4_0 || type == QUILL_Q4_1 || type == QUILL_Q5_0 || type == QUILL_Q5_1)) {
+        // the 32-blocks weight by the whole row's mean square
+        if (n % 32) return -1;
+        const float sigma2 = sum_of_squares(n, x) / n;
+        for (int64_t i = 0; i < n / 32; i += 8) {
+            const int blocks = (int)MIN(8, n / 32 - i);
+            const float *xb = x + 32 * i, *ib = importance + 32 * i;
+            switch (type) {
+            case QUILL_Q4_0: for (int b = 0; b < blocks; b++) q4_0_block_weighted(xb + 32 * b, ib + 32 * b, sigma2, (block_q4_0 *)y + i + b); break;
+            case QUILL_Q5_0: for (int b = 0; b < blocks; b++) q5_0_block_weighted(xb + 32 * b, ib + 32 * b, sigma2, (block_q5_0 *)y + i + b); break;
+            case QUILL_Q4_1: q4_1_blocks_weighted(blocks, xb, ib, sigma2, (block_q4_1 *)y + i, wide); break;
+            default: q5_1_blocks_weighted(blocks, xb, ib, sigma2, (block_q5_1 *)y + i, wide); break;
+            }
+        }
+        return 0;
+    }
     switch (type) {
 #define BLOCKS(size, block_t, ...) \
         if (n % (size)) return -1; \
-        for (int64_t i = 0; i < n / (size); i++) { const float *xb = x + i * (size); block_t *yb = (block_t *)y + i; __VA_ARGS__; } \
+        for (int64_t i = 0; i < n / (size); i++) { \
+            const float *xb = x + i * (size), *ib = importance ? importance + i * (size) : NULL; (void)ib; \
+            block_t *yb = (block_t *)y + i; __VA_ARGS__; } \
         return 0;
     case QUILL_Q4_0: BLOCKS(32, block_q4_0, q4_0_block(xb, yb))
     case QUILL_Q4_1: BLOCKS(32, block_q4_1, q4_1_block(xb, yb))
     case QUILL_Q5_0: BLOCKS(32, block_q5_0, q5_0_block(xb, yb))
     case QUILL_Q5_1: BLOCKS(32, block_q5_1, q5_1_block(xb, yb))
-    case QUILL_Q2_K: BLOCKS(256, block_q2_K, q2_K_block(xb, yb, wide))
-    case QUILL_Q3_K: BLOCKS(256, block_q3_K, q3_K_block(xb, yb))
-    case QUILL_Q4_K: BLOCKS(256, block_q4_K, q4_K_block(xb, yb, wide))
-    case QUILL_Q5_K: BLOCKS(256, block_q5_K, q5_K_block(xb, yb, wide))
-    case QUILL_Q6_K: BLOCKS(256, block_q6_K, q6_K_block(xb, yb))
+    case QUILL_Q2_K: BLOCKS(256, block_q2_K, q2_K_block(xb, ib, yb, wide))
+    case QUILL_Q3_K: BLOCKS(256, block_q3_K, q3_K_block(xb, ib, yb))
+    case QUILL_Q4_K: BLOCKS(256, block_q4_K, q4_K_block(xb, ib, yb, wide))
+    case QUILL_Q5_K: BLOCKS(256, block_q5_K, q5_K_block(xb, ib, yb, wide))
+    case QUILL_Q6_K: BLOCKS(256, block_q6_K, q6_K_block(xb, ib, yb))
 #undef BLOCKS
-    case QUILL_Q8_0:
+    case QUILL_Q8_0:   // takes no importance
         if (n % 32) return -1;
         if (wide) quill_quantize_row_q8_0(x, y, n);   // the activation quantizer: AVX2 where present, the same bytes
         else quill_quantize_row_q8_0_ref(x, y, n);
@@ -537,10 +754,12 @@ static int wide_available(void) { return cpu_has_avx2(); }
 static int wide_available(void) { return 0; }
 #endif
 
-int quill_quantize_row(int type, const float *x, void *y, int64_t n) { return quantize_row(type, x, y, n, wide_available()); }
+int quill_quantize_row(int type, const float *x, void *y, int64_t n, const float *importance) {
+    return quantize_row(type, x, y, n, importance, wide_available());
+}
 
-int quill_quantize_row_on(const char *isa, int type, const float *x, void *y, int64_t n) {
-    if (!strcmp(isa, "plain")) return quantize_row(type, x, y, n, 0);
-    if (!strcmp(isa, "avx2") && wide_available()) return quantize_row(type, x, y, n, 1);
+int quill_quantize_row_on(const char *isa, int type, const float *x, void *y, int64_t n, const float *importance) {
+    if (!strcmp(isa, "plain")) return quantize_row(type, x, y, n, importance, 0);
+    if (!strcmp(isa, "avx2") && wide_available()) return quantize_row(type, x, y, n, importance, 1);
     return -2;
 }

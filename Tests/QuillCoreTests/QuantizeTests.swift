@@ -28,10 +28,49 @@ import QuillCore
         for isa in ["plain", "avx2"] {
             var bytes = [UInt8](repeating: 0x5A, count: expected.count)
             let status = input.withUnsafeBufferPointer { x in
-                bytes.withUnsafeMutableBytes { quill_quantize_row_on(isa, Int32(type.rawValue), x.baseAddress!, $0.baseAddress!, Int64(input.count)) }
+                bytes.withUnsafeMutableBytes { quill_quantize_row_on(isa, Int32(type.rawValue), x.baseAddress!, $0.baseAddress!, Int64(input.count), nil) }
             }
             if status == -2 { print("\(type.name) \(isa): not on this CPU"); continue }
             #expect(status == 0 && bytes == expected, "\(type.name) on \(isa)")
+        }
+    }
+
+    /// With an importance matrix (llama-quantize --imatrix): ggml's weighted quantizers, byte for
+    /// byte, through `Quantize.rows` and on each instruction set (Q4_1 / Q5_1 and the K-quants
+    /// fit eight groups at once with AVX2).
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
+    func weightedByImportanceEqualsGGMLByteForByte(_ type: GGMLType) throws {
+        let input = DequantizeTests.floats(try DequantizeTests.fixture("quantize.input.f32"))
+        let importance = DequantizeTests.floats(try DequantizeTests.fixture("quantize.importance.f32"))
+        let expected = [UInt8](try DequantizeTests.fixture("quantize.\("\(type)".lowercased()).imatrix.bytes"))
+        #expect(importance.count == Self.columns)
+        let rowBytes = type.byteCount(Self.columns)
+        var got = [UInt8](repeating: 0xA5, count: expected.count)
+        input.withUnsafeBufferPointer { x in
+            importance.withUnsafeBufferPointer { w in
+                got.withUnsafeMutableBytes {
+                    Quantize.rows(type, from: x.baseAddress!, into: $0.baseAddress!, rows: Self.rows, columns: Self.columns, importance: w.baseAddress!)
+                }
+            }
+        }
+        let differing = zip(got, expected).filter { $0 != $1 }.count
+        print("\(type.name) with importance: \(expected.count - differing)/\(expected.count) bytes equal to ggml's")
+        #expect(differing == 0)
+        for isa in ["plain", "avx2"] {
+            var bytes = [UInt8](repeating: 0x5A, count: expected.count)
+            var status: Int32 = 0
+            input.withUnsafeBufferPointer { x in
+                importance.withUnsafeBufferPointer { w in
+                    bytes.withUnsafeMutableBytes { out in
+                        for r in 0..<Self.rows where status == 0 {
+                            status = quill_quantize_row_on(isa, Int32(type.rawValue), x.baseAddress! + r * Self.columns,
+                                                           out.baseAddress! + r * rowBytes, Int64(Self.columns), w.baseAddress!)
+                        }
+                    }
+                }
+            }
+            if status == -2 { print("\(type.name) \(isa): not on this CPU"); continue }
+            #expect(status == 0 && bytes == expected, "\(type.name) with importance on \(isa)")
         }
     }
 

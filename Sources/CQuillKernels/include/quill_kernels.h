@@ -26,12 +26,15 @@ void quill_quantize_row_q8_K(const float *x, void *y, int64_t k);
 void quill_quantize_row_q8_K_ref(const float *x, void *y, int64_t k);
 
 // Weights → a block type for writing model files (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K…Q6_K): the
-// arithmetic of ggml's reference quantizers, so files equal llama-quantize's and gguf-py's without an
-// importance matrix. n is a whole number of blocks; returns 0, or -1 for another type or length.
-int quill_quantize_row(int type, const float *x, void *y, int64_t n);
+// arithmetic of ggml's quantizers, so files equal llama-quantize's and gguf-py's. `importance`: NULL,
+// or one weight per value of the row (its column's mean squared activation, from an importance
+// matrix) for llama-quantize --imatrix's weighted fits (Q8_0 ignores it); x is then one whole row,
+// whose mean square the 32-blocks' weights use. n is a whole number of blocks; returns 0, or -1 for
+// another type or length.
+int quill_quantize_row(int type, const float *x, void *y, int64_t n, const float *importance);
 // The same on one instruction set ("plain": one group at a time; "avx2": eight groups in the lanes of
 // a register, where the K-quants spend their time): -2 where the CPU lacks it. For tests.
-int quill_quantize_row_on(const char *isa, int type, const float *x, void *y, int64_t n);
+int quill_quantize_row_on(const char *isa, int type, const float *x, void *y, int64_t n, const float *importance);
 
 // Dot products of n elements: weights `x` in their type, activations `y` in the matching
 // type (Q8_1 for Q4_1 and Q5_1, Q8_0 for Q4_0, Q5_0 and Q8_0, Q8_K for Q4_K, Q5_K and Q6_K,

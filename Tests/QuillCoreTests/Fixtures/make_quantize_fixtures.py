@@ -10,7 +10,10 @@ type, the K-quants included). Where both exist they must agree, or this script s
 Writes quant/quantize.input.f32 (ROWS rows of COLS little-endian float32: Gaussian weights at
 several scales, and the edge cases a quantizer gets wrong: an all-zero row, equal magnitudes of
 both signs, one outlier, values near the f16 subnormals, a constant row, a row of exact ties at
-.5 after scaling) and quant/quantize.<type>.bytes.
+.5 after scaling) and quant/quantize.<type>.bytes; and, for llama-quantize --imatrix,
+quant/quantize.importance.f32 (one weight per column, as an importance matrix gives: log-normal,
+a few columns far above the rest, one at zero) and quant/quantize.<type>.imatrix.bytes from ggml
+with those weights (every type that uses them).
 """
 import ctypes, os, sys
 import numpy as np
@@ -24,6 +27,7 @@ LIB = os.path.join(os.environ.get("LLAMA_CPP_BUILD", os.path.join(CACHE, "llama.
 ROWS, COLS = 12, 512
 TYPES = [T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
 GGUF_PY = {T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1}
+WEIGHTED = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
 
 
 def rows():
@@ -41,7 +45,15 @@ def rows():
     return x
 
 
-def ggml_quantize(x, qtype):
+def importance():
+    rng = np.random.default_rng(7)
+    w = np.exp(rng.standard_normal(COLS) * 1.5).astype(np.float32) * 0.01
+    w[[3, 100, 301]] *= 200                      # outlier channels, as real activations have
+    w[17] = 0
+    return w
+
+
+def ggml_quantize(x, qtype, weights=None):
     lib = ctypes.CDLL(LIB)
     lib.ggml_quantize_chunk.restype = ctypes.c_size_t
     lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -49,7 +61,9 @@ def ggml_quantize(x, qtype):
     block, size = gguf.GGML_QUANT_SIZES[qtype]
     out = np.zeros(ROWS * COLS // block * size, dtype=np.uint8)
     src = np.ascontiguousarray(x)
-    n = lib.ggml_quantize_chunk(int(qtype), src.ctypes.data, out.ctypes.data, 0, ROWS, COLS, None)
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)
+    n = lib.ggml_quantize_chunk(int(qtype), src.ctypes.data, out.ctypes.data, 0, ROWS, COLS,
+                                None if w is None else w.ctypes.data)
     assert n == out.size, (qtype.name, n, out.size)
     return out
 
@@ -66,6 +80,13 @@ def main():
                 sys.exit(f"{qtype.name}: gguf-py and ggml disagree on {(py != ours).sum()} bytes")
         ours.tofile(os.path.join(HERE, f"quantize.{qtype.name.lower()}.bytes"))
         print(f"{qtype.name}: {ours.size} bytes{' (gguf-py agrees)' if qtype in GGUF_PY else ''}")
+    w = importance()
+    w.astype("<f4").tofile(os.path.join(HERE, "quantize.importance.f32"))
+    for qtype in WEIGHTED:
+        weighted = ggml_quantize(x, qtype, w)
+        changed = (weighted != ggml_quantize(x, qtype)).sum()
+        weighted.tofile(os.path.join(HERE, f"quantize.{qtype.name.lower()}.imatrix.bytes"))
+        print(f"{qtype.name} with importance: {weighted.size} bytes, {changed} differ from the unweighted")
 
 
 if __name__ == "__main__":
