@@ -81,7 +81,7 @@ let package = Package(
         .target(name: "QuillTestSupport", path: "Tests/QuillTestSupport"),
         .testTarget(name: "QuillServerTests", dependencies: ["QuillServer", "QuillModels", "QuillFormats", "QuillTokenizers", "QuillTestSupport"]),
         .testTarget(name: "QuillTrainingTests", dependencies: ["QuillTraining", "QuillModels", "QuillCore", "QuillFormats", "QuillData", "QuillTokenizers"]),
-        .testTarget(name: "QuillEvalTests", dependencies: ["QuillEval", "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers"],
+        .testTarget(name: "QuillEvalTests", dependencies: ["QuillEval", "QuillModels", "QuillData", "QuillFormats", "QuillTokenizers", "QuillCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuillReviewTests", dependencies: ["QuillReview", "QuillCore", "QuillServer", "QuillModels", "QuillFormats", "QuillTestSupport"],
                     resources: [.copy("Fixtures")]),

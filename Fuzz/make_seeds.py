@@ -203,6 +203,28 @@ counts["hub"] = seeds("hub", [
     b"\1" + b"X-Repo-Commit: " + commit.encode() + b"\nX-Linked-Etag: \"" + b"ab" * 32 + b"\"\nX-Linked-Size: 1048576\nLocation: https://cdn.example/x?y=1\n",
     b"\1ETag: W/\"" + b"cd" * 20 + b"\"\nContent-Length: 23\n",
     b"\2org/name", b"\2org/name@v1.0/model.Q4_K_M.gguf", b"\2../etc/passwd", b"\2org/name@" + commit.encode()])
+def imatrix_gguf():
+    import numpy as np, tempfile
+    path = os.path.join(tempfile.mkdtemp(), "imatrix.gguf")
+    w = gguf.GGUFWriter(path, arch="")
+    w.add_type("imatrix"); w.add_array("imatrix.datasets", ["calibration.txt"])
+    w.add_uint32("imatrix.chunk_count", 2); w.add_uint32("imatrix.chunk_size", 512)
+    for name, columns in (("blk.0.attn_q.weight", 256), ("blk.0.ffn_down.weight", 512)):
+        w.add_tensor(name + ".in_sum2", (np.arange(columns, dtype=np.float32) % 7 + 0.5).reshape(1, columns))
+        w.add_tensor(name + ".counts", np.full((1, 1), 1024, dtype=np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    return read(path)
+
+
+def imatrix_dat():
+    name = b"blk.0.ffn_up.weight"
+    body = struct.pack("<i", 1) + struct.pack("<i", len(name)) + name + struct.pack("<ii", 4, 256)
+    body += struct.pack("<256f", *[(i % 5) * 0.25 for i in range(256)])
+    return body + struct.pack("<ii", 10, 5) + b"wiki2"
+
+
+import gguf
+counts["imatrix"] = seeds("imatrix", [imatrix_gguf(), imatrix_dat()])
 counts["review"] = seeds("review", [
     b"\0" + json.dumps({"name": "Ada"}).encode(),
     b"\1" + json.dumps({"token": "TOKEN", "comparison": 1, "verdict": "left", "comment": "better rhythm"}).encode(),

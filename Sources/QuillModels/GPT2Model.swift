@@ -183,18 +183,28 @@ public final class GPT2Model: LanguageModel {
     }
 
     public func forward(_ tokens: [Int32], cache: inout KVCache, logitsFrom first: Int) throws -> [Float] {
+        let x = try hiddenStates(tokens, cache: &cache)
+        return head(x, rows: min(max(first, 0), tokens.count)..<tokens.count)
+    }
+
+    public func observeProductInputs(_ tokens: [Int32], cache: inout KVCache, _ observe: ProductInputObserver) throws {
+        _ = try withoutActuallyEscaping(observe) { try hiddenStates(tokens, cache: &cache, observe: $0) }
+    }
+
+    /// Runs `tokens` through the blocks and appends them to the cache: the hidden states [N, C].
+    private func hiddenStates(_ tokens: [Int32], cache: inout KVCache, observe: ProductInputObserver? = nil) throws -> [Float] {
         let n = tokens.count, start = cache.count, c = config.hiddenSize
         guard n > 0 else { throw ModelError.emptyPrompt }
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
         let heads = config.heads
-        let x = try run(tokens, positions: (0..<n).map { start + $0 }) { l, q, k, v, att in
+        let x = try run(tokens, positions: (0..<n).map { start + $0 }, observe: observe) { l, q, k, v, att in
             cache.store(layer: l, at: start, keys: k, values: v, count: n)
             cache.withLayer(l) { keys, values in
                 Layers.attention(att, q: q, keys: keys, values: values, start: start, n: n, heads: heads, kvHeads: heads, headSize: c / heads)
             }
         }
         cache.count = start + n
-        return head(x, rows: min(max(first, 0), n)..<n)
+        return x
     }
 
     /// One decoding step for several independent sequences (see `LanguageModel.forwardBatch`).
@@ -215,8 +225,9 @@ public final class GPT2Model: LanguageModel {
     }
 
     /// The blocks over token rows at the given positions; `attend(layer, q, k, v, out)` stores
-    /// keys and values and writes attention output [N, C] for the rows.
-    private func run(_ tokens: [Int32], positions: [Int],
+    /// keys and values and writes attention output [N, C] for the rows. `observe` sees each
+    /// product's input.
+    private func run(_ tokens: [Int32], positions: [Int], observe: ProductInputObserver? = nil,
                      attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) throws -> [Float] {
         let n = tokens.count, c = config.hiddenSize, vocab = config.vocabularySize
         var x = [Float](repeating: 0, count: n * c)
@@ -230,6 +241,7 @@ public final class GPT2Model: LanguageModel {
         var fc = [Float](repeating: 0, count: n * ff)
         for (l, b) in blocks.enumerated() {
             Layers.layernorm(&h, x, b.ln1Weight, b.ln1Bias, n: n, c: c, eps: config.layerNormEpsilon)
+            observe?("blk.\(l).attn_qkv.weight", h, n, c)
             Matmul.forward(&qkv, h, b.qkv, b.qkvBias, n: n, c: c, oc: 3 * c)
             for i in 0..<n {   // [N, 3C] → q, k, v [N, C]
                 for j in 0..<c {
@@ -239,11 +251,14 @@ public final class GPT2Model: LanguageModel {
             q.withUnsafeBufferPointer { q in k.withUnsafeBufferPointer { k in v.withUnsafeBufferPointer { v in
                 att.withUnsafeMutableBufferPointer { attend(l, q.baseAddress!, k.baseAddress!, v.baseAddress!, $0.baseAddress!) }
             } } }
+            observe?("blk.\(l).attn_output.weight", att, n, c)
             Matmul.forward(&h, att, b.proj, b.projBias, n: n, c: c, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
             Layers.layernorm(&h, x, b.ln2Weight, b.ln2Bias, n: n, c: c, eps: config.layerNormEpsilon)
+            observe?("blk.\(l).ffn_up.weight", h, n, c)
             Matmul.forward(&fc, h, b.fc, b.fcBias, n: n, c: c, oc: ff)
             fc.withUnsafeMutableBufferPointer { Layers.geluForward($0.baseAddress!, $0.baseAddress!, count: n * ff) }
+            observe?("blk.\(l).ffn_down.weight", fc, n, ff)
             Matmul.forward(&h, fc, b.fcProj, b.fcProjBias, n: n, c: ff, oc: c)
             for i in 0..<(n * c) { x[i] += h[i] }
         }

@@ -1,3 +1,7 @@
+/// Sees the input of a weight product: the weight's GGUF name (`blk.0.attn_q.weight`) and the
+/// rows that meet it, [rows, columns].
+public typealias ProductInputObserver = (_ weight: String, _ input: UnsafePointer<Float>, _ rows: Int, _ columns: Int) -> Void
+
 /// What generation needs from an architecture: run tokens through it with a KV cache.
 public protocol LanguageModel: Sendable {
     var vocabularySize: Int { get }
@@ -14,6 +18,10 @@ public protocol LanguageModel: Sendable {
     /// One decoding step for several independent sequences at once: sequence b appends
     /// tokens[b] at its own position caches[b].count. Returns logits [B, V].
     func forwardBatch(_ tokens: [Int32], caches: inout [KVCache]) throws -> [Float]
+    /// Runs `tokens` through the blocks as `forward` does (appending them to the cache; no head),
+    /// handing `observe` the input of every weight product of the blocks, in order: what an
+    /// importance matrix (llama-imatrix) sums.
+    func observeProductInputs(_ tokens: [Int32], cache: inout KVCache, _ observe: ProductInputObserver) throws
 }
 
 extension LanguageModel {

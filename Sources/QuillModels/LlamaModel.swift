@@ -278,15 +278,19 @@ public final class LlamaModel: Sendable {
         }
     }
 
+    public func observeProductInputs(_ tokens: [Int32], cache: inout KVCache, _ observe: ProductInputObserver) throws {
+        _ = try withoutActuallyEscaping(observe) { try hiddenStates(tokens, cache: &cache, observe: $0) }
+    }
+
     /// Runs `tokens` through the blocks and appends them to the cache: the final hidden states [N, C].
-    private func hiddenStates(_ tokens: [Int32], cache: inout KVCache) throws -> [Float] {
+    private func hiddenStates(_ tokens: [Int32], cache: inout KVCache, observe: ProductInputObserver? = nil) throws -> [Float] {
         let n = tokens.count, start = cache.count
         guard n > 0 else { throw ModelError.emptyPrompt }
         guard start + n <= cache.capacity else { throw ModelError.contextOverflow(tokens: start + n, context: cache.capacity) }
         let cfg = config
         var x = try embed(tokens)
         let positions = (0..<n).map { Int32(start + $0) }
-        try runBlocks(&x, positions: positions, sequenceLengths: [Int](repeating: start + n, count: n)) { l, q, k, v, att in
+        try runBlocks(&x, positions: positions, sequenceLengths: [Int](repeating: start + n, count: n), observe: observe) { l, q, k, v, att in
             cache.store(layer: l, at: start, keys: k, values: v, count: n)
             cache.withLayer(l) { keys, values in
                 Layers.attention(att, q: q, keys: keys, values: values, start: start, n: n, heads: cfg.heads,
@@ -353,8 +357,8 @@ public final class LlamaModel: Sendable {
 
     /// The decoder blocks over x [N, C] in place; `attend(layer, q, k, v, out)` stores keys and
     /// values and fills the attention output, which is where sequences differ. Row i is at
-    /// `positions[i]` of a sequence `sequenceLengths[i]` long.
-    private func runBlocks(_ x: inout [Float], positions: [Int32], sequenceLengths: [Int],
+    /// `positions[i]` of a sequence `sequenceLengths[i]` long. `observe` sees each product's input.
+    private func runBlocks(_ x: inout [Float], positions: [Int32], sequenceLengths: [Int], observe: ProductInputObserver? = nil,
                            attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let cfg = config, n = positions.count
         // runs of rows that share their frequencies: one run, unless dynamic scaling differs per sequence
@@ -384,6 +388,7 @@ public final class LlamaModel: Sendable {
         var up = [Float](repeating: 0, count: n * ff)
         for (l, block) in blocks.enumerated() {
             Layers.rmsnorm(&h, x, block.attentionNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
+            if let observe { for name in ["attn_q", "attn_k", "attn_v"] { observe("blk.\(l).\(name).weight", h, n, c) } }
             q.withUnsafeMutableBufferPointer { qb in
                 k.withUnsafeMutableBufferPointer { kb in
                     v.withUnsafeMutableBufferPointer { vb in
@@ -420,11 +425,13 @@ public final class LlamaModel: Sendable {
                     }
                 }
             }
+            observe?("blk.\(l).attn_output.weight", att, n, qDim)
             block.output.apply(&h, att, nil, n: n, c: qDim, oc: c, denseFrom: denseBatchThreshold)
             if let norm = block.postAttentionNorm { Self.normalize(&h, norm, rows: n, eps: cfg.rmsNormEpsilon) }
             for i in 0..<(n * c) { x[i] += h[i] }
 
             Layers.rmsnorm(&h, x, block.ffnNorm, n: n, c: c, eps: cfg.rmsNormEpsilon)
+            if let observe { for name in ["ffn_gate", "ffn_up"] { observe("blk.\(l).\(name).weight", h, n, c) } }
             gate.withUnsafeMutableBufferPointer { gb in
                 up.withUnsafeMutableBufferPointer { ub in
                     Self.apply([(block.gate, gb.baseAddress!, nil, ff), (block.up, ub.baseAddress!, nil, ff)], h,
@@ -435,6 +442,7 @@ public final class LlamaModel: Sendable {
             case .silu: Layers.swiglu(&gate, gate, up, count: n * ff)
             case .geluTanh: Layers.geglu(&gate, gate, up, count: n * ff)
             }
+            observe?("blk.\(l).ffn_down.weight", gate, n, ff)
             block.down.apply(&h, gate, nil, n: n, c: ff, oc: c, denseFrom: denseBatchThreshold)
             if let norm = block.postFeedForwardNorm { Self.normalize(&h, norm, rows: n, eps: cfg.rmsNormEpsilon) }
             for i in 0..<(n * c) { x[i] += h[i] }

@@ -44,6 +44,9 @@ struct EvalCommand: AsyncParsableCommand {
     @Flag(name: .customLong("kl-divergence"),
           help: "Compare each model with the reference in --kl-divergence-base on its tokens and chunks: KL divergence, perplexity ratio, top-token agreement.")
     var klDivergence = false
+    @Option(name: .customLong("imatrix"),
+            help: "Compute an importance matrix on the data instead (llama-imatrix: llama-cpp chunks, -c, --chunks) and write it to this file in llama.cpp's imatrix GGUF format, for quill quantize / export --imatrix and llama-quantize.")
+    var importanceMatrix: String?
     @Flag(help: "Run every weight in fp32 (dequantized) instead of the int8 kernels.") var dense = false
     @Flag(name: .customLong("int8-prompts"), help: "Weights in a type without an interleaved int8 layout (Q5_1, Q5_K, ...) stay on their row kernels for whole windows too, as llama.cpp runs them.")
     var int8Prompts = false
@@ -70,6 +73,11 @@ struct EvalCommand: AsyncParsableCommand {
         let inputs = data + file
         guard !inputs.isEmpty else { throw ValidationError("give the data to evaluate: a file, several, or a quill prepare folder") }
         let paths = try inputs.map { try EvaluationDataReader.resolve($0, split: split) }
+        if let importanceMatrix {
+            guard evaluationProtocol != .rolling else { throw ValidationError("--imatrix follows llama-imatrix's chunks: drop --protocol rolling") }
+            guard systems.count == 1, klDivergenceBase == nil else { throw ValidationError("--imatrix computes one model's importance matrix: give one -m and no --kl-divergence-base") }
+            return try runImportanceMatrix(systems[0], paths: paths, writingTo: importanceMatrix)
+        }
         if klDivergenceBase != nil {
             guard evaluationProtocol != .rolling else { throw ValidationError("--kl-divergence-base follows llama-perplexity's chunks: drop --protocol rolling") }
             guard systems.count == 1 else { throw ValidationError("--kl-divergence-base writes one reference model's log-probabilities: give one -m") }
@@ -98,6 +106,26 @@ struct EvalCommand: AsyncParsableCommand {
             try LlamaCppPerplexityRun(context: chunkSize, chunks: chunks)
                 .run(model: model, tokenizer: tokenizer, text: text, modelPath: path, logProbabilitiesTo: klDivergenceBase)
         }
+    }
+
+    /// llama-imatrix: the importance matrix of the model's products over the data's chunks.
+    func runImportanceMatrix(_ system: ModelSystem, paths: [String], writingTo output: String) throws {
+        let perplexity = Perplexity(context: context ?? 512, maxChunks: chunks)
+        let text = try paths.map { try ExampleRecords.text($0) }.joined()
+        let (model, tokenizer, path) = try load(system)
+        let tokens = try perplexity.tokenize(text, tokenizer: tokenizer)
+        let total = perplexity.chunks(of: tokens.count)
+        print("\((path as NSString).lastPathComponent): importance matrix over \(total) chunks of \(perplexity.context) tokens")
+        let start = Date()
+        let matrix = try perplexity.importanceMatrix(model, tokens: tokens, bos: Perplexity.chunkBos(tokenizer), datasets: paths) { done, total in
+            let seconds = Date().timeIntervalSince(start)
+            FileHandle.standardError.write(Data(String(format: "\r[%d/%d] %.1f s, %.0f tokens/s", done, total, seconds,
+                                                       Double(done * perplexity.context) / seconds).utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        try matrix.write(to: output)
+        print(String(format: "wrote %@: %d entries, %d chunks of %d tokens, in %.1f s", output, matrix.entries.count, matrix.chunkCount,
+                     matrix.chunkSize, Date().timeIntervalSince(start)))
     }
 
     /// llama-perplexity --kl-divergence: each model against the reference file, on its tokens.

@@ -42,11 +42,15 @@ struct ExportCommand: ParsableCommand {
     var maxShardSize = "5GB"
     @Option(help: "general.name of a GGUF written from a Hugging Face directory or a run (default: SOURCE's name).") var name: String?
     @Flag(name: .customLong("dry-run"), help: "Print each tensor's type and the sizes (--to gguf); write nothing.") var dryRun = false
+    @OptionGroup var importanceMatrix: ImportanceMatrixOption
     @OptionGroup var threads: ThreadsOption
 
     func run() throws {
         threads.apply()
         let start = Date()
+        if importanceMatrix.path != nil && to != .gguf {
+            throw ValidationError("--imatrix weights quantization: it applies to --to gguf only")
+        }
         let resolved = try ExportSource(source, adapter: adapter)
         let label = name ?? resolved.name
         switch to {
@@ -75,8 +79,10 @@ struct ExportCommand: ParsableCommand {
             let model = try resolved.mergedModel()
             let metadata = try resolved.ggufFile.map(\.orderedMetadata)
                 ?? model.ggufMetadata(name: label, tokenizer: try resolved.tokenizer(), source: resolved.path)
-            let options = GGUFQuantizer.Options(fileType: fileType)
+            var options = GGUFQuantizer.Options(fileType: fileType)
+            try importanceMatrix.read(into: &options)
             let plan = try model.ggufPlan(metadata: metadata, options: options)
+            importanceMatrix.report(options, plan)
             let report = PlanReport(plan: plan)
             if dryRun {
                 for (i, e) in plan.entries.enumerated() { print(report.line(i, e)) }

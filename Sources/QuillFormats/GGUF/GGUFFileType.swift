@@ -75,8 +75,9 @@ public enum GGUFFileType: String, CaseIterable, Sendable {
 ///   attn_output per mix;
 /// - a row that is not a whole number of 256 falls back to Q4_0 / Q5_0 / Q5_1 / Q8_0 (the
 ///   K-quant's 32-block neighbour), or F16 when not even 32 divides it.
+/// - with an importance matrix, Q4_0 and Q5_0 give the first eighth of ffn_down Q4_1 / Q5_1.
 /// Rules llama.cpp keeps for architectures Quill does not load (Falcon, mixtures of experts, the
-/// 70B attn_v bump, imatrix-only adjustments) are not here.
+/// 70B attn_v bump) and for the IQ types are not here.
 public struct GGUFQuantizationPlan {
     public struct Options: Sendable {
         public var fileType: GGUFFileType
@@ -86,6 +87,8 @@ public struct GGUFQuantizationPlan {
         public var quantizeOutput = true
         public var outputType: GGMLType?
         public var tokenEmbeddingType: GGMLType?
+        /// Quantizing with an importance matrix (llama-quantize --imatrix), which one rule looks at.
+        public var hasImportanceMatrix = false
 
         public init(fileType: GGUFFileType) { self.fileType = fileType }
     }
@@ -124,7 +127,10 @@ public struct GGUFQuantizationPlan {
             }
             var type = options.fileType.baseType
             guard type.isBlockQuantized else { return Entry(name: t.name, dimensions: t.dimensions, from: t.type, to: type, fallback: nil) }
-            if !options.pure { type = counters.mixType(type, category, columns: t.dimensions[0], fileType: options.fileType) }
+            if !options.pure {
+                type = counters.mixType(type, category, columns: t.dimensions[0], fileType: options.fileType,
+                                        hasImportanceMatrix: options.hasImportanceMatrix)
+            }
             let fitted = Self.fitting(type, columns: t.dimensions[0])
             return Entry(name: t.name, dimensions: t.dimensions, from: t.type, to: fitted, fallback: fitted == type ? nil : type)
         }
@@ -194,7 +200,8 @@ public struct GGUFQuantizationPlan {
         /// The first and last eighth of the layers, and every third layer between.
         static func moreBits(_ i: Int, _ n: Int) -> Bool { i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2 }
 
-        mutating func mixType(_ base: GGMLType, _ category: Category, columns: Int, fileType: GGUFFileType) -> GGMLType {
+        mutating func mixType(_ base: GGMLType, _ category: Category, columns: Int, fileType: GGUFFileType,
+                              hasImportanceMatrix: Bool) -> GGMLType {
             if category == .output || (tiedEmbeddings && category == .tokenEmbedding) {
                 if columns % base.blockLayout.elements != 0 { return .q8_0 }
                 return base == .q8_0 ? .q8_0 : .q6_K
@@ -221,6 +228,9 @@ public struct GGUFQuantizationPlan {
                 case .q3_K_L: return .q5_K
                 case .q4_K_M, .q5_K_M: return Self.moreBits(i, n) ? .q6_K : base
                 case .q4_K_S: return i < n / 8 ? .q5_K : base
+                // "craziness in the first few ffn_down layers" that even an importance matrix leaves
+                case .q4_0 where hasImportanceMatrix && i < n / 8: return .q4_1
+                case .q5_0 where hasImportanceMatrix && i < n / 8: return .q5_1
                 default: return base
                 }
             case .attentionOutput:

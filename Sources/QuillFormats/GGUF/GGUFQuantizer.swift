@@ -14,13 +14,38 @@ public enum GGUFQuantizer {
         /// Quantize tensors already block-quantized in another type than Q8_0 (each step loses more;
         /// dequantizing to F32, F16 or BF16 needs no permission).
         public var allowRequantize = false
+        /// An importance matrix (llama-quantize --imatrix) and the path it was read from, which the
+        /// file records: the weighted quantizers for the tensors it has an entry for.
+        public var importanceMatrix: (matrix: ImportanceMatrix, path: String)? {
+            didSet { plan.hasImportanceMatrix = importanceMatrix != nil }
+        }
         public init(fileType: GGUFFileType) { plan = .init(fileType: fileType) }
+
+        /// The importance of `entry`'s columns, where the matrix has it and the tensor is quantized.
+        func importance(for entry: GGUFQuantizationPlan.Entry) throws -> [Float]? {
+            guard let (matrix, path) = importanceMatrix, entry.to.isBlockQuantized, entry.from != entry.to,
+                  let importance = matrix.importance(for: entry.name) else { return nil }
+            let expected = entry.dimensions[0] * (entry.dimensions.count > 2 ? entry.dimensions[2] : 1)
+            guard importance.count == expected else {
+                // as llama-quantize: the token embedding (never a product's weight) is let through
+                if entry.name == "token_embd.weight" { return nil }
+                throw Failure.importanceSize(path: path, tensor: entry.name, entries: importance.count, columns: expected)
+            }
+            return importance
+        }
+
+        /// Quantized tensors the matrix has no entry for (quantized without one, as llama-quantize does).
+        public func tensorsWithoutImportance(_ plan: GGUFQuantizationPlan) -> [String] {
+            guard let (matrix, _) = importanceMatrix else { return [] }
+            return plan.entries.filter { $0.to.isBlockQuantized && $0.from != $0.to && matrix.entries[$0.name] == nil }.map(\.name)
+        }
     }
 
     public enum Failure: Error, CustomStringConvertible {
         case requantizing(path: String, tensor: String, from: GGMLType)
         case nonFinite(path: String, tensor: String, row: Int)
         case cannotWrite(tensor: String, type: GGMLType)
+        case importanceSize(path: String, tensor: String, entries: Int, columns: Int)
 
         public var description: String {
             switch self {
@@ -28,6 +53,8 @@ public enum GGUFQuantizer {
                 return "\(path): tensor \(tensor) is already \(from.name); quantizing it again loses more than quantizing the F16/F32 original once (pass --allow-requantize to do it anyway)"
             case let .nonFinite(path, tensor, row):
                 return "\(path): tensor \(tensor) has a NaN or infinite value in row \(row); nothing was written (a damaged file, or a training run that diverged)"
+            case let .importanceSize(path, tensor, entries, columns):
+                return "\(path): the importance matrix has \(entries) values for \(tensor), whose rows have \(columns) (a matrix made for another model?)"
             case let .cannotWrite(tensor, type):
                 return "tensor \(tensor): Quill cannot write \(type.name) (it writes \(Quantize.writableTypes.map(\.name).joined(separator: ", ")))"
             }
@@ -88,7 +115,9 @@ public enum GGUFQuantizer {
         let plan = plan ?? Self.plan(for: tensors.map { ($0.name, $0.dimensions, $0.type) },
                                      metadata: Dictionary(metadata, uniquingKeysWith: { a, _ in a }), options: options)
         // every refusal before a byte is written
+        var importance: [String: [Float]] = [:]
         for entry in plan.entries where entry.from != entry.to {
+            importance[entry.name] = try options.importance(for: entry)
             guard Quantize.writableTypes.contains(entry.to) else { throw Failure.cannotWrite(tensor: entry.name, type: entry.to) }
             // to F32 / F16 / BF16 is dequantization, not a second loss of the same kind
             if entry.from.isBlockQuantized && entry.to.isBlockQuantized && entry.from != .q8_0 && !options.allowRequantize {
@@ -97,7 +126,8 @@ public enum GGUFQuantizer {
         }
         var writer = GGUFWriter(metadata: metadata)
         // moved to the end, in this order, as llama-quantize does: the two files are then byte-identical
-        for (key, value) in [("general.quantization_version", GGUFValue.uint32(2)), ("general.file_type", .uint32(options.plan.fileType.code))] {
+        for (key, value) in [("general.quantization_version", GGUFValue.uint32(2)), ("general.file_type", .uint32(options.plan.fileType.code))]
+            + importanceMetadata(options.importanceMatrix) {
             writer.remove(key)
             writer.metadata.append((key, value))
         }
@@ -115,11 +145,39 @@ public enum GGUFQuantizer {
                     }
                     let columns = entry.dimensions[0], rows = entry.dimensions.reduce(1, *) / max(columns, 1)
                     let values = try floats(of: tensor, bytes: bytes, source: source, into: scratch, pool: pool)
-                    Quantize.rows(entry.to, from: values.baseAddress!, into: out.baseAddress!, rows: rows, columns: columns, pool: pool)
+                    if let weights = importance[entry.name] {
+                        // one matrix of weights per slice of a 3-D tensor (llama.cpp's experts)
+                        let perMatrix = entry.dimensions.count > 1 ? entry.dimensions[1] : 1
+                        for m in 0..<(rows / perMatrix) {
+                            weights.withUnsafeBufferPointer { w in
+                                Quantize.rows(entry.to, from: values.baseAddress! + m * perMatrix * columns,
+                                              into: out.baseAddress! + m * perMatrix * entry.to.byteCount(columns), rows: perMatrix,
+                                              columns: columns, importance: w.baseAddress! + m * columns, pool: pool)
+                            }
+                        }
+                    } else {
+                        Quantize.rows(entry.to, from: values.baseAddress!, into: out.baseAddress!, rows: rows, columns: columns, pool: pool)
+                    }
                 }
             })
         }
         try writer.write(to: path) { i, _ in progress(i, plan.entries[i]) }
+    }
+
+    /// What llama-quantize records of an importance matrix: its path and first dataset (at most 127
+    /// bytes each, as there), its entry count and, where known, its chunk count.
+    static func importanceMetadata(_ importance: (matrix: ImportanceMatrix, path: String)?) -> [(String, GGUFValue)] {
+        guard let (matrix, path) = importance else { return [] }
+        func truncated(_ s: String) -> String {
+            var bytes = Array(s.utf8.prefix(127))
+            while String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        var pairs: [(String, GGUFValue)] = [("quantize.imatrix.file", .string(truncated(path)))]
+        if let dataset = matrix.datasets.first { pairs.append(("quantize.imatrix.dataset", .string(truncated(dataset)))) }
+        pairs.append(("quantize.imatrix.entries_count", .uint32(UInt32(clamping: matrix.entries.count))))
+        if matrix.chunkCount > 0 { pairs.append(("quantize.imatrix.chunks_count", .uint32(UInt32(clamping: matrix.chunkCount)))) }
+        return pairs
     }
 
     /// One fp32 buffer for every tensor in turn (fresh pages for each would be faulted in and zeroed).
