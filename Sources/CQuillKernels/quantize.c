@@ -11,8 +11,9 @@
 //                      the super-block's d and dmin, and q recomputed against the rounded scales
 //   Q3_K, Q6_K   per group of 16: a symmetric scale fitted by least squares weighted with x²;
 //                then 6- or 8-bit signed scales against d, and q recomputed
-// Where the CPU has AVX2, the Q2_K / Q4_K / Q5_K fits (where the time goes) run eight groups at
-// once, one per lane, each lane the plain fit's operations in its order: the same bytes.
+// Where the CPU has AVX2, the group fits (where the time goes: Q2_K, Q4_K, Q5_K and Q6_K, and with
+// an importance matrix every type's) run eight groups at once, one per lane, each lane the plain
+// fit's operations in its order: the same bytes.
 #pragma STDC FP_CONTRACT OFF
 
 #include "quill_kernels.h"
@@ -325,6 +326,101 @@ static float fit_scale_symmetric(int n, int nmax, const float *x, const float *w
     return scale;
 }
 
+#if QUILL_X86
+// fit_scale_symmetric for eight groups at once, one per lane (xt, wt: element i of group g at
+// [i * 8 + g], wt the weights, x² where the caller had none): each lane the plain fit's operations
+// in its order, branches as masks, so the scales and levels are the same bits.
+AVX2 static void fit_scale_symmetric_x8(int n, int nmax, const float *xt, const float *wt, int8_t *L, int l_stride, float *scale_out) {
+    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f), magic = _mm256_set1_ps(12582912.f);
+    const __m256i mantissa = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+    const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+#define LEVEL(v, li, lf) do { \
+        li = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(v, magic)), mantissa), bias); \
+        li = _mm256_min_epi32(_mm256_max_epi32(li, lo), hi); lf = _mm256_cvtepi32_ps(li); } while (0)
+    // the signed extreme: the first element of largest magnitude
+    __m256 amax = zero, max = zero;
+    for (int i = 0; i < n; i++) {
+        const __m256 x = _mm256_loadu_ps(xt + 8 * i), ax = _mm256_andnot_ps(sign, x), larger = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+        amax = _mm256_blendv_ps(amax, ax, larger);
+        max = _mm256_blendv_ps(max, x, larger);
+    }
+    const __m256 flat = _mm256_cmp_ps(amax, _mm256_set1_ps(group_epsilon), _CMP_LT_OQ);
+    int8_t best[32][8], candidate[32][8];
+    __m256i li;
+    __m256 lf;
+    // the first grid: the extreme at -nmax
+    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max), sumlx = zero, suml2 = zero;
+    for (int i = 0; i < n; i++) {
+        const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
+        LEVEL(_mm256_mul_ps(iscale, x), li, lf);
+        int32_t l32[8];
+        _mm256_storeu_si256((__m256i *)l32, li);
+        for (int g = 0; g < 8; g++) best[i][g] = (int8_t)l32[g];
+        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(w, x), lf));
+        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w, lf), lf));
+    }
+    __m256 scale = _mm256_blendv_ps(_mm256_div_ps(sumlx, suml2), zero, _mm256_cmp_ps(suml2, zero, _CMP_EQ_OQ));
+    __m256 best_fit = _mm256_mul_ps(scale, sumlx);
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = _mm256_div_ps(_mm256_set1_ps(-(nmax + 0.1f * is)), max);
+        sumlx = suml2 = zero;
+        for (int i = 0; i < n; i++) {
+            const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
+            LEVEL(_mm256_mul_ps(iscale, x), li, lf);
+            int32_t l32[8];
+            _mm256_storeu_si256((__m256i *)l32, li);
+            for (int g = 0; g < 8; g++) candidate[i][g] = (int8_t)l32[g];
+            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(w, x), lf));
+            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w, lf), lf));
+        }
+        const __m256 better = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
+                                            _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best_fit, suml2), _CMP_GT_OQ));
+        const int lanes = _mm256_movemask_ps(_mm256_andnot_ps(flat, better));
+        if (!lanes) continue;
+        const __m256 this_scale = _mm256_div_ps(sumlx, suml2);
+        scale = _mm256_blendv_ps(scale, this_scale, better);
+        best_fit = _mm256_blendv_ps(best_fit, _mm256_mul_ps(this_scale, sumlx), better);
+        for (int i = 0; i < n; i++)
+            for (int g = 0; g < 8; g++) if (lanes >> g & 1) best[i][g] = candidate[i][g];
+    }
+#undef LEVEL
+    const int flat_lanes = _mm256_movemask_ps(flat);
+    float scales[8];
+    _mm256_storeu_ps(scales, scale);
+    for (int g = 0; g < 8; g++) {
+        const int empty = flat_lanes >> g & 1;
+        scale_out[g] = empty ? 0 : scales[g];
+        for (int i = 0; i < n; i++) L[g * l_stride + i] = empty ? 0 : (int8_t)(best[i][g] + nmax);
+    }
+}
+#endif
+
+// fit_scale_symmetric over `groups` consecutive groups of n (weights w, or x² where NULL), eight
+// lanes at a time where `wide` (n ≤ 32)
+static void fit_groups_symmetric(int wide, int groups, int n, int nmax, const float *x, const float *w, int8_t *L, float *scales) {
+#if QUILL_X86
+    if (wide) {
+        const int whole = groups / 8 * 8;
+        for (int first = 0; first < whole; first += 8) {
+            float xt[32 * 8], wt[32 * 8];
+            for (int g = 0; g < 8; g++)
+                for (int i = 0; i < n; i++) {
+                    const float v = x[(first + g) * n + i];
+                    xt[i * 8 + g] = v;
+                    wt[i * 8 + g] = w ? w[(first + g) * n + i] : v * v;
+                }
+            fit_scale_symmetric_x8(n, nmax, xt, wt, L + first * n, n, scales + first);
+        }
+        for (int g = whole; g < groups; g++)
+            scales[g] = fit_scale_symmetric(n, nmax, x + g * n, w ? w + g * n : NULL, L + g * n);
+        return;
+    }
+#endif
+    (void)wide;
+    for (int g = 0; g < groups; g++) scales[g] = fit_scale_symmetric(n, nmax, x + g * n, w ? w + g * n : NULL, L + g * n);
+}
+
 // Symmetric, for Q3_K: the first grid, then up to five passes that move single elements to the
 // level that most improves the weighted fit. L is left in [-nmax, nmax-1] + nmax.
 static float fit_scale_symmetric_refined(int n, int nmax, const float *x, int8_t *L) {
@@ -430,21 +526,27 @@ static float fit_scale_positive(int n, int nmax, const float *x, uint8_t *L, con
 
 // --- blocks of 32 with an importance matrix: σ² is the whole row's mean square --------------------
 
-// Q4_0 / Q5_0: the symmetric fit with the weights
-static void q4_0_block_weighted(const float *x, const float *importance, float sigma2, block_q4_0 *y) {
-    float w[32];
-    int8_t L[32];
-    importance_weights(32, x, importance, sigma2, w);
-    y->d = float_to_half(fit_scale_symmetric(32, 8, x, w, L));
-    for (int j = 0; j < 16; j++) y->qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
+// Q4_0 / Q5_0: up to eight blocks' symmetric fits with the weights at once
+static void q4_0_blocks_weighted(int blocks, const float *x, const float *importance, float sigma2, block_q4_0 *y, int wide) {
+    float w[256], scales[8];
+    int8_t L[256];
+    importance_weights(32 * blocks, x, importance, sigma2, w);
+    fit_groups_symmetric(wide, blocks, 32, 8, x, w, L, scales);
+    for (int b = 0; b < blocks; b++) {
+        y[b].d = float_to_half(scales[b]);
+        for (int j = 0; j < 16; j++) y[b].qs[j] = (uint8_t)(L[32 * b + j] | L[32 * b + j + 16] << 4);
+    }
 }
 
-static void q5_0_block_weighted(const float *x, const float *importance, float sigma2, block_q5_0 *y) {
-    float w[32];
-    int8_t L[32];
-    importance_weights(32, x, importance, sigma2, w);
-    y->d = float_to_half(fit_scale_symmetric(32, 16, x, w, L));
-    pack_five_bits((const uint8_t *)L, y->qs, y->qh);
+static void q5_0_blocks_weighted(int blocks, const float *x, const float *importance, float sigma2, block_q5_0 *y, int wide) {
+    float w[256], scales[8];
+    int8_t L[256];
+    importance_weights(32 * blocks, x, importance, sigma2, w);
+    fit_groups_symmetric(wide, blocks, 32, 16, x, w, L, scales);
+    for (int b = 0; b < blocks; b++) {
+        y[b].d = float_to_half(scales[b]);
+        pack_five_bits((const uint8_t *)L + 32 * b, y[b].qs, y[b].qh);
+    }
 }
 
 // Q4_1 / Q5_1: up to eight blocks' asymmetric fits at once (37 grids each)
@@ -530,7 +632,7 @@ static void q2_K_block(const float *x, const float *importance, block_q2_K *y, i
     pack_two_bits(L, y->qs);
 }
 
-static void q3_K_block(const float *x, const float *importance, block_q3_K *y) {
+static void q3_K_block(const float *x, const float *importance, block_q3_K *y, int wide) {
     int8_t L[256];
     float scales[16];
     memset(y->scales, 0, 12);
@@ -538,10 +640,8 @@ static void q3_K_block(const float *x, const float *importance, block_q3_K *y) {
         float w[256], group_weight[16];
         int8_t ls[16];
         importance_weights(256, x, importance, 2 * sum_of_squares(256, x) / 256, w);
-        for (int j = 0; j < 16; j++) {
-            group_weight[j] = sum_of(16, w + 16 * j);
-            scales[j] = fit_scale_symmetric(16, 4, x + 16 * j, w + 16 * j, L + 16 * j);
-        }
+        for (int j = 0; j < 16; j++) group_weight[j] = sum_of(16, w + 16 * j);
+        fit_groups_symmetric(wide, 16, 16, 4, x, w, L, scales);
         // the 16 scales as signed 6-bit levels of one scale, fitted with the groups' weights
         const float d = fit_scale_symmetric(16, 32, scales, group_weight, ls);
         for (int j = 0; j < 16; j++) {
@@ -676,10 +776,10 @@ static void q5_K_block(const float *x, const float *importance, block_q5_K *y, i
 }
 
 // with an importance matrix, each group's fit is weighted by the importance alone
-static void q6_K_block(const float *x, const float *importance, block_q6_K *y) {
+static void q6_K_block(const float *x, const float *importance, block_q6_K *y, int wide) {
     int8_t L[256];
     float scales[16];
-    for (int j = 0; j < 16; j++) scales[j] = fit_scale_symmetric(16, 32, x + 16 * j, importance ? importance + 16 * j : NULL, L + 16 * j);
+    fit_groups_symmetric(wide, 16, 16, 32, x, importance, L, scales);
     const float max_scale = signed_extreme(scales, 16);
     if (fabsf(max_scale) < group_epsilon) { memset(y, 0, sizeof *y); return; }
     const float iscale = -128.f / max_scale;
@@ -713,8 +813,8 @@ static int quantize_row(int type, const float *x, void *y, int64_t n, const floa
             const int blocks = (int)MIN(8, n / 32 - i);
             const float *xb = x + 32 * i, *ib = importance + 32 * i;
             switch (type) {
-            case QUILL_Q4_0: for (int b = 0; b < blocks; b++) q4_0_block_weighted(xb + 32 * b, ib + 32 * b, sigma2, (block_q4_0 *)y + i + b); break;
-            case QUILL_Q5_0: for (int b = 0; b < blocks; b++) q5_0_block_weighted(xb + 32 * b, ib + 32 * b, sigma2, (block_q5_0 *)y + i + b); break;
+            case QUILL_Q4_0: q4_0_blocks_weighted(blocks, xb, ib, sigma2, (block_q4_0 *)y + i, wide); break;
+            case QUILL_Q5_0: q5_0_blocks_weighted(blocks, xb, ib, sigma2, (block_q5_0 *)y + i, wide); break;
             case QUILL_Q4_1: q4_1_blocks_weighted(blocks, xb, ib, sigma2, (block_q4_1 *)y + i, wide); break;
             default: q5_1_blocks_weighted(blocks, xb, ib, sigma2, (block_q5_1 *)y + i, wide); break;
             }
@@ -733,10 +833,10 @@ static int quantize_row(int type, const float *x, void *y, int64_t n, const floa
     case QUILL_Q5_0: BLOCKS(32, block_q5_0, q5_0_block(xb, yb))
     case QUILL_Q5_1: BLOCKS(32, block_q5_1, q5_1_block(xb, yb))
     case QUILL_Q2_K: BLOCKS(256, block_q2_K, q2_K_block(xb, ib, yb, wide))
-    case QUILL_Q3_K: BLOCKS(256, block_q3_K, q3_K_block(xb, ib, yb))
+    case QUILL_Q3_K: BLOCKS(256, block_q3_K, q3_K_block(xb, ib, yb, wide))
     case QUILL_Q4_K: BLOCKS(256, block_q4_K, q4_K_block(xb, ib, yb, wide))
     case QUILL_Q5_K: BLOCKS(256, block_q5_K, q5_K_block(xb, ib, yb, wide))
-    case QUILL_Q6_K: BLOCKS(256, block_q6_K, q6_K_block(xb, ib, yb))
+    case QUILL_Q6_K: BLOCKS(256, block_q6_K, q6_K_block(xb, ib, yb, wide))
 #undef BLOCKS
     case QUILL_Q8_0:   // takes no importance
         if (n % 32) return -1;

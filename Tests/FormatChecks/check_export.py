@@ -106,19 +106,8 @@ for kind in a.types.split(","):
 
 # 2. GPT-2: a small random one with the real tokenizer, made by transformers
 import torch
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-torch.manual_seed(0)
-gpt2_src = os.path.join(work, "gpt2-src")
-config = GPT2Config(n_layer=2, n_embd=256, n_head=4, n_positions=1024, vocab_size=50257)
-gpt2 = GPT2LMHeadModel(config).eval()
-gpt2.save_pretrained(gpt2_src, safe_serialization=True)
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-vocab = os.path.join(CACHE, "tokenizers/gpt2")
-bpe = Tokenizer(models.BPE.from_file(f"{vocab}/vocab.json", f"{vocab}/merges.txt"))
-bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-bpe.decoder = decoders.ByteLevel()
-GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                  unk_token="<|endoftext|>").save_pretrained(gpt2_src)
+from transformers import AutoTokenizer
+gpt2_src, gpt2 = llama_tools.random_gpt2(os.path.join(work, "gpt2-src"))
 ids = AutoTokenizer.from_pretrained(gpt2_src)(TEXT)["input_ids"]
 with torch.no_grad():
     source_logits = gpt2(torch.tensor([ids])).logits[0]

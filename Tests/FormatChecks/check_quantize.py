@@ -19,7 +19,7 @@
    its AVX2 and AVX-512 builds on the same file).
 Exits 1 on the first failure, naming it.
 """
-import filecmp, os, sys
+import filecmp, os, shutil, sys
 from llama_tools import CACHE, fail, failures, greedy_agrees, reads_cleanly, run, same_tensors
 import llama_tools
 
@@ -65,5 +65,6 @@ for kind in a.types.split(","):
     os.remove(ours)
 print(f"F16 llama-perplexity: {f16_ppl:.4f} over {a.chunks} chunks of 512 (Julius Caesar)")
 if failures:
-    sys.exit(f"{len(failures)} failures: {failures}")
+    sys.exit(f"{len(failures)} failures: {failures} (files kept in {work})")
+shutil.rmtree(work)
 print("ok")

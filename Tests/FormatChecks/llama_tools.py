@@ -171,3 +171,21 @@ def same_tensors(ours, theirs, label):
     if out.returncode != 0 or "100.0000% of tensor bytes equal" not in summary:
         fail(f"{label}: {summary}")
     return summary
+
+
+def random_gpt2(directory, layers=2, width=256):
+    """A small random GPT-2 with GPT-2's real tokenizer, saved by transformers as a Hugging Face
+    directory (no GPT-2 weights can be fetched here): (directory, the torch model)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=layers, n_embd=width, n_head=4, n_positions=1024, vocab_size=50257)).eval()
+    model.save_pretrained(directory, safe_serialization=True)
+    vocab = os.path.join(CACHE, "tokenizers/gpt2")
+    bpe = Tokenizer(models.BPE.from_file(f"{vocab}/vocab.json", f"{vocab}/merges.txt"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                      unk_token="<|endoftext|>").save_pretrained(directory)
+    return directory, model
