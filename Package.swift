@@ -40,7 +40,7 @@ let package = Package(
             "CQuillKernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux])),
         ]),
         .target(name: "QuillTokenizers"),
-        .target(name: "QuillHub", dependencies: ["QuillCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "QuillHub", dependencies: ["QuillCore", "QuillTokenizers", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "QuillFormats", dependencies: ["QuillCore", "QuillTokenizers", "QuillHub"]),
         .target(name: "QuillModels", dependencies: ["QuillCore", "QuillFormats", "QuillTokenizers"]),
         .target(name: "QuillData", dependencies: ["QuillCore", "QuillTokenizers", "CZlib"]),

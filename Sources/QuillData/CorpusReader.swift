@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -136,7 +137,7 @@ public struct CorpusReader: Sendable {
     /// A JSONL line as a document: its `textField`, or why it has none. `line` carries the
     /// position, encoding and invalid-byte count.
     func record(_ json: Data, of line: RawDocument) -> RawDocument {
-        guard let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+        guard let object = try? JSONText.object(json) as? [String: Any] else {
             return failed(line.source, line.position, "invalid_json", "line \(line.position) is not a JSON object")
         }
         guard let value = object[textField] as? String else {

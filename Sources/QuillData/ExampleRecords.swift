@@ -60,7 +60,7 @@ public enum ExampleRecords {
     /// One JSONL line as a JSON object: valid UTF-8, valid JSON, an object.
     public static func jsonObject(_ line: Data, issue: (String) -> DataIssue) throws(DataIssue) -> [String: Any] {
         guard String(validating: line, as: UTF8.self) != nil else { throw issue("not valid UTF-8") }
-        guard let parsed = try? JSONSerialization.jsonObject(with: line) else { throw issue("not valid JSON") }
+        guard let parsed = try? JSONText.object(line) else { throw issue("not valid JSON") }
         guard let object = parsed as? [String: Any] else { throw issue("not a JSON object") }
         return object
     }

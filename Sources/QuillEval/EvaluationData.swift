@@ -138,7 +138,7 @@ public struct EvaluationDataReader {
             lineNumber += 1
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             func issue(_ problem: String) -> DataIssue { DataIssue(file: path, line: lineNumber, problem: problem) }
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any], object["choices"] != nil else {
+            guard let object = (try? JSONText.object(Data(line))) as? [String: Any], object["choices"] != nil else {
                 if !items.isEmpty { throw Failure.mixed(file: path) }
                 sawDocument = true
                 continue

@@ -105,7 +105,7 @@ public enum TokenizerLoader {
     private static func doLowerCase(besides url: URL) -> Bool {
         let config = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
         guard let data = FileContents.data(atPath: config.path),
-              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return true }
+              let json = try? JSONText.object(data) as? [String: Any] else { return true }
         return json["do_lower_case"] as? Bool ?? true
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import QuillTokenizers
 import QuillCore
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -180,7 +181,7 @@ public final class HubClient: Sendable {
     /// The revision route's answer: the commit and the file paths (a path that would leave the
     /// snapshot, absolute or with `..`, is dropped).
     public static func revision(from data: Data, url: String) throws(HubError) -> (commit: String, files: [String]) {
-        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let sha = json["sha"] as? String,
+        guard let json = try? JSONText.object(data) as? [String: Any], let sha = json["sha"] as? String,
               HubCache.isCommitHash(sha) else {
             throw HubError.malformed(url: url, reason: "the answer has no commit hash (\"sha\")")
         }
@@ -285,7 +286,7 @@ public final class HubClient: Sendable {
         guard !(200..<300).contains(http.statusCode) else { return }
         let code = http.value(forHTTPHeaderField: "X-Error-Code") ?? ""
         let message = http.value(forHTTPHeaderField: "X-Error-Message")
-            ?? ((try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["error"] as? String) ?? ""
+            ?? ((try? JSONText.object(body) as? [String: Any])?["error"] as? String) ?? ""
         switch (http.statusCode, code) {
         case (_, "RevisionNotFound"): throw HubError.revisionNotFound(repo: repo, revision: revision)
         case (_, "GatedRepo"), (403, _): throw HubError.unauthorized(repo: repo, status: http.statusCode)

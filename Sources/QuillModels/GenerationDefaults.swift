@@ -7,7 +7,7 @@ extension GenerationOptions {
     public init(generationConfig url: URL) throws {
         self.init()
         guard let data = FileContents.data(atPath: url.path) else { return }
-        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let json = try JSONText.object(data) as? [String: Any] else {
             throw ModelError.missingKey(path: url.path, key: "generation_config.json (not a JSON object)")
         }
         func number(_ key: String) -> Double? { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) }

@@ -13,7 +13,7 @@ public struct HuggingFaceConfig {
     public static func read(_ directory: URL) throws -> HuggingFaceConfig {
         let url = directory.appendingPathComponent("config.json")
         guard let data = FileContents.data(atPath: url.path),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+              let json = try JSONText.object(data) as? [String: Any] else {
             throw ModelError.missingKey(path: url.path, key: "config.json (missing or not a JSON object)")
         }
         return HuggingFaceConfig(json: json, path: url.path)

@@ -37,7 +37,7 @@ public struct LoRAConfiguration: Sendable, Equatable, Codable {
     public static func read(adapterDirectory directory: URL) throws -> LoRAConfiguration {
         let configURL = directory.appendingPathComponent("adapter_config.json")
         guard let data = FileContents.data(atPath: configURL.path),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+              let json = try JSONText.object(data) as? [String: Any] else {
             throw ModelError.unreadable(path: configURL.path, reason: "missing or not a JSON object")
         }
         guard (json["peft_type"] as? String) == "LORA" else {

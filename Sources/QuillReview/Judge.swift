@@ -1,4 +1,5 @@
 import Foundation
+import QuillTokenizers
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -83,7 +84,7 @@ public struct Judge: Sendable {
         guard status == 200 else {
             throw Failure(description: "the judge at \(url) answered HTTP \(status): \(String(decoding: data.prefix(500), as: UTF8.self))")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+        guard let object = try? JSONText.object(data) as? [String: Any],
               let choices = object["choices"] as? [[String: Any]], let message = choices.first?["message"] as? [String: Any],
               let content = message["content"] as? String else {
             throw Failure(description: "the judge at \(url) did not answer a chat completion: \(String(decoding: data.prefix(500), as: UTF8.self))")

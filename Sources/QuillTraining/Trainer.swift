@@ -344,7 +344,7 @@ final class MetricsLog {
         if step > 0, let data = FileContents.data(atPath: url.path) {
             // a resumed run redoes the steps after its checkpoint: drop their lines
             let kept = data.split(separator: UInt8(ascii: "\n")).filter { line in
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let s = object["step"] as? Int else { return false }
+                guard let object = try? JSONText.object(Data(line)) as? [String: Any], let s = object["step"] as? Int else { return false }
                 return s <= step
             }
             try AtomicFile.write(Data(kept.map { Data($0) + Data("\n".utf8) }.joined()), to: url)

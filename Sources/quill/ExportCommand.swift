@@ -149,7 +149,7 @@ struct ExportSource {
     static func baseModel(of adapter: String) throws -> String {
         let url = URL(fileURLWithPath: adapter).appendingPathComponent("adapter_config.json")
         guard let data = FileContents.data(atPath: url.path),
-              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let json = try? JSONText.object(data) as? [String: Any],
               let base = json["base_model_name_or_path"] as? String, !base.isEmpty else {
             throw ValidationError("\(url.path) names no base model (base_model_name_or_path); give the base as SOURCE and the adapter with --adapter")
         }

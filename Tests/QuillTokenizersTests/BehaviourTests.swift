@@ -106,6 +106,22 @@ import QuillFormats
         #expect(throws: TokenizerError.self) { try Tokenizer(sentencePieceModel: url) }
     }
 
+    /// Foundation's JSONSerialization on Linux drops a U+FEFF that starts a string (raw, not
+    /// escaped): Gemma's vocabulary has "\u{FEFF}\u{FEFF}", text may start with one. JSONText keeps it.
+    @Test func aByteOrderMarkStartingAStringIsKept() throws {
+        func scalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
+        let raw = "\u{FEFF}[\"\u{FEFF}x\", {\"\u{FEFF}\u{FEFF}\": \"a\u{FEFF}\"}, \"\\uFEFF\"]"   // the first one marks the file
+        let parsed = try #require(try JSONText.object(Data(raw.utf8)) as? [Any])
+        #expect(scalars(parsed[0] as! String) == [0xFEFF, 0x78])
+        let object = try #require(parsed[1] as? [String: String])
+        #expect(object.keys.map(scalars) == [[0xFEFF, 0xFEFF]] && object.values.map(scalars) == [[0x61, 0xFEFF]])
+        #expect(scalars(parsed[2] as! String) == [0xFEFF])
+        #expect(throws: (any Error).self) { try JSONText.object(Data("[1] \u{FEFF}".utf8)) }   // outside a string: not JSON
+        let tokenizer = try Tokenizer(tokenizerJSON: Data(#"{"model": {"type": "BPE", "vocab": {"\#u{FEFF}": 0, "\#u{FEFF}\#u{FEFF}": 1, "a": 2}, "merges": ["\#u{FEFF} \#u{FEFF}"]}}"#.utf8))
+        #expect(tokenizer.id(for: "\u{FEFF}\u{FEFF}") == 1 && tokenizer.token(for: 1).map(scalars) == [0xFEFF, 0xFEFF])
+        #expect(tokenizer.encode("\u{FEFF}\u{FEFF}a\u{FEFF}", addSpecialTokens: false) == [1, 2, 0])
+    }
+
     @Test func malformedJSONSaysWhere() {
         let e = loadJSON(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []"#)
         #expect(e.map { "\($0)".contains("not valid JSON") } == true, "\(String(describing: e))")

@@ -1,5 +1,6 @@
 import Foundation
 import QuillCore
+import QuillTokenizers
 
 /// An importance matrix, as llama.cpp's `llama-imatrix` writes it and `llama-quantize --imatrix`
 /// reads it: for each weight matrix of the blocks, the sum over calibration tokens of the square
@@ -55,9 +56,7 @@ public struct ImportanceMatrix: Sendable {
     /// Reads a GGUF importance matrix, or a legacy `.dat` one (anything without the GGUF magic).
     public init(path: String) throws {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw Failure.unreadable(path: path, reason: "cannot be read (\(error.localizedDescription))")
-        }
+        do { data = try FileContents.read(path) } catch { throw Failure.unreadable(path: path, reason: error.reason) }
         if data.starts(with: Array("GGUF".utf8)) {
             try self.init(gguf: try GGUFFile(path: path))
         } else {

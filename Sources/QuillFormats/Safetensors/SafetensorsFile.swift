@@ -65,7 +65,7 @@ public final class SafetensorsFile: Sendable {
         }
         dataStart = 8 + headerLength
         let header = Data(bytes: base + 8, count: headerLength)
-        guard let json = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
+        guard let json = try? JSONText.object(header) as? [String: Any] else {
             throw .malformed(path: path, problem: "header is not a JSON object")
         }
         var tensors: [String: TensorInfo] = [:]
@@ -121,7 +121,7 @@ public struct SafetensorsCheckpoint: Sendable {
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         var names: [String]
         if let data = FileContents.data(atPath: index.path) {
-            guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            guard let json = try? JSONText.object(data) as? [String: Any],
                   let map = json["weight_map"] as? [String: String] else {
                 throw .malformed(path: index.path, problem: "expected {\"weight_map\": {tensor: file}}")
             }

@@ -8,7 +8,7 @@ struct JSONNode {
 
     static func parse(_ data: Data, source: String) throws(TokenizerError) -> JSONNode {
         do {
-            return JSONNode(value: try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]),
+            return JSONNode(value: try JSONText.object(data, options: [.fragmentsAllowed]),
                             path: "", source: source)
         } catch {
             let reason = (error as NSError).userInfo["NSDebugDescription"] as? String ?? "\(error)"
