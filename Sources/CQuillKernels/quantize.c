@@ -258,6 +258,19 @@ AVX2 static void fit_scale_min_x8(int n, int nmax, const float *xt, const float 
 }
 #endif
 
+#if QUILL_X86
+// Groups first..first+7 of n values (and their weights, x² where w is NULL) into lanes: element i
+// of group g at [i * 8 + g], as the _x8 fits read them
+static inline void groups_to_lanes(int n, int first, const float *x, const float *w, float *xt, float *wt) {
+    for (int g = 0; g < 8; g++)
+        for (int i = 0; i < n; i++) {
+            const float v = x[(first + g) * n + i];
+            xt[i * 8 + g] = v;
+            wt[i * 8 + g] = w ? w[(first + g) * n + i] : v * v;
+        }
+}
+#endif
+
 // fit_scale_min over `groups` consecutive groups of n, eight lanes at a time where `wide` (n ≤ 32)
 static void fit_groups(int wide, int groups, int n, int nmax, const float *x, const float *w, uint8_t *L,
                        float *scales, float *mins, float rmin, float rdelta, int nstep, int absolute) {
@@ -266,8 +279,7 @@ static void fit_groups(int wide, int groups, int n, int nmax, const float *x, co
         const int whole = groups / 8 * 8;
         for (int first = 0; first < whole; first += 8) {
             float xt[32 * 8], wt[32 * 8];
-            for (int g = 0; g < 8; g++)
-                for (int i = 0; i < n; i++) { xt[i * 8 + g] = x[(first + g) * n + i]; wt[i * 8 + g] = w[(first + g) * n + i]; }
+            groups_to_lanes(n, first, x, w, xt, wt);
             fit_scale_min_x8(n, nmax, xt, wt, L + first * n, n, scales + first, mins + first, rmin, rdelta, nstep, absolute);
         }
         for (int g = whole; g < groups; g++)   // the last few, as the plain fit (the same bits)
@@ -327,16 +339,34 @@ static float fit_scale_symmetric(int n, int nmax, const float *x, const float *w
 }
 
 #if QUILL_X86
+// One grid of the symmetric fit in eight lanes: levels l = clamp(nearest(iscale·x), -nmax, nmax-1)
+// into L[i][g], and the weighted sums Σw·x·l and Σw·l², element by element as the plain fit.
+AVX2 static inline void symmetric_grid_x8(int n, int nmax, __m256 iscale, const float *xt, const float *wt, int8_t L[32][8],
+                                          __m256 *sumlx, __m256 *suml2) {
+    const __m256 magic = _mm256_set1_ps(12582912.f);
+    const __m256i mantissa = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+    const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+    __m256 sx = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
+    for (int i = 0; i < n; i++) {
+        const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
+        __m256i li = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(iscale, x), magic)), mantissa), bias);
+        li = _mm256_min_epi32(_mm256_max_epi32(li, lo), hi);
+        const __m256 lf = _mm256_cvtepi32_ps(li);
+        int32_t l32[8];
+        _mm256_storeu_si256((__m256i *)l32, li);
+        for (int g = 0; g < 8; g++) L[i][g] = (int8_t)l32[g];
+        sx = _mm256_add_ps(sx, _mm256_mul_ps(_mm256_mul_ps(w, x), lf));
+        s2 = _mm256_add_ps(s2, _mm256_mul_ps(_mm256_mul_ps(w, lf), lf));
+    }
+    *sumlx = sx;
+    *suml2 = s2;
+}
+
 // fit_scale_symmetric for eight groups at once, one per lane (xt, wt: element i of group g at
 // [i * 8 + g], wt the weights, x² where the caller had none): each lane the plain fit's operations
 // in its order, branches as masks, so the scales and levels are the same bits.
 AVX2 static void fit_scale_symmetric_x8(int n, int nmax, const float *xt, const float *wt, int8_t *L, int l_stride, float *scale_out) {
-    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f), magic = _mm256_set1_ps(12582912.f);
-    const __m256i mantissa = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
-    const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
-#define LEVEL(v, li, lf) do { \
-        li = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(v, magic)), mantissa), bias); \
-        li = _mm256_min_epi32(_mm256_max_epi32(li, lo), hi); lf = _mm256_cvtepi32_ps(li); } while (0)
+    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
     // the signed extreme: the first element of largest magnitude
     __m256 amax = zero, max = zero;
     for (int i = 0; i < n; i++) {
@@ -346,34 +376,14 @@ AVX2 static void fit_scale_symmetric_x8(int n, int nmax, const float *xt, const 
     }
     const __m256 flat = _mm256_cmp_ps(amax, _mm256_set1_ps(group_epsilon), _CMP_LT_OQ);
     int8_t best[32][8], candidate[32][8];
-    __m256i li;
-    __m256 lf;
+    __m256 sumlx, suml2;
     // the first grid: the extreme at -nmax
-    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max), sumlx = zero, suml2 = zero;
-    for (int i = 0; i < n; i++) {
-        const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
-        LEVEL(_mm256_mul_ps(iscale, x), li, lf);
-        int32_t l32[8];
-        _mm256_storeu_si256((__m256i *)l32, li);
-        for (int g = 0; g < 8; g++) best[i][g] = (int8_t)l32[g];
-        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(w, x), lf));
-        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w, lf), lf));
-    }
+    symmetric_grid_x8(n, nmax, _mm256_div_ps(_mm256_set1_ps((float)-nmax), max), xt, wt, best, &sumlx, &suml2);
     __m256 scale = _mm256_blendv_ps(_mm256_div_ps(sumlx, suml2), zero, _mm256_cmp_ps(suml2, zero, _CMP_EQ_OQ));
     __m256 best_fit = _mm256_mul_ps(scale, sumlx);
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
-        iscale = _mm256_div_ps(_mm256_set1_ps(-(nmax + 0.1f * is)), max);
-        sumlx = suml2 = zero;
-        for (int i = 0; i < n; i++) {
-            const __m256 x = _mm256_loadu_ps(xt + 8 * i), w = _mm256_loadu_ps(wt + 8 * i);
-            LEVEL(_mm256_mul_ps(iscale, x), li, lf);
-            int32_t l32[8];
-            _mm256_storeu_si256((__m256i *)l32, li);
-            for (int g = 0; g < 8; g++) candidate[i][g] = (int8_t)l32[g];
-            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(w, x), lf));
-            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w, lf), lf));
-        }
+        symmetric_grid_x8(n, nmax, _mm256_div_ps(_mm256_set1_ps(-(nmax + 0.1f * is)), max), xt, wt, candidate, &sumlx, &suml2);
         const __m256 better = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
                                             _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best_fit, suml2), _CMP_GT_OQ));
         const int lanes = _mm256_movemask_ps(_mm256_andnot_ps(flat, better));
@@ -384,7 +394,6 @@ AVX2 static void fit_scale_symmetric_x8(int n, int nmax, const float *xt, const 
         for (int i = 0; i < n; i++)
             for (int g = 0; g < 8; g++) if (lanes >> g & 1) best[i][g] = candidate[i][g];
     }
-#undef LEVEL
     const int flat_lanes = _mm256_movemask_ps(flat);
     float scales[8];
     _mm256_storeu_ps(scales, scale);
@@ -404,12 +413,7 @@ static void fit_groups_symmetric(int wide, int groups, int n, int nmax, const fl
         const int whole = groups / 8 * 8;
         for (int first = 0; first < whole; first += 8) {
             float xt[32 * 8], wt[32 * 8];
-            for (int g = 0; g < 8; g++)
-                for (int i = 0; i < n; i++) {
-                    const float v = x[(first + g) * n + i];
-                    xt[i * 8 + g] = v;
-                    wt[i * 8 + g] = w ? w[(first + g) * n + i] : v * v;
-                }
+            groups_to_lanes(n, first, x, w, xt, wt);
             fit_scale_symmetric_x8(n, nmax, xt, wt, L + first * n, n, scales + first);
         }
         for (int g = whole; g < groups; g++)
@@ -526,12 +530,18 @@ static float fit_scale_positive(int n, int nmax, const float *x, uint8_t *L, con
 
 // --- blocks of 32 with an importance matrix: σ² is the whole row's mean square --------------------
 
-// Q4_0 / Q5_0: up to eight blocks' symmetric fits with the weights at once
-static void q4_0_blocks_weighted(int blocks, const float *x, const float *importance, float sigma2, block_q4_0 *y, int wide) {
-    float w[256], scales[8];
-    int8_t L[256];
+// Q4_0 / Q5_0: up to eight blocks' symmetric fits at once
+static void symmetric_blocks_weighted(int blocks, int nmax, const float *x, const float *importance, float sigma2,
+                                      int8_t *L, float *scales, int wide) {
+    float w[256];
     importance_weights(32 * blocks, x, importance, sigma2, w);
-    fit_groups_symmetric(wide, blocks, 32, 8, x, w, L, scales);
+    fit_groups_symmetric(wide, blocks, 32, nmax, x, w, L, scales);
+}
+
+static void q4_0_blocks_weighted(int blocks, const float *x, const float *importance, float sigma2, block_q4_0 *y, int wide) {
+    float scales[8];
+    int8_t L[256];
+    symmetric_blocks_weighted(blocks, 8, x, importance, sigma2, L, scales, wide);
     for (int b = 0; b < blocks; b++) {
         y[b].d = float_to_half(scales[b]);
         for (int j = 0; j < 16; j++) y[b].qs[j] = (uint8_t)(L[32 * b + j] | L[32 * b + j + 16] << 4);
@@ -539,10 +549,9 @@ static void q4_0_blocks_weighted(int blocks, const float *x, const float *import
 }
 
 static void q5_0_blocks_weighted(int blocks, const float *x, const float *importance, float sigma2, block_q5_0 *y, int wide) {
-    float w[256], scales[8];
+    float scales[8];
     int8_t L[256];
-    importance_weights(32 * blocks, x, importance, sigma2, w);
-    fit_groups_symmetric(wide, blocks, 32, 16, x, w, L, scales);
+    symmetric_blocks_weighted(blocks, 16, x, importance, sigma2, L, scales, wide);
     for (int b = 0; b < blocks; b++) {
         y[b].d = float_to_half(scales[b]);
         pack_five_bits((const uint8_t *)L + 32 * b, y[b].qs, y[b].qh);

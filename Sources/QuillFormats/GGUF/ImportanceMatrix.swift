@@ -55,13 +55,14 @@ public struct ImportanceMatrix: Sendable {
 
     /// Reads a GGUF importance matrix, or a legacy `.dat` one (anything without the GGUF magic).
     public init(path: String) throws {
-        let data: Data
-        do { data = try FileContents.read(path) } catch { throw Failure.unreadable(path: path, reason: error.reason) }
-        if data.starts(with: Array("GGUF".utf8)) {
-            try self.init(gguf: try GGUFFile(path: path))
-        } else {
+        let file: GGUFFile
+        do { file = try GGUFFile(path: path) } catch GGUFError.notGGUF {
+            let data: Data
+            do { data = try FileContents.read(path) } catch { throw Failure.unreadable(path: path, reason: error.reason) }
             try self.init(legacy: data, path: path)
+            return
         }
+        try self.init(gguf: file)
     }
 
     /// The matrix in a GGUF file: every `.in_sum2` with its `.counts`, both F32.
@@ -111,66 +112,46 @@ public struct ImportanceMatrix: Sendable {
     /// int32 value count and the values (already divided by the calls' token counts); then,
     /// optionally, int32 chunk count, int32 length and the dataset's name. Little-endian.
     public init(legacy data: Data, path: String) throws {
-        var reader = ByteReader(data: data, path: path)
-        let count = try reader.int32("the entry count")
-        guard count >= 1 else { throw Failure.malformed(path: path, problem: "no entries (\(count))") }
-        var entries: [String: Entry] = [:]
-        for i in 0..<Int(count) {
-            let length = try reader.int32("entry \(i + 1)'s name length")
-            guard length >= 0 else { throw Failure.malformed(path: path, problem: "entry \(i + 1): a name of \(length) bytes") }
-            let name = String(decoding: try reader.bytes(Int(length), "entry \(i + 1)'s name"), as: UTF8.self)
-            let calls = try reader.int32("\(name)'s call count")
-            let values = try reader.int32("\(name)'s value count")
-            guard values >= 1 else { throw Failure.malformed(path: path, problem: "\(name): \(values) values") }
-            let sums = try reader.floats(Int(values), "\(name)'s values")
-            guard sums.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
-                throw Failure.malformed(path: path, problem: "\(name): a value is negative or not finite")
+        var entries: [String: Entry] = [:], chunks = 0, datasets: [String] = []
+        do {
+            try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) throws in
+                guard let base = bytes.baseAddress else { throw Failure.malformed(path: path, problem: "the file is empty") }
+                var reader = GGUFReader(base: base, length: bytes.count, path: path)
+                let count = try reader.scalar(Int32.self, "the entry count")
+                guard count >= 1 else { throw Failure.malformed(path: path, problem: "no entries (\(count))") }
+                for i in 0..<Int(count) {
+                    let length = try reader.scalar(Int32.self, "entry \(i + 1)'s name length")
+                    guard length >= 0 else { throw Failure.malformed(path: path, problem: "entry \(i + 1): a name of \(length) bytes") }
+                    let name = String(decoding: try reader.bytes(Int(length), "entry \(i + 1)'s name"), as: UTF8.self)
+                    let calls = try reader.scalar(Int32.self, "\(name)'s call count")
+                    let values = try reader.scalar(Int32.self, "\(name)'s value count")
+                    guard values >= 1 else { throw Failure.malformed(path: path, problem: "\(name): \(values) values") }
+                    try reader.need(4 * Int(values), "\(name)'s \(values) values")
+                    let sums = Self.floats(UnsafeRawBufferPointer(start: base + reader.at, count: 4 * Int(values)))
+                    reader.at += 4 * Int(values)
+                    guard sums.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                        throw Failure.malformed(path: path, problem: "\(name): a value is negative or not finite")
+                    }
+                    entries[name] = Entry(sums: sums, counts: [Int64(calls)])
+                }
+                // the optional tail: what of it is there
+                guard let n = try? reader.scalar(Int32.self, "the chunk count") else { return }
+                chunks = Int(n)
+                if let length = try? reader.scalar(Int32.self, "the dataset name's length"), length > 0,
+                   let name = try? reader.bytes(Int(length), "the dataset name") {
+                    datasets = [String(decoding: name, as: UTF8.self)]
+                }
             }
-            entries[name] = Entry(sums: sums, counts: [Int64(calls)])
-        }
-        var chunks = 0, datasets: [String] = []
-        if !reader.atEnd, let n = try? reader.int32("the chunk count") {
-            chunks = Int(n)
-            if let length = try? reader.int32("the dataset name's length"), length > 0,
-               let name = try? reader.bytes(Int(length), "the dataset name") {
-                datasets = [String(decoding: name, as: UTF8.self)]
-            }
+        } catch let GGUFError.truncated(_, offset, reading) {
+            throw Failure.malformed(path: path, problem: "the file ends at byte \(offset) while reading \(reading)")
         }
         self.init(entries: entries, datasets: datasets, chunkCount: chunks, chunkSize: 0)
         isLegacy = true
     }
 
+    /// Little-endian F32 values (none for no bytes).
     static func floats(_ bytes: UnsafeRawBufferPointer) -> [Float] {
-        (0..<(bytes.count / 4)).map { Float(bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self).littleEndian) }
-    }
-
-    /// Bounds-checked little-endian reads of a `.dat` file.
-    struct ByteReader {
-        let data: Data, path: String
-        var at = 0
-        var atEnd: Bool { at >= data.count }
-
-        mutating func bytes(_ n: Int, _ what: String) throws -> [UInt8] {
-            guard n >= 0, n <= data.count - at else {
-                throw Failure.malformed(path: path, problem: "the file ends at byte \(data.count) while reading \(what)")
-            }
-            defer { at += n }
-            let start = data.startIndex + at
-            return [UInt8](data[start..<(start + n)])
-        }
-
-        mutating func int32(_ what: String) throws -> Int32 {
-            let b = try bytes(4, what)
-            return Int32(bitPattern: UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24)
-        }
-
-        mutating func floats(_ n: Int, _ what: String) throws -> [Float] {
-            guard n <= (data.count - at) / 4 else {
-                throw Failure.malformed(path: path, problem: "the file ends at byte \(data.count) while reading \(what) (\(n) values)")
-            }
-            let values = try bytes(4 * n, what)
-            return values.withUnsafeBytes { ImportanceMatrix.floats($0) }
-        }
+        bytes.isEmpty ? [] : Dequantize.array(.f32, bytes, count: bytes.count / 4)
     }
 
     // MARK: use
@@ -197,16 +178,16 @@ public struct ImportanceMatrix: Sendable {
     /// Adds `rows` rows of activations [rows, columns] that met `name`: each column's squares to
     /// its sum, in token order (as llama-imatrix does, in fp32), and the rows to the count.
     public mutating func accumulate(_ name: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int) {
-        var entry = entries[name] ?? Entry(sums: [Float](repeating: 0, count: columns), counts: [0])
-        precondition(entry.sums.count == columns, "\(name): \(columns) columns, the matrix has \(entry.sums.count)")
-        entry.sums.withUnsafeMutableBufferPointer { sums in
+        if entries[name] == nil { entries[name] = Entry(sums: [Float](repeating: 0, count: columns), counts: [0]) }
+        precondition(entries[name]!.sums.count == columns, "\(name): \(columns) columns, the matrix has \(entries[name]!.sums.count)")
+        // in place: a copy of the sums out of the dictionary and back would cost one per call
+        entries[name]!.sums.withUnsafeMutableBufferPointer { sums in
             for r in 0..<rows {
                 let row = x + r * columns
                 for j in 0..<columns { sums[j] += row[j] * row[j] }
             }
         }
-        entry.counts[0] += Int64(rows)
-        entries[name] = entry
+        entries[name]!.counts[0] += Int64(rows)
     }
 
     /// Writes llama-imatrix's GGUF format (tensors in name order), complete or not at all.
